@@ -1,0 +1,5 @@
+import sys
+
+from charlm.cli.main import main
+
+sys.exit(main())

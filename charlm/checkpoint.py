@@ -1,0 +1,182 @@
+"""Checkpoints: a directory of plain formats, written atomically, never unpickled.
+
+    model.safetensors   the model's weights
+    config.json         model + training config, corpus, vocab size, metrics, versions
+    tokenizer.json      the character vocabulary (tokenizers format)
+    resume.safetensors  optimizer moments, RNG state, carried hidden state   } only in
+    resume.json         step, elapsed, data position, optimizer settings      } resumable ones
+
+A run directory holds `best/` and `last/` checkpoints and `metrics.jsonl`; wherever a
+checkpoint is expected a run directory means its `best/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import charlm
+from charlm.config import ModelConfig, TrainConfig, to_dict
+from charlm.errors import UsageError
+from charlm.model import CharRNN
+from charlm.vocab import CharVocab
+
+FORMAT = "charlm-checkpoint"
+FORMAT_VERSION = 1
+FILES = ("model.safetensors", "config.json", "tokenizer.json")
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: CharRNN
+    vocab: CharVocab
+    model_config: ModelConfig
+    train_config: TrainConfig
+    meta: dict = field(default_factory=dict)   # the whole config.json
+
+    @property
+    def corpus(self) -> dict:
+        return self.meta.get("corpus", {})
+
+    @property
+    def metrics(self) -> dict:
+        return self.meta.get("metrics", {})
+
+
+def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: TrainConfig,
+                    corpus: dict, metrics: dict, resume: tuple[dict[str, torch.Tensor], dict] | None = None) -> Path:
+    """Write a checkpoint directory atomically: a crash mid-save leaves the old one whole."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        save_file(weights, tmp / "model.safetensors")
+        vocab.save(tmp / "tokenizer.json")
+        meta = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": to_dict(model.config), "train": to_dict(train_config),
+            "corpus": corpus, "vocab_size": len(vocab), "params": model.num_params(),
+            "metrics": metrics, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": {"charlm": charlm.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        }
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+        if resume is not None:
+            tensors, state = resume
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp / "resume.safetensors")
+            (tmp / "resume.json").write_text(json.dumps(state, indent=2))
+        _fsync_dir(tmp)
+        _swap_in(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Replace `path` with `tmp`: two renames, and the old copy stays until the new one is in place."""
+    old = path.parent / f".{path.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(d: Path) -> None:
+    for f in d.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory from CKPT: itself, or a run directory's best/ (else last/)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UsageError(f"no such checkpoint: {path}", "give a run directory under checkpoints/ or its best/ or last/")
+    if p.is_file():
+        p = p.parent if p.name in FILES else p
+        if p.is_file():
+            raise UsageError(f"{path} is a file, not a checkpoint directory", "give the directory that holds model.safetensors")
+    if (p / "config.json").exists() or (p / "model.safetensors").exists():
+        return p
+    for sub in ("best", "last"):
+        for cand in (p / sub, p / f".{sub}.old"):   # .old: a save was cut off between its two renames
+            if (cand / "config.json").exists():
+                return cand
+    raise UsageError(f"{path} is not a charlm checkpoint or run directory (no config.json inside)",
+                     "give a run directory under checkpoints/, or run `charlm train` first")
+
+
+def read_meta(path: Path) -> dict:
+    """config.json of a checkpoint directory, checked to be ours."""
+    cfg = path / "config.json"
+    try:
+        meta = json.loads(cfg.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint {path} has no config.json", "the checkpoint is incomplete; use another one") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"checkpoint {path} has a corrupt config.json ({e.__class__.__name__})",
+                         "use another checkpoint, e.g. the run's last/ instead of best/") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a charlm checkpoint (config.json is from something else)",
+                         "give a checkpoint written by `charlm train`")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise UsageError(f"{path} was written by a newer charlm (format {meta['format_version']})", "upgrade charlm")
+    return meta
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """Rebuild the model from config.json and load its weights; any device to any device."""
+    path = resolve_checkpoint(path)
+    meta = read_meta(path)
+    model_config = ModelConfig.from_dict(meta.get("model", {}))
+    vocab = _load_vocab(path)
+    model_config.vocab_size = len(vocab)
+    try:
+        model_config.validate()
+        model = CharRNN(model_config)
+        weights = load_file(path / "model.safetensors", device="cpu")
+        model.load_state_dict(weights, strict=True)
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint {path} has no model.safetensors", "the checkpoint is incomplete; use another one") from None
+    except (SafetensorError, OSError) as e:
+        raise UsageError(f"checkpoint {path} has a corrupt or truncated model.safetensors ({_short(e)})",
+                         "use another checkpoint, e.g. the run's last/") from None
+    except (RuntimeError, UsageError) as e:
+        raise UsageError(f"checkpoint {path}: weights do not match its config.json ({_short(e)})",
+                         "the files come from different runs; use a checkpoint as `charlm train` wrote it") from None
+    model.to(device)
+    return Checkpoint(path, model, vocab, model_config, TrainConfig.from_dict(meta.get("train", {})), meta)
+
+
+def load_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    try:
+        tensors = load_file(path / "resume.safetensors", device="cpu")
+        state = json.loads((path / "resume.json").read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path} holds no resume state", "resume from a run directory written by `charlm train`") from None
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+        raise UsageError(f"the resume state in {path} is corrupt ({_short(e)})", "start a new run instead") from None
+    return tensors, state
+
+
+def _load_vocab(path: Path) -> CharVocab:
+    if not (path / "tokenizer.json").exists():
+        raise UsageError(f"checkpoint {path} has no tokenizer.json", "the checkpoint is incomplete; use another one")
+    return CharVocab.load(path / "tokenizer.json")
+
+
+def _short(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:100]

@@ -1,0 +1,72 @@
+"""`charlm eval CKPT [TEXT]`: nats/char, bits/char and perplexity."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from charlm.checkpoint import load_checkpoint
+from charlm.corpus import resolve
+from charlm.data import encode_corpus
+from charlm.device import pick_device, pick_precision
+from charlm.errors import UsageError
+from charlm.evaluate import evaluate
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="measure nats/char and bits/char",
+                       description="Evaluate a checkpoint on its own validation split (the last 10%% of its corpus), "
+                       "or on TEXT, as a stream with carried state.")
+    p.add_argument("checkpoint", help="checkpoint or run directory")
+    p.add_argument("text", nargs="?", help="text file to evaluate on (default: the checkpoint's validation split)")
+    p.add_argument("--corpus", help="where the checkpoint's corpus is now, if it moved")
+    p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+                   help="fp32 by default: the reference figure")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    device = pick_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device)
+    if args.text:
+        corpus = encode_corpus(resolve(args.text, args.encoding), ckpt.vocab)
+        ids, what = corpus.ids, args.text
+        unknown = int((corpus.ids == 0).sum())
+        if unknown:
+            print(f"charlm: warning: {unknown} character(s) of {args.text} are not in the model's vocabulary",
+                  file=sys.stderr)
+    else:
+        corpus = encode_corpus(_checkpoint_corpus(ckpt, args), ckpt.vocab)
+        if corpus.sha256 != ckpt.corpus.get("sha256"):
+            raise UsageError(f"the corpus found for {ckpt.path} is not the text it was trained on (hash differs)",
+                             "pass the original with --corpus, or give a TEXT file to evaluate on")
+        ids = corpus.split(ckpt.corpus.get("val_fraction", ckpt.train_config.val_fraction))[1]
+        what = f"validation split of {corpus.name}"
+    if len(ids) < 2:
+        raise UsageError(f"{what} is too short to evaluate", "give a text of at least two characters")
+    result = evaluate(ckpt.model, ids, device, pick_precision(args.precision, device))
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"{what}: {result.nats_per_char:.4f} nats/char · {result.bits_per_char:.4f} bits/char · "
+              f"perplexity {result.perplexity:.3f} · {result.chars:,} chars")
+    return 0
+
+
+def _checkpoint_corpus(ckpt, args):
+    if args.corpus:
+        return resolve(args.corpus, args.encoding)
+    src = ckpt.path.parent / "source.json"
+    try:
+        info = json.loads(src.read_text())
+        return resolve(info["spec"], info.get("encoding", "utf-8"))
+    except (OSError, ValueError, KeyError):
+        raise UsageError(f"{ckpt.path} does not say where its corpus is",
+                         "pass it with --corpus, or give a TEXT file to evaluate on") from None
+    except UsageError as e:
+        raise UsageError(f"the corpus of {ckpt.path} cannot be read ({e.problem})",
+                         "pass its new location with --corpus") from None

@@ -1,0 +1,60 @@
+"""`charlm info CKPT`: what a checkpoint is."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from charlm.checkpoint import load_checkpoint
+
+
+def register(sub) -> None:
+    p = sub.add_parser("info", help="show a checkpoint's config, size, corpus and scores")
+    p.add_argument("checkpoint", help="checkpoint or run directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def summary(ckpt) -> dict:
+    m, metrics = ckpt.model_config, ckpt.metrics
+    best = metrics.get("best_val_loss")
+    return {
+        "path": str(ckpt.path), "cell": m.cell, "layers": m.layers, "hidden": m.hidden, "embed": m.embed,
+        "dropout": m.dropout, "vocab_size": m.vocab_size, "params": ckpt.model.num_params(),
+        "corpus": ckpt.corpus.get("name"), "corpus_chars": ckpt.corpus.get("chars"),
+        "corpus_sha256": ckpt.corpus.get("sha256"), "steps": metrics.get("step"),
+        "elapsed_s": metrics.get("elapsed"), "best_val_loss": best,
+        "best_val_bpc": best / math.log(2) if best is not None else None,
+        "train": ckpt.meta.get("train", {}), "saved_at": ckpt.meta.get("saved_at"),
+        "versions": ckpt.meta.get("versions", {}),
+    }
+
+
+def run(args) -> int:
+    info = summary(load_checkpoint(args.checkpoint))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    best = info["best_val_loss"]
+    t = info["train"]
+    rows = [
+        ("checkpoint", info["path"]),
+        ("model", f"{info['cell']} {info['layers']}x{info['hidden']}, embed {info['embed']}, dropout {info['dropout']}"),
+        ("parameters", f"{info['params']:,}"),
+        ("vocabulary", f"{info['vocab_size']} characters (incl. <unk>)"),
+        ("corpus", f"{info['corpus']} · {info['corpus_chars'] or 0:,} chars · sha256 {str(info['corpus_sha256'])[:12]}…"),
+        ("training", f"{info['steps']} steps · {(info['elapsed_s'] or 0) / 60:.1f} min · {t.get('optimizer')} lr {t.get('lr')} · "
+                     f"batch {t.get('batch_size')}x{t.get('seq_len')}"),
+        ("best val", f"{best:.4f} nats/char · {info['best_val_bpc']:.4f} bits/char" if best is not None else "not evaluated"),
+        ("saved", f"{info['saved_at']} · charlm {info['versions'].get('charlm')} · torch {info['versions'].get('torch')}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+    return 0

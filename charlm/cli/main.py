@@ -1,0 +1,51 @@
+"""`charlm`: the TUI with no arguments, headless commands otherwise."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from charlm.cli.args import Parser
+from charlm.errors import UsageError
+
+
+def build_parser() -> Parser:
+    from charlm.cli import eval_cmd, info_cmd, sample_cmd, train_cmd
+    parser = Parser(prog="charlm", description="Train a character-level language model on your own text, "
+                    "then sample from it. With no command, opens the app.")
+    parser.add_argument("--version", action="version", version=f"charlm {__import__('charlm').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in (train_cmd, sample_cmd, eval_cmd, info_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if not argv:
+            from charlm.tui.run import run_app
+            return run_app()
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        return args.func(args) or 0
+    except UsageError as e:
+        _print_error(e.message)
+        return 2
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except BrokenPipeError:
+        # `charlm sample ... | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _print_error(message: str) -> None:
+    print(f"charlm: error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""`charlm sample CKPT`: stream generated text to stdout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from charlm.checkpoint import load_checkpoint
+from charlm.cli import args as A
+from charlm.corpus import CorpusSource, read_text
+from charlm.device import pick_device
+from charlm.errors import UsageError
+from charlm.sample import SampleControls, Sampler
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sample", help="generate text from a checkpoint",
+                       description="Generate text from a checkpoint (a run directory means its best/).")
+    p.add_argument("checkpoint", help="checkpoint or run directory")
+    prime = p.add_mutually_exclusive_group()
+    prime.add_argument("--prime", default="", help="text to start from")
+    prime.add_argument("--prime-file", type=Path, help="read the text to start from from a file")
+    p.add_argument("--length", type=A.positive_int, default=500, help="characters to generate (default 500)")
+    p.add_argument("--temperature", type=A.nonneg_float, default=0.8, help="0 = greedy; default 0.8")
+    p.add_argument("--top-k", type=A.nonneg_int, default=0, help="sample among the k likeliest (0 = off)")
+    p.add_argument("--top-p", type=A.unit_open_closed, default=1.0, help="nucleus sampling mass in (0, 1] (1 = off)")
+    p.add_argument("--seed", type=A.nonneg_int, help="same seed, same text")
+    p.add_argument("--num-samples", type=A.positive_int, default=1, help="samples, generated in one batch")
+    p.add_argument("--stop", help="stop a sample once this string appears")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--no-prime", action="store_true", help="do not echo the prime before the sample")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.stop == "":
+        raise UsageError("--stop is empty", "give the string to stop at, e.g. --stop $'\\n\\n'")
+    controls = SampleControls(args.temperature, args.top_k, args.top_p)
+    controls.validate()
+    prime = args.prime
+    if args.prime_file is not None:
+        if not args.prime_file.is_file():
+            raise UsageError(f"no such prime file: {args.prime_file}", "check the path")
+        prime = read_text(CorpusSource(args.prime_file.stem, (args.prime_file,)))
+    device = pick_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device)
+    sampler = Sampler(ckpt.model, ckpt.vocab, device)
+    missing = ckpt.vocab.unknown_chars(prime)
+    if missing:
+        shown = "".join(missing[:20]).replace("\n", "\\n")
+        print(f"charlm: warning: the model never saw {len(missing)} character(s) of the prime, skipped: {shown!r}",
+              file=sys.stderr)
+    out = sys.stdout
+    stream = sampler.stream(prime, controls, args.length, args.seed, args.num_samples)
+    if args.num_samples == 1:
+        _stream_one(out, stream, prime if not args.no_prime else "", args.stop)
+    else:
+        _print_batch(out, stream, args.num_samples, prime if not args.no_prime else "", args.stop)
+    return 0
+
+
+def _stream_one(out, stream, prime: str, stop: str | None) -> None:
+    out.write(prime)
+    text = []
+    for (tok,) in stream:
+        out.write(tok.char)
+        out.flush()
+        text.append(tok.char)
+        if stop and "".join(text[-len(stop):]) == stop:
+            break
+    out.write("\n")
+
+
+def _print_batch(out, stream, n: int, prime: str, stop: str | None) -> None:
+    texts, done = [[] for _ in range(n)], [False] * n
+    for tokens in stream:
+        for i, tok in enumerate(tokens):
+            if not done[i]:
+                texts[i].append(tok.char)
+                done[i] = bool(stop) and "".join(texts[i][-len(stop):]) == stop
+        if all(done):
+            break
+    for i, t in enumerate(texts):
+        out.write(f"--- sample {i + 1} ---\n{prime}{''.join(t)}\n")

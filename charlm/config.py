@@ -1,0 +1,131 @@
+"""Model and training configuration: dataclasses that own their defaults, plus presets."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from charlm.errors import UsageError
+
+CELLS = ("lstm", "gru", "rnn")
+OPTIMIZERS = ("adamw", "adagrad", "rmsprop")
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 0      # characters in the vocabulary, <unk> included
+    cell: str = "lstm"       # lstm | gru | rnn (tanh)
+    layers: int = 2          # stacked recurrent layers
+    hidden: int = 512        # units per layer
+    embed: int = 64          # character embedding width (a learned one-hot, char-rnn style)
+    dropout: float = 0.0     # between stacked layers and before the head
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise UsageError(f"unknown cell {self.cell!r}", f"use one of {', '.join(CELLS)}")
+        _positive("layers", self.layers)
+        _positive("hidden", self.hidden)
+        _positive("embed", self.embed)
+        if not 0.0 <= self.dropout < 1.0 or math.isnan(self.dropout):
+            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}", "try --dropout 0.2")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Tolerates keys this version does not know (newer checkpoints) and missing ones (older)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64        # parallel streams through the corpus
+    seq_len: int = 128          # BPTT chunk length (characters)
+    lr: float = 3e-3            # peak learning rate
+    min_lr_ratio: float = 0.05  # cosine floor, as a fraction of lr
+    warmup: float = 0.02        # warm-up, as a fraction of the budget
+    weight_decay: float = 0.1   # AdamW, on matrices only
+    grad_clip: float = 1.0      # global-norm clip: LSTMs still see rare exploding gradients
+    optimizer: str = "adamw"    # adamw | adagrad | rmsprop
+    steps: int | None = None    # budget in optimizer steps ...
+    minutes: float | None = None  # ... or in wall-clock minutes (default 5 when neither is set)
+    eval_every: int = 500       # steps between validations (and samples)
+    sample_length: int = 200    # characters sampled at each validation
+    val_fraction: float = 0.1   # last fraction of the corpus held out
+    device: str = "auto"        # auto | cpu | cuda
+    precision: str = "auto"     # auto | fp32 | bf16
+    seed: int = 1337
+
+    def validate(self) -> None:
+        _positive("batch-size", self.batch_size)
+        _positive("seq-len", self.seq_len)
+        _positive("eval-every", self.eval_every)
+        for name, v in (("lr", self.lr), ("grad-clip", self.grad_clip)):
+            if not (v > 0 and math.isfinite(v)):
+                raise UsageError(f"--{name} must be a positive number, got {v}", f"try --{name} {TrainConfig.__dataclass_fields__[name.replace('-', '_')].default}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UsageError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}", "try --val-fraction 0.1")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+        if self.steps is not None:
+            _positive("steps", self.steps)
+        if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
+            raise UsageError(f"--minutes must be a positive number, got {self.minutes}", "try --minutes 5")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"unknown device {self.device!r}", "use auto, cpu or cuda")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"unknown precision {self.precision!r}", "use auto, fp32 or bf16")
+
+    @property
+    def budget_seconds(self) -> float | None:
+        """Wall-clock budget, or None when the budget is counted in steps."""
+        if self.steps is not None and self.minutes is None:
+            return None
+        return 60.0 * (self.minutes if self.minutes is not None else 5.0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise UsageError(f"--{name} must be a whole number of at least 1, got {value}", f"try --{name} 1 or more")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model size with the training shape that suits it."""
+    name: str
+    description: str
+    model: dict
+    train: dict
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("tiny", "1x64 LSTM: seconds to train, for trying things out",
+               dict(layers=1, hidden=64, embed=16), dict(batch_size=32, seq_len=64, lr=1e-2)),
+        Preset("small", "2x256 LSTM: learns words in a minute or two",
+               dict(layers=2, hidden=256, embed=32), dict(batch_size=64, seq_len=128, lr=4e-3)),
+        Preset("medium", "2x512 LSTM: the default, verse in five minutes on a laptop",
+               dict(layers=2, hidden=512, embed=64), dict(batch_size=64, seq_len=128, lr=3e-3)),
+        Preset("large", "3x768 LSTM: for long runs or a GPU",
+               dict(layers=3, hidden=768, embed=96, dropout=0.2), dict(batch_size=64, seq_len=128, lr=2e-3)),
+        Preset("karpathy", "3x512 LSTM of Karpathy's char-rnn Shakespeare experiments",
+               dict(layers=3, hidden=512, embed=65, dropout=0.25), dict(batch_size=50, seq_len=100, lr=2e-3)),
+    )
+}
+DEFAULT_PRESET = "medium"
+
+
+def preset_configs(name: str) -> tuple[ModelConfig, TrainConfig]:
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
+    p = PRESETS[name]
+    return ModelConfig(**p.model), TrainConfig(**p.train)
+
+
+def to_dict(cfg) -> dict:
+    return asdict(cfg)

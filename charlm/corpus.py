@@ -1,0 +1,136 @@
+"""Reading a corpus: a file, a directory of text files, or a glob, as one normalised text stream.
+
+Text is decoded incrementally in chunks so a corpus larger than memory can be hashed and
+encoded in bounded memory. Normalisation: a UTF-8 BOM is dropped, CRLF and bare CR become
+LF, and files are joined with a blank line, in sorted order.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob as globlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from charlm.errors import UsageError
+
+CHUNK_BYTES = 1 << 22        # 4 MiB per read: bounded memory whatever the corpus size
+SNIFF_BYTES = 8192           # like git: a NUL in the first 8 KiB means binary
+TEXT_SUFFIXES_SKIPPED = {".pyc", ".so", ".o", ".png", ".jpg", ".jpeg", ".gif", ".zip", ".gz", ".pdf",
+                         ".bin", ".safetensors", ".npy", ".ids", ".exe", ".dll", ".whl", ".tar"}
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """Where a corpus comes from: a display name and the files, in reading order."""
+    name: str
+    paths: tuple[Path, ...]
+    encoding: str = "utf-8"
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+
+def resolve(spec: str, encoding: str = "utf-8") -> CorpusSource:
+    """A CORPUS argument (file, directory or glob) as its list of files."""
+    _check_encoding(encoding)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return CorpusSource(path.stem, (path,), encoding)
+    if path.is_dir():
+        files = tuple(sorted(p for p in path.rglob("*") if p.is_file() and _looks_textual(p)))
+        if not files:
+            raise UsageError(f"directory {spec} has no text files", "point at a .txt file or a directory that holds some")
+        return CorpusSource(path.name or "corpus", files, encoding)
+    if globlib.has_magic(spec):
+        files = tuple(sorted(Path(p) for p in globlib.glob(os.path.expanduser(spec), recursive=True) if Path(p).is_file()))
+        if not files:
+            raise UsageError(f"no files match {spec}", "check the pattern, or quote it so your shell does not expand it")
+        return CorpusSource(_glob_name(spec), files, encoding)
+    if path.exists():
+        raise UsageError(f"{spec} is not a regular file or directory", "give a text file, a directory or a glob")
+    raise UsageError(f"no such file or directory: {spec}", "check the path, or run `charlm corpus list` for known corpora")
+
+
+def iter_text(source: CorpusSource) -> Iterator[str]:
+    """The normalised text of every file in order, in chunks, files separated by a blank line."""
+    ends_with_newline = True
+    for i, path in enumerate(source.paths):
+        if i > 0:
+            yield "\n" if ends_with_newline else "\n\n"
+        last = ""
+        for chunk in _iter_file(path, source.encoding):
+            if chunk:
+                last = chunk
+                yield chunk
+        ends_with_newline = last.endswith("\n") if last else True
+
+
+def read_text(source: CorpusSource) -> str:
+    """The whole normalised text in memory: for small corpora and prompt files."""
+    return "".join(iter_text(source))
+
+
+def normalise(text: str) -> str:
+    """Line endings to LF and no BOM: what every corpus chunk goes through."""
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _iter_file(path: Path, encoding: str) -> Iterator[str]:
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
+    with f:
+        head = f.read(SNIFF_BYTES)
+        if b"\x00" in head and not encoding.lower().replace("-", "").startswith("utf16"):
+            raise UsageError(f"{path} looks like a binary file (it contains NUL bytes)", "train on text files only")
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        offset, line, pending_cr, first = 0, 1, False, True
+        block = head
+        while True:
+            final = not block
+            try:
+                text = decoder.decode(block, final=final)
+            except UnicodeDecodeError as e:
+                where = offset + e.start
+                line_no = line + block[: e.start].count(b"\n")
+                raise UsageError(
+                    f"{path} is not valid {encoding}: byte 0x{block[e.start]:02x} at offset {where} (line {line_no})"
+                    if e.start < len(block) else f"{path} is not valid {encoding}: it ends in the middle of a character",
+                    "pass --encoding with the file's real encoding (e.g. latin-1), or fix the file",
+                ) from None
+            line += block.count(b"\n")
+            offset += len(block)
+            if first and text:
+                text, first = text.lstrip("\ufeff"), False
+            # A CR at a chunk's end may be the first half of a CRLF: decide with the next chunk.
+            if pending_cr:
+                text = "\r" + text
+            pending_cr = text.endswith("\r") and not final
+            if pending_cr:
+                text = text[:-1]
+            yield text.replace("\r\n", "\n").replace("\r", "\n")
+            if final:
+                return
+            block = f.read(CHUNK_BYTES)
+
+
+def _looks_textual(path: Path) -> bool:
+    return not path.name.startswith(".") and path.suffix.lower() not in TEXT_SUFFIXES_SKIPPED and \
+        not any(part.startswith(".") for part in path.parts[:-1] if part not in (".", ".."))
+
+
+def _glob_name(spec: str) -> str:
+    head = spec.split("*")[0].rstrip("/") or "corpus"
+    return Path(head).name or "corpus"
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(f"unknown encoding {encoding!r}", "use a Python codec name such as utf-8, latin-1 or cp1252") from None

@@ -1,0 +1,261 @@
+"""The trainer: truncated BPTT over parallel streams, reporting through callbacks.
+
+A UI drives it with two `threading.Event`s (stop, pause) and listens through a
+`TrainCallbacks` object (minGPT's seam); it never needs to know about torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from charlm.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
+from charlm.config import ModelConfig, TrainConfig, to_dict
+from charlm.data import EncodedCorpus, StreamBatches
+from charlm.device import autocast, pick_device, pick_precision
+from charlm.errors import UsageError
+from charlm.evaluate import evaluate
+from charlm.metrics import MetricsLog
+from charlm.model import CharRNN, detach
+from charlm.optim import build_optimizer, lr_at, optimizer_state, restore_optimizer
+from charlm.sample import SampleControls, Sampler
+
+LOG_EVERY = 20              # steps between metrics.jsonl train-loss lines
+SAMPLE_TEMPERATURE = 0.8    # evaluation samples: a little conservative, so progress reads clearly
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int
+    progress: float          # 0..1 of the budget
+    elapsed: float           # seconds of training (pauses excluded)
+    eta: float | None        # seconds left
+    train_loss: float        # smoothed, nats/char
+    lr: float
+    chars_per_sec: float
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    step: int
+    elapsed: float
+    train_loss: float
+    val_loss: float          # nats/char
+    best_val_loss: float
+    sample: str
+
+    @property
+    def val_bpc(self) -> float:
+        return self.val_loss / math.log(2)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    steps: int
+    elapsed: float
+    best_val_loss: float
+    last_val_loss: float
+    stopped_early: bool      # stopped by the user before the budget ran out
+    chars_per_sec: float
+
+
+class TrainCallbacks:
+    """Override what you need; every hook is called on the training thread."""
+    def on_start(self, trainer: "Trainer") -> None: ...
+    def on_step(self, report: StepReport) -> None: ...
+    def on_eval(self, report: EvalReport) -> None: ...
+    def on_checkpoint(self, path: Path) -> None: ...
+
+
+class Trainer:
+    def __init__(self, corpus: EncodedCorpus, model_config: ModelConfig, train_config: TrainConfig,
+                 run_dir: Path, callbacks: TrainCallbacks | None = None, resume: bool = False):
+        train_config.validate()
+        self.corpus, self.cfg, self.run_dir = corpus, train_config, Path(run_dir)
+        self.callbacks = callbacks or TrainCallbacks()
+        self.device = pick_device(train_config.device)
+        self.precision = pick_precision(train_config.precision, self.device)
+        train_ids, self.val_ids = corpus.split(train_config.val_fraction)
+        if len(self.val_ids) < 2:
+            raise UsageError(f"the validation split of {corpus.name} is empty", "use a longer text or a larger --val-fraction")
+        self.batches = StreamBatches(train_ids, train_config.batch_size, train_config.seq_len)
+        model_config.vocab_size = len(corpus.vocab)
+        torch.manual_seed(train_config.seed)
+        self.model = CharRNN(model_config).to(self.device)
+        self.optimizer = build_optimizer(self.model, train_config)
+        self.step, self.elapsed, self.chunk, self.hidden = 0, 0.0, 0, None
+        self.best_val, self.last_val, self.train_loss = math.inf, math.inf, math.nan
+        self._validated_at = -1
+        self._lock = threading.Lock()     # guards weights against a snapshot taken mid-update
+        if resume:
+            self._restore()
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+
+    # -- the budget ------------------------------------------------------------------
+    def progress(self) -> float:
+        parts = []
+        if self.cfg.steps is not None:
+            parts.append(self.step / self.cfg.steps)
+        if self.cfg.budget_seconds is not None:
+            parts.append(self.elapsed / self.cfg.budget_seconds)
+        return max(parts)
+
+    def eta(self, progress: float) -> float | None:
+        if progress <= 0:
+            return None
+        return self.elapsed * (1.0 - progress) / progress
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> TrainResult:
+        stop, pause = stop or threading.Event(), pause or threading.Event()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.callbacks.on_start(self)
+        window_chars, window_start = 0, time.perf_counter()
+        clock = time.perf_counter()
+        chars_per_sec, loss_sum, loss_n = 0.0, 0.0, 0
+        start_elapsed = self.elapsed
+        while self.progress() < 1.0 and not stop.is_set():
+            if pause.is_set():
+                self.elapsed += time.perf_counter() - clock
+                while pause.is_set() and not stop.is_set():
+                    time.sleep(0.05)
+                clock = window_start = time.perf_counter()
+                window_chars = 0
+                continue
+            lr = lr_at(self.progress(), self.cfg)
+            loss = self._train_step(lr)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss} at step {self.step}; the last good checkpoint is kept in {self.run_dir}")
+            now = time.perf_counter()
+            self.elapsed += now - clock
+            clock = now
+            window_chars += self.cfg.batch_size * self.cfg.seq_len
+            self.train_loss = loss if math.isnan(self.train_loss) else 0.95 * self.train_loss + 0.05 * loss
+            loss_sum, loss_n = loss_sum + loss, loss_n + 1
+            if now - window_start > 1.0:
+                chars_per_sec = window_chars / (now - window_start)
+                window_chars, window_start = 0, now
+            elif not chars_per_sec:
+                chars_per_sec = window_chars / max(now - window_start, 1e-9)
+            progress = self.progress()
+            self.callbacks.on_step(StepReport(self.step, min(progress, 1.0), self.elapsed, self.eta(progress),
+                                              self.train_loss, lr, chars_per_sec))
+            if self.step % LOG_EVERY == 0:
+                self.metrics.write(step=self.step, elapsed=round(self.elapsed, 3), train_loss=loss_sum / loss_n,
+                                   chars_per_sec=round(chars_per_sec), lr=lr)
+                loss_sum, loss_n = 0.0, 0
+            if self.step % self.cfg.eval_every == 0 and progress < 1.0:
+                self._validate()
+                clock = time.perf_counter()   # _validate added its own time: the budget is wall clock
+        if self.step > 0 and self._validated_at != self.step:
+            self._validate()
+        self._save("last")
+        trained = self.elapsed - start_elapsed
+        done_chars = self.step * self.cfg.batch_size * self.cfg.seq_len
+        return TrainResult(self.run_dir, self.step, self.elapsed, self.best_val, self.last_val,
+                           stopped_early=self.progress() < 1.0, chars_per_sec=done_chars / max(self.elapsed, 1e-9)
+                           if trained else 0.0)
+
+    def _train_step(self, lr: float) -> float:
+        if self.chunk >= self.batches.chunks_per_epoch:
+            self.chunk, self.hidden = 0, None    # streams restart at the top: nothing to carry
+        x, y = self.batches.batch(self.chunk)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(self.device, self.precision):
+            logits, hidden = self.model(x, self.hidden)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Clip the global norm: a rare exploding gradient would otherwise undo hours of work.
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        with self._lock:
+            self.optimizer.step()
+        self.hidden = detach(hidden)
+        self.chunk += 1
+        self.step += 1
+        return loss.item()
+
+    def _validate(self) -> None:
+        t0 = time.perf_counter()
+        self._validated_at = self.step
+        result = evaluate(self.model, self.val_ids, self.device, self.precision)
+        self.last_val = result.nats_per_char
+        improved = self.last_val < self.best_val
+        self.best_val = min(self.best_val, self.last_val)
+        sample = Sampler(self.model, self.corpus.vocab, self.device).generate(
+            length=self.cfg.sample_length, controls=SampleControls(SAMPLE_TEMPERATURE), seed=self.step)
+        self.elapsed += time.perf_counter() - t0
+        self.metrics.write(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val,
+                           train_loss=self.train_loss)
+        self.callbacks.on_eval(EvalReport(self.step, self.elapsed, self.train_loss, self.last_val, self.best_val, sample))
+        if improved:
+            self._save("best")
+        self._save("last")
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _metrics(self) -> dict:
+        return {"step": self.step, "elapsed": round(self.elapsed, 3), "train_loss": _finite(self.train_loss),
+                "val_loss": _finite(self.last_val), "best_val_loss": _finite(self.best_val),
+                "best_val_bpc": _finite(self.best_val / math.log(2))}
+
+    def _corpus_meta(self) -> dict:
+        return {"name": self.corpus.name, "chars": len(self.corpus), "bytes": self.corpus.n_bytes,
+                "sha256": self.corpus.sha256, "val_fraction": self.cfg.val_fraction}
+
+    def _save(self, which: str) -> None:
+        resume = None
+        if which == "last":
+            tensors, opt_state = optimizer_state(self.optimizer)
+            tensors["rng.torch"] = torch.get_rng_state()
+            if self.hidden is not None:
+                for i, h in enumerate(self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)):
+                    tensors[f"hidden.{i}"] = h.float()
+            resume = (tensors, {"step": self.step, "elapsed": self.elapsed, "chunk": self.chunk,
+                                "best_val_loss": _finite(self.best_val), "optimizer": opt_state})
+        path = save_checkpoint(self.run_dir / which, self.model, self.corpus.vocab, self.cfg,
+                               self._corpus_meta(), self._metrics(), resume)
+        self.callbacks.on_checkpoint(path)
+
+    def _restore(self) -> None:
+        last = self.run_dir / "last"
+        ckpt = load_checkpoint(last, self.device)
+        if ckpt.corpus.get("sha256") not in (None, self.corpus.sha256):
+            raise UsageError(f"{self.run_dir} was trained on a different text than {self.corpus.name}",
+                             "resume with the same corpus, or start a new run")
+        if to_dict(ckpt.model_config) != to_dict(self.model.config):
+            raise UsageError(f"{self.run_dir} has a different model shape than the flags ask for",
+                             "resume without model flags (the run's own config is used)")
+        self.model.load_state_dict(ckpt.model.state_dict())
+        tensors, state = load_resume_state(last)
+        restore_optimizer(self.optimizer, tensors, state["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        hidden = [tensors[k].to(self.device) for k in sorted(t for t in tensors if t.startswith("hidden."))]
+        self.hidden = None if not hidden else (tuple(hidden) if len(hidden) > 1 else hidden[0])
+        self.step, self.elapsed, self.chunk = state["step"], state["elapsed"], state["chunk"]
+        self.best_val = state.get("best_val_loss") or math.inf
+
+    # -- for a UI: the model as it is right now ----------------------------------------
+    def snapshot(self) -> CharRNN:
+        """A copy of the current weights (on the CPU, in eval mode) that training will not touch."""
+        with self._lock:
+            model = copy.deepcopy(self.model)
+        return model.to("cpu").eval()
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
