@@ -1,0 +1,109 @@
+"""The catalog of known corpora: names, where to fetch them, and the checksums that prove it.
+
+The packaged `charlm/catalog.toml` is the catalog (CHARLM_CATALOG replaces it: tests point it at
+a fake one). Entries in the user's `corpora/catalog.toml` are added on top, so people can list
+their own sources without editing the package.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from charlm.errors import UsageError
+from charlm.paths import corpora_dir
+
+PACKAGED = Path(__file__).with_name("catalog.toml")
+USER_CATALOG = "catalog.toml"        # in corpora_dir(): the user's own additions
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One corpus we know how to fetch and verify."""
+    name: str                       # what people type: `charlm train shakespeare`
+    description: str
+    url: str
+    filename: str                   # name in corpora/ and on a mirror
+    size: int                       # bytes, checked while downloading
+    sha256: str
+    licence: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+def catalog_files() -> list[Path]:
+    """The catalog files in force, later ones overriding earlier entries of the same name."""
+    base = Path(os.environ["CHARLM_CATALOG"]).expanduser() if os.environ.get("CHARLM_CATALOG") else PACKAGED
+    if not base.is_file():
+        raise UsageError(f"catalog file {base} does not exist", "unset CHARLM_CATALOG or point it at a catalog.toml")
+    user = corpora_dir() / USER_CATALOG
+    return [base, user] if user.is_file() and user.resolve() != base.resolve() else [base]
+
+
+def load_catalog() -> dict[str, CatalogEntry]:
+    """Every known corpus by name, in file order."""
+    entries: dict[str, CatalogEntry] = {}
+    for path in catalog_files():
+        for entry in _read(path):
+            entries[entry.name] = entry
+    return entries
+
+
+def find_entry(name: str) -> CatalogEntry | None:
+    """The entry called `name` (or one of its aliases), ignoring case."""
+    key = name.strip().lower()
+    for entry in load_catalog().values():
+        if key == entry.name.lower() or key in (a.lower() for a in entry.aliases):
+            return entry
+    return None
+
+
+def suggest(name: str, candidates: list[str | CatalogEntry], n: int = 3) -> list[str]:
+    """Close spellings of `name` among names and catalog entries (aliases count), best first."""
+    canonical: dict[str, str] = {}
+    for c in candidates:
+        for spelling in (c.name, *c.aliases) if isinstance(c, CatalogEntry) else (c,):
+            canonical.setdefault(spelling.lower(), c.name if isinstance(c, CatalogEntry) else c)
+    matches = difflib.get_close_matches(name.lower(), list(canonical), n=len(canonical), cutoff=0.6)
+    return list(dict.fromkeys(canonical[m] for m in matches))[:n]
+
+
+def _read(path: Path) -> list[CatalogEntry]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read catalog {path}: {e}", "fix or remove that file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"catalog {path} is not valid TOML ({e})", "fix or remove that file") from None
+    if data.get("format", 1) != 1:
+        raise UsageError(f"catalog {path} has format {data['format']!r}, this charlm reads format 1", "update charlm")
+    table = data.get("corpus", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"catalog {path}: `corpus` must be a table of [corpus.NAME] sections", "see charlm/catalog.toml")
+    return [_entry(path, name, fields) for name, fields in table.items()]
+
+
+def _entry(path: Path, name: str, f: object) -> CatalogEntry:
+    def bad(why: str) -> UsageError:
+        return UsageError(f"catalog {path}: corpus {name!r} {why}", "fix that entry (see charlm/catalog.toml for the format)")
+
+    if not isinstance(f, dict):
+        raise bad("is not a table")
+    for key, kind in (("url", str), ("filename", str), ("size", int), ("sha256", str)):
+        if not isinstance(f.get(key), kind):
+            raise bad(f"needs `{key}` ({kind.__name__})")
+    filename, sha = f["filename"], f["sha256"].lower()
+    # The file name becomes a path in corpora/: nothing that could climb out of it.
+    if Path(filename).name != filename or filename.startswith("."):
+        raise bad(f"has an unsafe filename {filename!r}")
+    if not _SHA256.fullmatch(sha):
+        raise bad("has a sha256 that is not 64 hex digits")
+    if f["size"] <= 0:
+        raise bad("has a size that is not positive")
+    return CatalogEntry(name=name, description=str(f.get("description", "")), url=f["url"], filename=filename,
+                        size=f["size"], sha256=sha, licence=str(f.get("licence", "")),
+                        aliases=tuple(str(a) for a in f.get("aliases", ())))
