@@ -9,6 +9,9 @@ from charlm.errors import UsageError
 
 CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adamw", "adagrad", "rmsprop")
+# Peak learning rates that suit each optimizer when the user names none.
+DEFAULT_LR = {"adamw": 3e-3, "adagrad": 1e-1, "rmsprop": 2e-3}
+MAX_LR = 10.0                # no optimizer here learns anything above it
 
 
 @dataclass
@@ -62,6 +65,8 @@ class TrainConfig:
         for name, v in (("lr", self.lr), ("grad-clip", self.grad_clip)):
             if not (v > 0 and math.isfinite(v)):
                 raise UsageError(f"--{name} must be a positive number, got {v}", f"try --{name} {TrainConfig.__dataclass_fields__[name.replace('-', '_')].default}")
+        if self.lr > MAX_LR:   # larger overflows the optimizer's fp32 update instead of just diverging
+            raise UsageError(f"--lr must be at most {MAX_LR:g}, got {self.lr}", "try --lr 3e-3")
         if not 0.0 < self.val_fraction < 1.0:
             raise UsageError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}", "try --val-fraction 0.1")
         if self.optimizer not in OPTIMIZERS:
@@ -86,6 +91,14 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def param_count(config: ModelConfig) -> int:
+    """Parameters of a CharRNN with this config, without building it (or importing torch)."""
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
+    H, E, V = config.hidden, config.embed, config.vocab_size
+    rnn = sum(gates * H * ((E if i == 0 else H) + H + 2) for i in range(config.layers))
+    return V * E + rnn + H * V + V
 
 
 def _positive(name: str, value: int) -> None:

@@ -93,14 +93,16 @@ def _iter_file(path: Path, encoding: str) -> Iterator[str]:
         block = head
         while True:
             final = not block
+            held = decoder.getstate()[0]    # bytes of a character cut off at the previous block's end
             try:
                 text = decoder.decode(block, final=final)
             except UnicodeDecodeError as e:
-                where = offset + e.start
-                line_no = line + block[: e.start].count(b"\n")
+                data = held + block         # e.start counts from the held bytes, not from `block`
+                where = offset - len(held) + e.start
+                line_no = line + data[: e.start].count(b"\n")
                 raise UsageError(
-                    f"{path} is not valid {encoding}: byte 0x{block[e.start]:02x} at offset {where} (line {line_no})"
-                    if e.start < len(block) else f"{path} is not valid {encoding}: it ends in the middle of a character",
+                    f"{path} is not valid {encoding}: byte 0x{data[e.start]:02x} at offset {where} (line {line_no})"
+                    if not final else f"{path} is not valid {encoding}: it ends in the middle of a character",
                     "pass --encoding with the file's real encoding (e.g. latin-1), or fix the file",
                 ) from None
             line += block.count(b"\n")

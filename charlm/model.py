@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from charlm.config import ModelConfig
+from charlm.config import ModelConfig, param_count  # noqa: F401  (re-exported)
 
 # nn.LSTM/GRU/RNN are the fused kernels (oneDNN on CPU, cuDNN on GPU): one call runs the
 # whole chunk through every layer, far faster than stepping an LSTMCell in Python.
@@ -54,11 +54,3 @@ def detach(hidden: Hidden | None) -> Hidden | None:
     if hidden is None:
         return None
     return tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
-
-
-def param_count(config: ModelConfig) -> int:
-    """Parameters of a model with this config, without building it."""
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
-    H, E, V = config.hidden, config.embed, config.vocab_size
-    rnn = sum(gates * H * ((E if i == 0 else H) + H + 2) for i in range(config.layers))
-    return V * E + rnn + H * V + V

@@ -6,10 +6,7 @@ import math
 
 import torch
 
-from charlm.config import TrainConfig
-
-# Peak learning rates that suit each optimizer when the user names none.
-DEFAULT_LR = {"adamw": 3e-3, "adagrad": 1e-1, "rmsprop": 2e-3}
+from charlm.config import DEFAULT_LR, TrainConfig  # noqa: F401  (DEFAULT_LR re-exported)
 
 
 def lr_at(fraction: float, cfg: TrainConfig) -> float:

@@ -125,7 +125,7 @@ class Trainer:
         window_chars, window_start = 0, time.perf_counter()
         clock = time.perf_counter()
         chars_per_sec, loss_sum, loss_n = 0.0, 0.0, 0
-        start_elapsed = self.elapsed
+        start_step, start_elapsed = self.step, self.elapsed
         while self.progress() < 1.0 and not stop.is_set():
             if pause.is_set():
                 self.elapsed += time.perf_counter() - clock
@@ -161,13 +161,11 @@ class Trainer:
                 self._validate()
                 clock = time.perf_counter()   # _validate added its own time: the budget is wall clock
         if self.step > 0 and self._validated_at != self.step:
-            self._validate()
-        self._save("last")
-        trained = self.elapsed - start_elapsed
-        done_chars = self.step * self.cfg.batch_size * self.cfg.seq_len
+            self._validate()                  # also saves last/ (and best/ if it improved)
+        session_chars = (self.step - start_step) * self.cfg.batch_size * self.cfg.seq_len
         return TrainResult(self.run_dir, self.step, self.elapsed, self.best_val, self.last_val,
-                           stopped_early=self.progress() < 1.0, chars_per_sec=done_chars / max(self.elapsed, 1e-9)
-                           if trained else 0.0)
+                           stopped_early=self.progress() < 1.0,
+                           chars_per_sec=session_chars / max(self.elapsed - start_elapsed, 1e-9))
 
     def _train_step(self, lr: float) -> float:
         if self.chunk >= self.batches.chunks_per_epoch:
@@ -226,7 +224,8 @@ class Trainer:
                 for i, h in enumerate(self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)):
                     tensors[f"hidden.{i}"] = h.float()
             resume = (tensors, {"step": self.step, "elapsed": self.elapsed, "chunk": self.chunk,
-                                "best_val_loss": _finite(self.best_val), "optimizer": opt_state})
+                                "best_val_loss": _finite(self.best_val), "train_loss": _finite(self.train_loss),
+                                "optimizer": opt_state})
         path = save_checkpoint(self.run_dir / which, self.model, self.corpus.vocab, self.cfg,
                                self._corpus_meta(), self._metrics(), resume)
         self.callbacks.on_checkpoint(path)
@@ -248,6 +247,7 @@ class Trainer:
         self.hidden = None if not hidden else (tuple(hidden) if len(hidden) > 1 else hidden[0])
         self.step, self.elapsed, self.chunk = state["step"], state["elapsed"], state["chunk"]
         self.best_val = state.get("best_val_loss") or math.inf
+        self.train_loss = state.get("train_loss") or math.nan
 
     # -- for a UI: the model as it is right now ----------------------------------------
     def snapshot(self) -> CharRNN:

@@ -4,10 +4,19 @@ and the offline mirror points at ../shared/corpora when it exists."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Two pytest workers share two cores: one math thread each, or OpenMP's spinning threads
+# oversubscribe the machine and every test crawls. Subprocesses inherit the variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = ROOT.parent / "shared" / "corpora"
@@ -38,8 +47,35 @@ def tiny_corpus(tmp_path) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180, input: str | None = None):
-    """Run `python -m charlm ARGS` as a subprocess, as a user would."""
-    import subprocess
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180, input: str | None = None,
+            env: dict[str, str] | None = None):
+    """Run `python -m charlm ARGS` as a subprocess, as a user would; `env` adds to the environment."""
     return subprocess.run([sys.executable, "-m", "charlm", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, input=input, env=os.environ.copy())
+                          cwd=cwd, timeout=timeout, input=input, env={**os.environ, **(env or {})})
+
+
+# How the session's shared run is trained: the tiny preset, 60 steps, two validations, fp32 on
+# the CPU so tests can recompute its numbers in-process bit for bit.
+TRAINED_RUN_ARGS = ("--preset", "tiny", "--steps", "60", "--eval-every", "30", "--device", "cpu",
+                    "--precision", "fp32", "--seed", "7")
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    run_dir: Path                          # holds best/, last/, metrics.jsonl, source.json
+    corpus: Path                           # the text it was trained on (TINY_TEXT)
+    result: subprocess.CompletedProcess    # the `charlm train` that made it
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    """A tiny model trained once per session by `charlm train`, as a user would.
+    Shared and read-only: copy it (shutil.copytree) before damaging or resuming it."""
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "tiny.txt"
+    corpus.write_text(TINY_TEXT, encoding="utf-8")
+    env = {"CHARLM_CACHE": str(root / "cache"), "CHARLM_CHECKPOINTS": str(root / "checkpoints"),
+           "CHARLM_CORPORA": str(root / "corpora"), "COLUMNS": "200"}
+    result = run_cli("train", str(corpus), "--out", str(root / "run"), *TRAINED_RUN_ARGS, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return TrainedRun(root / "run", corpus, result)

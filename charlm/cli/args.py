@@ -22,6 +22,8 @@ def _number(kind, text: str, test, rule: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
     if isinstance(value, float) and not math.isfinite(value) or not test(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
+    if kind is int and value >= 2**63:   # torch seeds and sizes are 64-bit: larger would overflow
+        raise argparse.ArgumentTypeError(f"{text!r} is too large")
     return value
 
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from charlm.checkpoint import load_checkpoint
-from charlm.corpus import resolve
-from charlm.data import encode_corpus
-from charlm.device import pick_device, pick_precision
+from charlm.cli import args as A
+from charlm.corpora import resolve_corpus
 from charlm.errors import UsageError
-from charlm.evaluate import evaluate
 
 
 def register(sub) -> None:
@@ -23,6 +19,8 @@ def register(sub) -> None:
     p.add_argument("--corpus", help="where the checkpoint's corpus is now, if it moved")
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--streams", type=A.positive_int, default=1,
+                   help="evaluate N pieces side by side (faster; 1 = one exact stream, the default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
                    help="fp32 by default: the reference figure")
@@ -30,10 +28,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from charlm.checkpoint import load_checkpoint
+    from charlm.data import encode_corpus
+    from charlm.device import pick_device, pick_precision
+    from charlm.evaluate import evaluate
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if args.text:
-        corpus = encode_corpus(resolve(args.text, args.encoding), ckpt.vocab)
+        corpus = encode_corpus(resolve_corpus(args.text, args.encoding), ckpt.vocab)
         ids, what = corpus.ids, args.text
         unknown = int((corpus.ids == 0).sum())
         if unknown:
@@ -48,7 +50,7 @@ def run(args) -> int:
         what = f"validation split of {corpus.name}"
     if len(ids) < 2:
         raise UsageError(f"{what} is too short to evaluate", "give a text of at least two characters")
-    result = evaluate(ckpt.model, ids, device, pick_precision(args.precision, device))
+    result = evaluate(ckpt.model, ids, device, pick_precision(args.precision, device), streams=args.streams)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -59,11 +61,11 @@ def run(args) -> int:
 
 def _checkpoint_corpus(ckpt, args):
     if args.corpus:
-        return resolve(args.corpus, args.encoding)
+        return resolve_corpus(args.corpus, args.encoding)
     src = ckpt.path.parent / "source.json"
     try:
         info = json.loads(src.read_text())
-        return resolve(info["spec"], info.get("encoding", "utf-8"))
+        return resolve_corpus(info["spec"], info.get("encoding", "utf-8"))
     except (OSError, ValueError, KeyError):
         raise UsageError(f"{ckpt.path} does not say where its corpus is",
                          "pass it with --corpus, or give a TEXT file to evaluate on") from None

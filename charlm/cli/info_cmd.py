@@ -8,7 +8,6 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from charlm.checkpoint import load_checkpoint
 
 
 def register(sub) -> None:
@@ -34,6 +33,7 @@ def summary(ckpt) -> dict:
 
 
 def run(args) -> int:
+    from charlm.checkpoint import load_checkpoint
     info = summary(load_checkpoint(args.checkpoint))
     if args.json:
         print(json.dumps(info))

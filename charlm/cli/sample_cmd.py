@@ -5,12 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from charlm.checkpoint import load_checkpoint
 from charlm.cli import args as A
 from charlm.corpus import CorpusSource, read_text
-from charlm.device import pick_device
 from charlm.errors import UsageError
-from charlm.sample import SampleControls, Sampler
 
 
 def register(sub) -> None:
@@ -32,7 +29,15 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+MAX_SAMPLES = 256   # one batch: beyond this the hidden states alone outgrow a laptop's memory
+
+
 def run(args) -> int:
+    from charlm.checkpoint import load_checkpoint
+    from charlm.device import pick_device
+    from charlm.sample import SampleControls, Sampler
+    if args.num_samples > MAX_SAMPLES:
+        raise UsageError(f"--num-samples {args.num_samples} is too many for one batch", f"use at most {MAX_SAMPLES}")
     if args.stop == "":
         raise UsageError("--stop is empty", "give the string to stop at, e.g. --stop $'\\n\\n'")
     controls = SampleControls(args.temperature, args.top_k, args.top_p)

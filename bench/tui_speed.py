@@ -1,0 +1,207 @@
+"""The app's cost: training throughput inside the TUI vs headless, and key-press-to-screen
+latency while training.
+
+Both sides run as separate processes on the same config (the app's default run: the default
+corpus, the given preset, evaluation every 100 steps), in alternating rounds (H T H T ...) so a
+noisy, shared machine slows both alike, and the two runs' recorded configs are checked to be
+equal. The TUI is the real app in a pseudo-terminal (so it really draws), driven by keys written
+to the terminal. Throughput is wall-clock chars/s over each round's steps after the first 5
+(evaluations included, as a person waits through them): headless from the trainer's own step
+times, TUI from the step counts the screen shows and when they arrived.
+Latency is from writing a key to the terminal to reading the screen update that shows it
+(chart axis on the Train screen, temperature gauge on Generate), with training running.
+
+    python -m bench.tui_speed [--rounds 2] [--seconds 15] [--presses 40] [--preset small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.machine import describe
+from bench.tui_pty import PtyApp
+
+HERE = Path(__file__).resolve().parent.parent
+TUI_DEFAULTS = dict(eval_every=100, sample_length=200, minutes=5.0)   # the app's AppOptions defaults
+
+
+WARMUP = 5          # steps before timing starts
+STEP_SHOWN = r"step ([\d,]+)(?: / [\d,]+)? · loss"
+
+
+def headless_child(preset: str, seconds: float, run_dir: str) -> None:
+    """Train the app's default run without any UI for `seconds` after the first step; the time
+    of every step goes to run_dir/step_times.json."""
+    from charlm.config import preset_configs
+    from charlm.corpora import default_corpus
+    from charlm.data import encode_corpus
+    from charlm.runs import new_trainer
+    from charlm.train import TrainCallbacks
+
+    source, _ = default_corpus()
+    corpus = encode_corpus(source)
+    model_cfg, train_cfg = preset_configs(preset)
+    model_cfg.vocab_size = len(corpus.vocab)
+    train_cfg.eval_every, train_cfg.sample_length = TUI_DEFAULTS["eval_every"], TUI_DEFAULTS["sample_length"]
+    train_cfg.minutes, train_cfg.steps = TUI_DEFAULTS["minutes"], None
+    stop = threading.Event()
+    times: list[tuple[int, float]] = []
+
+    class StopAfter(TrainCallbacks):
+        def on_step(self, report) -> None:
+            times.append((report.step, time.perf_counter()))
+            if report.step == 1:
+                threading.Timer(seconds, stop.set).start()
+
+    new_trainer(corpus, source.name, model_cfg, train_cfg, Path(run_dir), StopAfter()).run(stop)
+    (Path(run_dir) / "step_times.json").write_text(json.dumps(times))
+
+
+def tui_child(preset: str) -> None:
+    from charlm.tui.options import AppOptions
+    from charlm.tui.run import run_app
+    options = AppOptions(preset=preset, calibrate_speed=False, eval_every=TUI_DEFAULTS["eval_every"],
+                         sample_length=TUI_DEFAULTS["sample_length"], budget=TUI_DEFAULTS["minutes"])
+    sys.exit(run_app(options))
+
+
+def rate(run_dir: Path, times: list[tuple[int, float]]) -> tuple[float, dict]:
+    """Chars/s between the first step after WARMUP and the last, and the run's recorded config."""
+    meta = json.loads((run_dir / "last" / "config.json").read_text())
+    times = [(s, t) for s, t in times if s > WARMUP]
+    if len(times) < 2 or times[-1][0] == times[0][0]:
+        raise SystemExit(f"too few steps in {run_dir} to measure: use more --seconds")
+    (s0, t0), (s1, t1) = times[0], times[-1]
+    train = meta["train"]
+    return (s1 - s0) * train["batch_size"] * train["seq_len"] / (t1 - t0), {"model": meta["model"], "train": train}
+
+
+def child_env(root: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(CHARLM_CHECKPOINTS=str(root / "checkpoints"), CHARLM_CORPORA=str(root / "corpora"),
+               CHARLM_CACHE=str(Path(env.get("BENCH_CACHE", root.parent / "cache"))), TERM="xterm-256color")
+    shared = HERE.parent / "shared" / "corpora"
+    if "CHARLM_MIRROR" not in env and shared.is_dir():
+        env["CHARLM_MIRROR"] = str(shared)
+    return env
+
+
+def only_run(root: Path) -> Path:
+    runs = [p for p in (root / "checkpoints").iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def headless_round(root: Path, preset: str, seconds: float) -> tuple[float, dict]:
+    run_dir = root / "checkpoints" / "headless"
+    subprocess.run([sys.executable, "-m", "bench.tui_speed", "--headless-child", preset, str(seconds), str(run_dir)],
+                   cwd=HERE, env=child_env(root), check=True)
+    return rate(run_dir, json.loads((run_dir / "step_times.json").read_text()))
+
+
+def start_tui(root: Path, preset: str) -> PtyApp:
+    app = PtyApp([sys.executable, "-m", "bench.tui_speed", "--tui-child", preset], cwd=HERE, env=child_env(root))
+    app.wait_for("ready · s starts", timeout=180)
+    app.send("s")
+    app.wait_for(STEP_SHOWN, timeout=120, regex=True)
+    return app
+
+
+def tui_round(root: Path, preset: str, seconds: float) -> tuple[float, dict]:
+    app = start_tui(root, preset)
+    try:
+        first = app.matches(STEP_SHOWN)[0][0]
+        time.sleep(max(seconds - (time.perf_counter() - first), 0))
+        shown = [(int(m.group(1).replace(",", "")), t) for t, m in app.matches(STEP_SHOWN)]
+        app.send("x")
+        app.wait_for("saved", timeout=120)
+        app.send("\x11")                      # ctrl+q: nothing trains any more, so it just quits
+        app.wait_exit(60)
+    finally:
+        app.close()
+    return rate(only_run(root), shown)
+
+
+def latencies(root: Path, preset: str, presses: int) -> dict[str, list[float]]:
+    """Key-to-screen times (ms) while training, for a chart redraw and a gauge change."""
+    app = start_tui(root, preset)
+    out: dict[str, list[float]] = {"train: c (chart axis)": [], "generate: ←/→ (temperature)": []}
+    try:
+        for _ in range(presses // 2):
+            out["train: c (chart axis)"].append(app.latency("c", "minutes"))
+            time.sleep(0.15)
+            app.send("c")                     # back to steps (not timed: "steps" shows in every redraw)
+            time.sleep(0.15)
+        app.send("2")
+        app.wait_for("0.80 ←/→", timeout=30)
+        for i in range(presses // 2):
+            key, shows = ("\x1b[C", "0.85 ←/→") if i % 2 == 0 else ("\x1b[D", "0.80 ←/→")
+            out["generate: ←/→ (temperature)"].append(app.latency(key, shows))
+            time.sleep(0.2)
+        app.send("\x11")                      # ctrl+q while training: the quit question
+        app.wait_for("Save and quit", timeout=30)
+        app.send("\r")
+        app.wait_exit(120)
+    finally:
+        app.close()
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=15.0, help="training seconds per round")
+    ap.add_argument("--presses", type=int, default=40, help="key presses timed on each of two screens")
+    ap.add_argument("--preset", default="small", help="the app's default preset unless given")
+    ap.add_argument("--headless-child", nargs=3, metavar=("PRESET", "SECONDS", "RUN_DIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--tui-child", metavar="PRESET", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.headless_child:
+        preset, seconds, run_dir = args.headless_child
+        return headless_child(preset, float(seconds), run_dir)
+    if args.tui_child:
+        return tui_child(args.tui_child)
+
+    print(f"machine: {describe()}")
+    print(f"config: the app's default run with preset {args.preset} (eval every {TUI_DEFAULTS['eval_every']} steps); "
+          f"{args.rounds} alternating rounds of {args.seconds:g}s training per side", flush=True)
+    with tempfile.TemporaryDirectory(prefix="charlm-bench-") as tmp:
+        base = Path(tmp)
+        os.environ.setdefault("BENCH_CACHE", str(base / "cache"))
+        tui, headless = [], []
+        for r in range(args.rounds):
+            h, h_cfg = headless_round(base / f"h{r}", args.preset, args.seconds)
+            t, t_cfg = tui_round(base / f"t{r}", args.preset, args.seconds)
+            same = h_cfg == t_cfg
+            headless.append(h)
+            tui.append(t)
+            print(f"  round {r + 1}: headless {h:,.0f} chars/s · TUI {t:,.0f} chars/s · "
+                  f"same config: {'yes' if same else 'NO: ' + json.dumps([h_cfg, t_cfg])}", flush=True)
+        a, b = statistics.median(tui), statistics.median(headless)
+        print(f"training in the TUI: {a:,.0f} chars/s (median) · headless: {b:,.0f} chars/s (median)")
+        print(f"ratio TUI/headless: {a / b:.3f}  (goal >= 0.90: {'met' if a >= 0.9 * b else 'NOT met'})", flush=True)
+        lat = latencies(base / "lat", args.preset, args.presses)
+    every = [x for xs in lat.values() for x in xs]
+    for name, xs in lat.items():
+        print(f"key-to-screen while training, {name}: p50 {pct(xs, 50):.1f} ms · p95 {pct(xs, 95):.1f} ms "
+              f"· max {max(xs):.1f} ms ({len(xs)} presses)")
+    p95 = pct(every, 95)
+    print(f"key-to-screen overall: p50 {pct(every, 50):.1f} ms · p95 {p95:.1f} ms  "
+          f"(goal p95 <= 50 ms: {'met' if p95 <= 50 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The headless training display: a rich progress bar, a sample at every evaluation, and
+Ctrl-C that saves before it leaves."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from charlm.config import param_count
+from charlm.train import EvalReport, StepReport, TrainCallbacks, Trainer, TrainingDiverged
+
+
+class _RichProgress(TrainCallbacks):
+    """Progress bar plus a printed sample at every evaluation."""
+
+    def __init__(self, console: Console, progress: Progress, quiet: bool):
+        self.console, self.progress, self.quiet = console, progress, quiet
+        self.task = progress.add_task("training", total=1.0, loss="-", val="-", cps="-", lr="-")
+
+    def on_step(self, r: StepReport) -> None:
+        self.progress.update(self.task, completed=r.progress, description=f"step {r.step}",
+                             loss=f"{r.train_loss:.3f}", cps=f"{r.chars_per_sec:,.0f}", lr=f"{r.lr:.1e}")
+
+    def on_eval(self, r: EvalReport) -> None:
+        self.progress.update(self.task, val=f"{r.val_loss:.3f}")
+        if not self.quiet:
+            self.console.rule(f"step {r.step} · val {r.val_loss:.3f} nats/char ({r.val_bpc:.3f} bits/char)", style="dim")
+            self.console.print(r.sample, markup=False, highlight=False)
+
+
+def train_with_progress(trainer: Trainer, quiet: bool) -> int:
+    console = Console(stderr=False)
+    cfg, mcfg = trainer.cfg, trainer.model.config
+    budget = f"{cfg.steps} steps" if cfg.budget_seconds is None else f"{cfg.budget_seconds / 60:g} min"
+    console.print(f"[bold]{trainer.corpus.name}[/]: {len(trainer.corpus):,} chars, vocab {len(trainer.corpus.vocab)} · "
+                  f"{mcfg.cell} {mcfg.layers}x{mcfg.hidden}, {param_count(mcfg):,} params · "
+                  f"{trainer.device.type} {trainer.precision} · budget {budget}" +
+                  (f" · resuming at step {trainer.step}" if trainer.step else ""))
+    console.print(f"run directory: {trainer.run_dir}")
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first_ctrl_c(signum, frame):
+        stop.set()              # finish the step, save last/, exit cleanly
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, first_ctrl_c)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TextColumn("loss {task.fields[loss]} · val {task.fields[val]} · {task.fields[cps]} chars/s · "
+                                   "lr {task.fields[lr]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console, disable=quiet, transient=False)
+    trainer.callbacks = _RichProgress(console, progress, quiet)
+    try:
+        with progress:
+            result = trainer.run(stop)
+    except TrainingDiverged as e:
+        print(f"charlm: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    how = "stopped early; saved" if result.stopped_early else "done"
+    console.print(f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min, {result.chars_per_sec:,.0f} chars/s · "
+                  f"best val {result.best_val_loss:.4f} nats/char ({result.best_val_loss / math.log(2):.4f} bits/char)")
+    console.print(f"next: charlm sample {result.run_dir}   ·   charlm eval {result.run_dir}")
+    return 0

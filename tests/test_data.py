@@ -1,0 +1,174 @@
+"""The encoded corpus: a cached memory map keyed by content, the nanoGPT split, and the parallel
+streams that make carried hidden state valid."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from charlm import data as data_mod
+from charlm.corpus import resolve
+from charlm.data import StreamBatches, cache_dir, encode_corpus, encode_text, eval_streams
+from charlm.errors import UsageError
+from charlm.vocab import CharVocab
+from conftest import TINY_TEXT
+
+
+def cache_files(suffix: str):
+    return sorted(cache_dir().glob(f"*{suffix}"))
+
+
+def test_encoded_ids_are_the_vocabulary_ids_in_the_smallest_dtype(tiny_corpus):
+    corpus = encode_corpus(resolve(str(tiny_corpus)))
+    assert isinstance(corpus.ids, np.memmap)
+    assert corpus.ids.dtype == np.uint8                       # 22 characters
+    assert corpus.ids.tolist() == corpus.vocab.encode(TINY_TEXT)
+    assert corpus.vocab.chars == sorted(set(TINY_TEXT))
+    assert len(corpus) == len(TINY_TEXT) and corpus.n_bytes == len(TINY_TEXT.encode())
+    with pytest.raises(ValueError):
+        corpus.ids[0] = 1                                     # read-only
+    (ids_file,) = cache_files(".ids")
+    assert ids_file.stat().st_size == len(TINY_TEXT)
+
+
+def test_a_wide_vocabulary_gets_a_wider_dtype(tmp_path):
+    text = "".join(chr(0x4E00 + i) for i in range(300)) * 2
+    path = tmp_path / "han.txt"
+    path.write_text(text, encoding="utf-8")
+    corpus = encode_corpus(resolve(str(path)))
+    assert corpus.ids.dtype == np.uint16
+    assert corpus.ids.tolist() == corpus.vocab.encode(text)
+
+
+def test_second_encode_reuses_the_cache(tiny_corpus, monkeypatch):
+    first = encode_corpus(resolve(str(tiny_corpus)))
+    (ids_file,) = cache_files(".ids")
+    before = ids_file.stat()
+
+    def no_rebuild(*args):
+        raise AssertionError("the cache was rebuilt")
+
+    monkeypatch.setattr(data_mod, "_build_cache", no_rebuild)
+    again = encode_corpus(resolve(str(tiny_corpus)))
+    after = ids_file.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert again.sha256 == first.sha256
+    assert np.array_equal(again.ids, first.ids)
+
+
+def test_the_cache_is_keyed_by_content_not_path(tmp_path, tiny_corpus):
+    encode_corpus(resolve(str(tiny_corpus)))
+    copy = tmp_path / "elsewhere.txt"
+    copy.write_bytes(tiny_corpus.read_bytes().replace(b"\n", b"\r\n"))   # same text once normalised
+    encode_corpus(resolve(str(copy)))
+    assert len(cache_files(".ids")) == 1
+    tiny_corpus.write_text(TINY_TEXT + "more", encoding="utf-8")
+    changed = encode_corpus(resolve(str(tiny_corpus)))
+    assert len(cache_files(".ids")) == 2
+    assert changed.vocab.decode(changed.ids.tolist()).endswith("more")
+
+
+def test_a_given_vocabulary_gets_its_own_cache_entry_with_unknowns_as_unk(tiny_corpus):
+    vocab = CharVocab.from_chars("The cat")
+    corpus = encode_corpus(resolve(str(tiny_corpus)), vocab)
+    own = encode_corpus(resolve(str(tiny_corpus)))
+    assert len(cache_files(".ids")) == 2
+    assert corpus.vocab is vocab
+    assert corpus.ids.tolist() == vocab.encode(TINY_TEXT)
+    assert own.ids.tolist() == own.vocab.encode(TINY_TEXT)
+
+
+def _truncate_ids(base):
+    ids = base.with_suffix(".ids")
+    ids.write_bytes(ids.read_bytes()[:100])
+
+
+def _garble_meta(base):
+    base.with_suffix(".json").write_text("{not json", encoding="utf-8")
+
+
+def _wrong_length(base):
+    meta = json.loads(base.with_suffix(".json").read_text())
+    base.with_suffix(".json").write_text(json.dumps(meta | {"length": meta["length"] + 5}))
+
+
+def _missing_ids(base):
+    base.with_suffix(".ids").unlink()
+
+
+def _old_format(base):
+    meta = json.loads(base.with_suffix(".json").read_text())
+    base.with_suffix(".json").write_text(json.dumps(meta | {"format": 0}))
+
+
+@pytest.mark.parametrize("damage", [_truncate_ids, _garble_meta, _wrong_length, _missing_ids, _old_format])
+def test_a_damaged_cache_is_rebuilt(tiny_corpus, damage):
+    good = encode_corpus(resolve(str(tiny_corpus))).ids.tolist()
+    (meta,) = cache_files(".json")
+    damage(meta.with_suffix(""))
+    assert encode_corpus(resolve(str(tiny_corpus))).ids.tolist() == good
+    assert json.loads(meta.read_text())["length"] == len(TINY_TEXT)   # and the entry is whole again
+
+
+def test_an_empty_corpus_is_a_usage_error(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"\xef\xbb\xbf")          # a BOM and nothing else is still empty
+    with pytest.raises(UsageError, match="empty"):
+        encode_corpus(resolve(str(path)))
+    with pytest.raises(UsageError, match="empty"):
+        encode_text("typed", "")
+
+
+@pytest.mark.parametrize("n", [10, 11, 19, 20, 99, 100, 1001, 7160, 12345])
+def test_the_last_ten_percent_is_validation(n):
+    corpus = encode_text("x", ("abcdefg" * n)[:n])
+    train, val = corpus.split(0.1)
+    assert len(train) == int(n * 0.9)          # nanoGPT's boundary
+    assert np.array_equal(np.concatenate([train, val]), corpus.ids)
+
+
+def test_streams_are_contiguous_chunks_with_targets_shifted_by_one():
+    ids = np.arange(100, dtype=np.int64)
+    B, T = 3, 4
+    batches = StreamBatches(ids, B, T)
+    assert batches.stream_len == 33 and batches.chunks_per_epoch == 8
+    xs, ys = zip(*(batches.batch(k) for k in range(batches.chunks_per_epoch)))
+    for x, y in zip(xs, ys):
+        assert x.shape == y.shape == (B, T) and x.dtype == torch.int64
+        assert torch.equal(y, x + 1)                                  # next character
+    stream = torch.cat(xs, dim=1)                                     # chunk k+1 follows chunk k
+    for b in range(B):
+        start = b * batches.stream_len
+        assert stream[b].tolist() == list(range(start, start + 8 * T))
+
+
+def test_streams_read_a_memory_map_in_place(tiny_corpus):
+    corpus = encode_corpus(resolve(str(tiny_corpus)))
+    batches = StreamBatches(corpus.ids, 4, 16)
+    x, y = batches.batch(2)
+    text = TINY_TEXT
+    s = batches.stream_len
+    for b in range(4):
+        assert corpus.vocab.decode(x[b].tolist()) == text[b * s + 32: b * s + 48]
+        assert corpus.vocab.decode(y[b].tolist()) == text[b * s + 33: b * s + 49]
+
+
+def test_one_batch_needs_b_times_t_plus_one_characters():
+    B, T = 4, 8
+    assert StreamBatches(np.zeros(B * T + 1, np.uint8), B, T).chunks_per_epoch == 1
+    with pytest.raises(UsageError, match=r"fewer than one batch needs \(4 x 8 \+ 1 = 33\)"):
+        StreamBatches(np.zeros(B * T, np.uint8), B, T)
+
+
+@pytest.mark.parametrize("n", [2, 50, 65, 716, 5000])
+def test_eval_streams_cover_nearly_every_transition(n):
+    ids = np.arange(n, dtype=np.int64)
+    pairs = list(eval_streams(ids, 16))
+    total = sum(y.numel() for _, y in pairs)
+    streams = pairs[0][0].shape[0]
+    assert n - 1 - streams < total <= n - 1
+    for x, y in pairs:
+        assert torch.equal(y, x + 1)

@@ -1,0 +1,192 @@
+"""The streaming sampler, on a model trained by `charlm train`: one character per step, seeded,
+greedy at temperature 0, top-k / top-p that do what they say, controls that apply at the very
+next character, and <unk> never said."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from charlm.checkpoint import load_checkpoint
+from charlm.errors import UsageError
+from charlm.sample import SampleControls, Sampler, Token
+from charlm.vocab import UNK, UNK_ID
+from helpers import greedy_after, logits_along
+
+PRIME = "The cat "
+
+
+@pytest.fixture(scope="module")
+def ckpt(trained_run):
+    return load_checkpoint(trained_run.run_dir)
+
+
+@pytest.fixture
+def sampler(ckpt):
+    return Sampler(ckpt.model, ckpt.vocab)
+
+
+def ids_of(vocab, text):
+    return [vocab.stoi[c] for c in text]
+
+
+def sample_ids(sampler, controls, length=60, seed=0, prime=PRIME):
+    return [toks[0].id for toks in sampler.stream(prime, controls, length, seed)]
+
+
+def test_the_stream_yields_one_character_at_a_time(sampler, ckpt):
+    stream = sampler.stream(PRIME, SampleControls(0.8), length=25, seed=1)
+    steps = list(stream)
+    assert len(steps) == 25
+    for toks in steps:
+        (tok,) = toks
+        assert isinstance(tok, Token) and len(tok.char) == 1
+        assert tok.char == ckpt.vocab.itos[tok.id] and 0.0 < tok.prob <= 1.0
+    assert "".join(t[0].char for t in steps) == sampler.generate(PRIME, 25, SampleControls(0.8), seed=1)
+
+
+def test_an_endless_stream_runs_until_the_caller_stops(sampler):
+    stream = sampler.stream(PRIME, SampleControls(1.0), length=None, seed=3)
+    assert len([next(stream) for _ in range(700)]) == 700
+    stream.close()
+
+
+def test_same_seed_same_text_other_seed_other_text(sampler):
+    c = SampleControls(1.0)
+    a, b = sampler.generate(PRIME, 200, c, seed=5), sampler.generate(PRIME, 200, c, seed=5)
+    assert a == b and len(a) == 200
+    assert sampler.generate(PRIME, 200, c, seed=6) != a
+
+
+def test_temperature_zero_is_argmax(sampler, ckpt):
+    got = sample_ids(sampler, SampleControls(0.0), length=60, seed=1)
+    assert got == greedy_after(ckpt.model, ids_of(ckpt.vocab, PRIME), [], 60)
+    assert got == sample_ids(sampler, SampleControls(0.0), length=60, seed=2)    # no randomness left
+
+
+@pytest.mark.parametrize("controls", [SampleControls(1.0, top_k=1), SampleControls(3.0, top_k=1),
+                                      SampleControls(1.0, top_p=1e-6), SampleControls(2.0, top_p=1e-3)])
+def test_top_k_one_and_tiny_top_p_are_greedy(sampler, controls):
+    greedy = sample_ids(sampler, SampleControls(0.0))
+    for seed in range(3):
+        assert sample_ids(sampler, controls, seed=seed) == greedy
+
+
+def test_top_k_samples_only_among_the_k_likeliest(sampler, ckpt):
+    got = sample_ids(sampler, SampleControls(2.0, top_k=3), length=80, seed=0)
+    prime = ids_of(ckpt.vocab, PRIME)
+    for logits, i in zip(logits_along(ckpt.model, prime, got), got):
+        logits[:, UNK_ID] = -float("inf")
+        assert i in torch.topk(logits[0], 3).indices.tolist()
+    assert len(set(got)) > 3                              # and it does sample, not just argmax
+
+
+def test_top_p_samples_only_within_the_nucleus(sampler, ckpt):
+    p, t = 0.6, 1.5
+    got = sample_ids(sampler, SampleControls(t, top_p=p), length=80, seed=0)
+    prime = ids_of(ckpt.vocab, PRIME)
+    for logits, i in zip(logits_along(ckpt.model, prime, got), got):
+        logits[:, UNK_ID] = -float("inf")
+        probs = torch.softmax(logits[0] / t, -1)
+        order = probs.argsort(descending=True).tolist()
+        mass_before = probs[order].cumsum(0) - probs[order]
+        nucleus = [j for j, m in zip(order, mass_before.tolist()) if m < p]
+        assert i in nucleus
+
+
+def test_controls_changed_mid_stream_apply_at_the_very_next_character(sampler, ckpt):
+    """Switch to greedy after 10 characters: character 11 on must be the argmax continuation
+    from the carried state. The seed is one where, left alone, character 11 would not be."""
+    prime = ids_of(ckpt.vocab, PRIME)
+    for seed in range(100):
+        untouched = sample_ids(sampler, SampleControls(3.0), length=11, seed=seed)
+        if untouched[10] != greedy_after(ckpt.model, prime, untouched[:10], 1)[0]:
+            break
+    else:
+        pytest.fail("no seed where temperature 3 departs from greedy at character 11")
+
+    controls = SampleControls(3.0)
+    stream = sampler.stream(PRIME, controls, length=40, seed=seed)
+    first = [next(stream)[0].id for _ in range(10)]
+    assert first == untouched[:10]
+    controls.temperature = 0.0
+    rest = [toks[0].id for toks in stream]
+    assert rest == greedy_after(ckpt.model, prime, first, 30)
+
+
+def test_top_k_changed_mid_stream(sampler, ckpt):
+    controls = SampleControls(2.0)
+    stream = sampler.stream(PRIME, controls, length=30, seed=4)
+    first = [next(stream)[0].id for _ in range(5)]
+    controls.top_k = 1
+    rest = [toks[0].id for toks in stream]
+    assert rest == greedy_after(ckpt.model, ids_of(ckpt.vocab, PRIME), first, 25)
+
+
+def test_prime_characters_missing_from_the_vocabulary_are_skipped(sampler):
+    c = SampleControls(0.9)
+    assert sampler.prompt_ids("The ☃cat\u200d") == sampler.prompt_ids("The cat")
+    assert sampler.generate("The ☃cat\u200d", 80, c, seed=2) == sampler.generate("The cat", 80, c, seed=2)
+
+
+def test_an_empty_prime_starts_at_a_line_break(sampler):
+    c = SampleControls(0.0)
+    assert sampler.generate("", 40, c) == sampler.generate("\n", 40, c)
+
+
+@pytest.mark.parametrize("controls", [SampleControls(0.0), SampleControls(1.0), SampleControls(5.0),
+                                      SampleControls(1.0, top_k=2), SampleControls(1.0, top_p=0.5)])
+def test_unk_is_never_sampled(ckpt, controls):
+    model = copy.deepcopy(ckpt.model)
+    with torch.no_grad():
+        model.head.bias[UNK_ID] = 100.0               # the model now all but insists on <unk>
+    sampler = Sampler(model, ckpt.vocab)
+    ids = [i for toks in sampler.stream(PRIME, controls, 150, seed=0, num_samples=3) for i in (t.id for t in toks)]
+    assert UNK_ID not in ids and len(ids) == 450
+    assert UNK not in sampler.generate(PRIME, 150, controls, seed=1)
+
+
+def test_num_samples_are_generated_as_one_batch(sampler):
+    steps = list(sampler.stream(PRIME, SampleControls(1.5), length=50, seed=0, num_samples=4))
+    assert len(steps) == 50 and all(len(toks) == 4 for toks in steps)
+    texts = ["".join(toks[i].char for toks in steps) for i in range(4)]
+    assert len(set(texts)) > 1
+    greedy = list(sampler.stream(PRIME, SampleControls(0.0), length=50, num_samples=3))
+    rows = ["".join(toks[i].char for toks in greedy) for i in range(3)]
+    assert rows == [sampler.generate(PRIME, 50, SampleControls(0.0))] * 3
+
+
+def test_stop_string_ends_a_sample(sampler):
+    full = sampler.generate(PRIME, 200, SampleControls(0.0))
+    stop = "the"
+    assert stop in full
+    cut = sampler.generate(PRIME, 200, SampleControls(0.0), stop=stop)
+    assert cut == full[:full.index(stop) + len(stop)]
+    assert sampler.generate(PRIME, 200, SampleControls(0.0), stop="never there") == full
+
+
+def test_a_stream_continues_from_the_carried_state(sampler):
+    c = SampleControls(0.0)
+    whole = sampler.generate(PRIME, 40, c)
+    head = sampler.generate(PRIME, 20, c)
+    tail = "".join(t[0].char for t in sampler.stream("", c, 20, hidden=sampler.last_hidden))
+    assert head + tail == whole
+
+
+def test_sampling_leaves_the_model_in_its_mode(ckpt):
+    model = copy.deepcopy(ckpt.model).train()
+    Sampler(model, ckpt.vocab).generate(PRIME, 5, SampleControls(0.5), seed=0)
+    assert model.training
+
+
+@pytest.mark.parametrize("controls, needle", [
+    (SampleControls(-0.1), "temperature"), (SampleControls(float("nan")), "temperature"),
+    (SampleControls(float("inf")), "temperature"), (SampleControls(1.0, top_k=-1), "top-k"),
+    (SampleControls(1.0, top_p=0.0), "top-p"), (SampleControls(1.0, top_p=1.5), "top-p"),
+    (SampleControls(1.0, top_p=float("nan")), "top-p"),
+])
+def test_bad_controls_are_usage_errors(sampler, controls, needle):
+    with pytest.raises(UsageError, match=needle):
+        next(sampler.stream(PRIME, controls, 5))
