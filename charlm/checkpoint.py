@@ -87,6 +87,8 @@ def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: 
 def _swap_in(tmp: Path, path: Path) -> None:
     """Replace `path` with `tmp`: two renames, and the old copy stays until the new one is in place."""
     old = path.parent / f".{path.name}.old"
+    if old.exists() and not path.exists():
+        os.replace(old, path)       # an earlier save was cut off between its renames: restore first
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         os.replace(path, old)

@@ -137,8 +137,10 @@ class Trainer:
             lr = lr_at(self.progress(), self.cfg)
             loss = self._train_step(lr)
             if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss} at step {self.step}; the last good checkpoint is kept in {self.run_dir}")
+                kept = (f"the last good checkpoint is kept in {self.run_dir / 'last'}" if (self.run_dir / "last").exists()
+                        else "no checkpoint had been saved yet")
+                raise TrainingDiverged(f"the loss became {loss} at step {self.step}; {kept}; "
+                                       "try a lower --lr or --grad-clip")
             now = time.perf_counter()
             self.elapsed += now - clock
             clock = now
