@@ -87,6 +87,15 @@ class PtyApp:
         rx = re.compile(pattern)
         return [(t, m) for t, data in chunks for m in rx.finditer(ANSI.sub("", data.decode("utf-8", "replace")))]
 
+    def cpu_ticks(self) -> tuple[int, int]:
+        """(the UI thread's, the whole process's) CPU time so far, in clock ticks (Linux)."""
+        def ticks(path: str) -> int:
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])          # utime + stime
+        pid = self.proc.pid
+        return ticks(f"/proc/{pid}/task/{pid}/stat"), ticks(f"/proc/{pid}/stat")
+
     def wait_exit(self, timeout: float) -> int:
         return self.proc.wait(timeout)
 

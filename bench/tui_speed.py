@@ -1,7 +1,7 @@
 """The app's cost: training throughput inside the TUI vs headless, and key-press-to-screen
 latency while training.
 
-Both sides run as separate processes on the same config (the app's default run: the default
+Both sides run as separate processes with the same OpenMP settings, on the same config (the app's default run: the default
 corpus, the given preset, evaluation every 100 steps), in alternating rounds (H T H T ...) so a
 noisy, shared machine slows both alike, and the two runs' recorded configs are checked to be
 equal. The TUI is the real app in a pseudo-terminal (so it really draws), driven by keys written
@@ -11,7 +11,7 @@ times, TUI from the step counts the screen shows and when they arrived.
 Latency is from writing a key to the terminal to reading the screen update that shows it
 (chart axis on the Train screen, temperature gauge on Generate), with training running.
 
-    python -m bench.tui_speed [--rounds 2] [--seconds 15] [--presses 40] [--preset small]
+    python -m bench.tui_speed [--rounds 2] [--seconds 15] [--presses 60] [--preset small] [--threads N]
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import threading
 import time
 from pathlib import Path
 
-from bench.machine import describe
 from bench.tui_pty import PtyApp
 
 HERE = Path(__file__).resolve().parent.parent
@@ -77,9 +76,11 @@ def tui_child(preset: str) -> None:
 def rate(run_dir: Path, times: list[tuple[int, float]]) -> tuple[float, dict]:
     """Chars/s between the first step after WARMUP and the last, and the run's recorded config."""
     meta = json.loads((run_dir / "last" / "config.json").read_text())
-    times = [(s, t) for s, t in times if s > WARMUP]
-    if len(times) < 2 or times[-1][0] == times[0][0]:
-        raise SystemExit(f"too few steps in {run_dir} to measure: use more --seconds")
+    steady = [(s, t) for s, t in times if s > WARMUP]
+    if len(steady) < 2 or steady[-1][0] == steady[0][0]:
+        raise SystemExit(f"too few steps in {run_dir} to measure ({len(times)} seen, the last {times[-1:]}): "
+                         "use more --seconds")
+    times = steady
     (s0, t0), (s1, t1) = times[0], times[-1]
     train = meta["train"]
     return (s1 - s0) * train["batch_size"] * train["seq_len"] / (t1 - t0), {"model": meta["model"], "train": train}
@@ -87,6 +88,9 @@ def rate(run_dir: Path, times: list[tuple[int, float]]) -> tuple[float, dict]:
 
 def child_env(root: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    # The app sets this for itself (charlm/tui/run.py); the headless side gets the same, so the
+    # ratio is the UI's cost and not a difference in how OpenMP threads wait.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(CHARLM_CHECKPOINTS=str(root / "checkpoints"), CHARLM_CORPORA=str(root / "corpora"),
                CHARLM_CACHE=str(Path(env.get("BENCH_CACHE", root.parent / "cache"))), TERM="xterm-256color")
     shared = HERE.parent / "shared" / "corpora"
@@ -116,11 +120,14 @@ def start_tui(root: Path, preset: str) -> PtyApp:
     return app
 
 
-def tui_round(root: Path, preset: str, seconds: float) -> tuple[float, dict]:
+def tui_round(root: Path, preset: str, seconds: float) -> tuple[float, dict, float]:
+    """(chars/s, config, share of the process's CPU time the UI thread used while training)."""
     app = start_tui(root, preset)
     try:
         first = app.matches(STEP_SHOWN)[0][0]
+        ui0, all0 = app.cpu_ticks()
         time.sleep(max(seconds - (time.perf_counter() - first), 0))
+        ui1, all1 = app.cpu_ticks()
         shown = [(int(m.group(1).replace(",", "")), t) for t, m in app.matches(STEP_SHOWN)]
         app.send("x")
         app.wait_for("saved", timeout=120)
@@ -128,25 +135,42 @@ def tui_round(root: Path, preset: str, seconds: float) -> tuple[float, dict]:
         app.wait_exit(60)
     finally:
         app.close()
-    return rate(only_run(root), shown)
+    return (*rate(only_run(root), shown), (ui1 - ui0) / max(all1 - all0, 1))
+
+
+def gauge_presses(app: PtyApp, n: int) -> list[float]:
+    """Temperature up / down on the Generate screen, timed until the gauge shows it."""
+    times = []
+    for i in range(n):
+        key, shows = ("\x1b[C", "0.85 ←/→") if i % 2 == 0 else ("\x1b[D", "0.80 ←/→")
+        times.append(app.latency(key, shows))
+        time.sleep(0.2)
+    return times
 
 
 def latencies(root: Path, preset: str, presses: int) -> dict[str, list[float]]:
-    """Key-to-screen times (ms) while training, for a chart redraw and a gauge change."""
-    app = start_tui(root, preset)
-    out: dict[str, list[float]] = {"train: c (chart axis)": [], "generate: ←/→ (temperature)": []}
+    """Key-to-screen times (ms): idle first (the baseline this machine allows), then while
+    training, for a chart redraw and a gauge change."""
+    app = PtyApp([sys.executable, "-m", "bench.tui_speed", "--tui-child", preset], cwd=HERE, env=child_env(root))
+    out: dict[str, list[float]] = {}
     try:
+        app.wait_for("ready · s starts", timeout=180)
+        app.send("2")
+        app.wait_for("0.80 ←/→", timeout=30)
+        out["idle (no training), generate: ←/→"] = gauge_presses(app, presses // 2)
+        app.send("1")
+        app.wait_for("ready · s starts", timeout=30)
+        app.send("s")
+        app.wait_for(STEP_SHOWN, timeout=120, regex=True)
+        chart = out["training, train: c (chart axis)"] = []
         for _ in range(presses // 2):
-            out["train: c (chart axis)"].append(app.latency("c", "minutes"))
+            chart.append(app.latency("c", "minutes"))
             time.sleep(0.15)
             app.send("c")                     # back to steps (not timed: "steps" shows in every redraw)
             time.sleep(0.15)
         app.send("2")
-        app.wait_for("0.80 ←/→", timeout=30)
-        for i in range(presses // 2):
-            key, shows = ("\x1b[C", "0.85 ←/→") if i % 2 == 0 else ("\x1b[D", "0.80 ←/→")
-            out["generate: ←/→ (temperature)"].append(app.latency(key, shows))
-            time.sleep(0.2)
+        time.sleep(0.5)
+        out["training, generate: ←/→ (temperature)"] = gauge_presses(app, presses // 2)
         app.send("\x11")                      # ctrl+q while training: the quit question
         app.wait_for("Save and quit", timeout=30)
         app.send("\r")
@@ -164,8 +188,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=15.0, help="training seconds per round")
-    ap.add_argument("--presses", type=int, default=40, help="key presses timed on each of two screens")
+    ap.add_argument("--presses", type=int, default=60, help="key presses timed on each of two screens")
     ap.add_argument("--preset", default="small", help="the app's default preset unless given")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads on both sides (OMP_NUM_THREADS); 1 steadies a machine shared with "
+                         "other jobs, where a descheduled OpenMP thread stalls every step")
     ap.add_argument("--headless-child", nargs=3, metavar=("PRESET", "SECONDS", "RUN_DIR"), help=argparse.SUPPRESS)
     ap.add_argument("--tui-child", metavar="PRESET", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -175,31 +202,41 @@ def main() -> None:
     if args.tui_child:
         return tui_child(args.tui_child)
 
-    print(f"machine: {describe()}")
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    from bench.machine import describe      # imports torch: not in the children before the app sets it up
+    print(f"machine: {describe()}" + (f" (children: OMP_NUM_THREADS={args.threads})" if args.threads else ""))
     print(f"config: the app's default run with preset {args.preset} (eval every {TUI_DEFAULTS['eval_every']} steps); "
           f"{args.rounds} alternating rounds of {args.seconds:g}s training per side", flush=True)
     with tempfile.TemporaryDirectory(prefix="charlm-bench-") as tmp:
         base = Path(tmp)
         os.environ.setdefault("BENCH_CACHE", str(base / "cache"))
-        tui, headless = [], []
+        tui, headless, ui_share = [], [], []
         for r in range(args.rounds):
             h, h_cfg = headless_round(base / f"h{r}", args.preset, args.seconds)
-            t, t_cfg = tui_round(base / f"t{r}", args.preset, args.seconds)
+            t, t_cfg, share = tui_round(base / f"t{r}", args.preset, args.seconds)
             same = h_cfg == t_cfg
             headless.append(h)
             tui.append(t)
-            print(f"  round {r + 1}: headless {h:,.0f} chars/s · TUI {t:,.0f} chars/s · "
-                  f"same config: {'yes' if same else 'NO: ' + json.dumps([h_cfg, t_cfg])}", flush=True)
-        a, b = statistics.median(tui), statistics.median(headless)
-        print(f"training in the TUI: {a:,.0f} chars/s (median) · headless: {b:,.0f} chars/s (median)")
-        print(f"ratio TUI/headless: {a / b:.3f}  (goal >= 0.90: {'met' if a >= 0.9 * b else 'NOT met'})", flush=True)
-        lat = latencies(base / "lat", args.preset, args.presses)
-    every = [x for xs in lat.values() for x in xs]
+            ui_share.append(share)
+            print(f"  round {r + 1}: headless {h:,.0f} chars/s · TUI {t:,.0f} chars/s (UI thread: {share:.1%} of "
+                  f"the app's CPU) · same config: {'yes' if same else 'NO: ' + json.dumps([h_cfg, t_cfg])}",
+                  flush=True)
+        if tui:
+            a, b = statistics.median(tui), statistics.median(headless)
+            print(f"training in the TUI: {a:,.0f} chars/s (median) · headless: {b:,.0f} chars/s (median)")
+            print(f"ratio TUI/headless: {a / b:.3f}  (goal >= 0.90: {'met' if a >= 0.9 * b else 'NOT met'}) · "
+                  f"the UI thread used {statistics.median(ui_share):.1%} of the app's CPU time while training "
+                  f"(load-independent)", flush=True)
+        lat = latencies(base / "lat", args.preset, args.presses) if args.presses else {}
+    if not lat:
+        return
     for name, xs in lat.items():
-        print(f"key-to-screen while training, {name}: p50 {pct(xs, 50):.1f} ms · p95 {pct(xs, 95):.1f} ms "
+        print(f"key-to-screen, {name}: p50 {pct(xs, 50):.1f} ms · p95 {pct(xs, 95):.1f} ms "
               f"· max {max(xs):.1f} ms ({len(xs)} presses)")
-    p95 = pct(every, 95)
-    print(f"key-to-screen overall: p50 {pct(every, 50):.1f} ms · p95 {p95:.1f} ms  "
+    training = [x for name, xs in lat.items() if name.startswith("training") for x in xs]
+    p95 = pct(training, 95)
+    print(f"key-to-screen while training, overall: p50 {pct(training, 50):.1f} ms · p95 {p95:.1f} ms  "
           f"(goal p95 <= 50 ms: {'met' if p95 <= 50 else 'NOT met'})")
 
 

@@ -10,7 +10,7 @@ from charlm.errors import UsageError
 CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adamw", "adagrad", "rmsprop")
 # Peak learning rates that suit each optimizer when the user names none.
-DEFAULT_LR = {"adamw": 8e-3, "adagrad": 1e-1, "rmsprop": 2e-3}
+DEFAULT_LR = {"adamw": 1.5e-2, "adagrad": 1e-1, "rmsprop": 2e-3}
 MAX_LR = 10.0                # no optimizer here learns anything above it
 
 
@@ -43,7 +43,7 @@ class ModelConfig:
 class TrainConfig:
     batch_size: int = 64        # parallel streams through the corpus
     seq_len: int = 128          # BPTT chunk length (characters)
-    lr: float = 8e-3            # peak learning rate (high: clipping keeps it stable, and 5-minute runs need it)
+    lr: float = 1.5e-2          # peak learning rate (high: clipping keeps it stable, and 5-minute runs need it)
     min_lr_ratio: float = 0.05  # cosine floor, as a fraction of lr
     warmup: float = 0.02        # warm-up, as a fraction of the budget
     weight_decay: float = 0.1   # AdamW, on matrices only
@@ -66,7 +66,7 @@ class TrainConfig:
             if not (v > 0 and math.isfinite(v)):
                 raise UsageError(f"--{name} must be a positive number, got {v}", f"try --{name} {TrainConfig.__dataclass_fields__[name.replace('-', '_')].default}")
         if self.lr > MAX_LR:   # larger overflows the optimizer's fp32 update instead of just diverging
-            raise UsageError(f"--lr must be at most {MAX_LR:g}, got {self.lr}", "try --lr 8e-3")
+            raise UsageError(f"--lr must be at most {MAX_LR:g}, got {self.lr}", "try --lr 1.5e-2")
         if not 0.0 < self.val_fraction < 1.0:
             raise UsageError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}", "try --val-fraction 0.1")
         if self.optimizer not in OPTIMIZERS:
@@ -123,7 +123,7 @@ PRESETS: dict[str, Preset] = {
         Preset("small", "2x256 LSTM: learns words in a minute or two",
                dict(layers=2, hidden=256, embed=32), dict(batch_size=64, seq_len=128, lr=1e-2)),
         Preset("medium", "2x512 LSTM: the default, verse in five minutes on a laptop",
-               dict(layers=2, hidden=512, embed=64), dict(batch_size=64, seq_len=128, lr=8e-3)),
+               dict(layers=2, hidden=512, embed=64), dict(batch_size=64, seq_len=128, lr=1.5e-2)),
         Preset("large", "3x768 LSTM: for long runs or a GPU",
                dict(layers=3, hidden=768, embed=96, dropout=0.2), dict(batch_size=64, seq_len=128, lr=4e-3)),
         Preset("karpathy", "3x512 LSTM of Karpathy's char-rnn Shakespeare experiments",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -56,7 +55,7 @@ def run(args) -> int:
     # torch is imported only now: flags are checked, and errors reported, without its ~1.5 s.
     from charlm.cli.progress import train_with_progress
     from charlm.data import encode_corpus
-    from charlm.train import Trainer
+    from charlm.runs import new_trainer
     if args.resume is not None:
         return _resume(args)
     model_cfg, train_cfg = preset_configs(args.preset or DEFAULT_PRESET)
@@ -71,11 +70,7 @@ def run(args) -> int:
     source, spec = _source(args)
     corpus = encode_corpus(source)
     run_dir = args.out or new_run_dir(corpus.name)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise UsageError(f"{run_dir} already exists and is not empty", "choose another --out, or --resume it")
-    trainer = Trainer(corpus, model_cfg, train_cfg, run_dir)   # refuses a too-short text before any mkdir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "source.json").write_text(json.dumps({"spec": spec, "encoding": args.encoding}))
+    trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
     return train_with_progress(trainer, args.quiet)
 
 
@@ -101,33 +96,19 @@ def _apply_train_flags(args, train_cfg) -> None:
 
 
 def _resume(args) -> int:
-    from charlm.checkpoint import read_meta
-    from charlm.config import ModelConfig, TrainConfig
-    run_dir = args.resume
-    last = run_dir / "last"
-    if not run_dir.is_dir() or not (last / "resume.json").exists():
-        raise UsageError(f"{run_dir} is not a charlm run directory (no last/ checkpoint with resume state)",
-                         "give a directory that `charlm train` created under checkpoints/")
+    from charlm.cli.progress import train_with_progress
+    from charlm.runs import resume_trainer
     if any(getattr(args, n) is not None for n in MODEL_FLAGS) or args.preset:
         raise UsageError("a resumed run keeps its model shape", "drop --preset/--cell/--layers/--hidden/--embed/--dropout")
-    meta = read_meta(last)
-    model_cfg, train_cfg = ModelConfig.from_dict(meta["model"]), TrainConfig.from_dict(meta["train"])
-    _apply_train_flags(args, train_cfg)
-    train_cfg.validate()
-    spec, encoding = args.corpus, args.encoding
-    if spec is None:
-        try:
-            src = json.loads((run_dir / "source.json").read_text())
-            spec, encoding = src["spec"], src.get("encoding", "utf-8")
-        except (OSError, ValueError, KeyError):
-            raise UsageError(f"{run_dir} does not record its corpus", "pass the corpus again: charlm train CORPUS --resume RUN_DIR") from None
-    from charlm.cli.progress import train_with_progress
-    from charlm.data import encode_corpus
-    from charlm.train import Trainer
-    from charlm.vocab import CharVocab
-    corpus = encode_corpus(resolve_corpus(spec, encoding), CharVocab.load(last / "tokenizer.json"))
-    trainer = Trainer(corpus, model_cfg, train_cfg, run_dir, resume=True)
+    overrides = {n: getattr(args, n) for n in TRAIN_FLAGS if getattr(args, n, None) is not None}
+    if args.steps is not None and args.minutes is None:
+        overrides["minutes"] = None
+    resolve = None
+    if args.corpus:     # the corpus moved: use the one given, with the run's own vocabulary
+        def resolve(_spec, _encoding):
+            return resolve_corpus(args.corpus, args.encoding)
+    trainer = resume_trainer(args.resume, train_overrides=overrides, resolve=resolve)
     if trainer.progress() >= 1.0:
-        raise UsageError(f"{run_dir} already finished its budget ({trainer.step} steps, {trainer.elapsed / 60:.1f} min)",
+        raise UsageError(f"{args.resume} already finished its budget ({trainer.step} steps, {trainer.elapsed / 60:.1f} min)",
                          "pass a larger total --steps or --minutes to train it further")
     return train_with_progress(trainer, args.quiet)

@@ -1,0 +1,26 @@
+"""`charlm` with no arguments: open the app; its exit status is the command's."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def run_app(options=None) -> int:
+    """Run the app with `options` (a charlm.tui.options.AppOptions; defaults if None)."""
+    # OpenMP threads that spin while waiting would take the CPU the UI thread needs to answer
+    # a key press while training; sleeping ones give it back. Read once, when torch loads.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The training thread holds the GIL between torch calls; hand it over sooner than the default
+    # 5 ms so a key press is drawn without waiting on it.
+    sys.setswitchinterval(0.001)
+    from charlm.tui.app import CharLMApp
+    app = CharLMApp(options)
+    try:
+        result = app.run()
+    finally:
+        # However the app ended (even by a crash), the training thread must end too: it
+        # finishes its step, saves (unless told not to) and returns.
+        app.session.request_stop(save=not app.session.abandon.is_set())
+    return result if isinstance(result, int) else (app.return_code or 0)

@@ -1,0 +1,123 @@
+"""Small modal dialogs: confirm, quit-while-training, a line of text, a run's loss chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+from charlm.runs import loss_history
+from charlm.tui.widgets.loss_chart import LossChart
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A question with Yes / No; Escape means No."""
+
+    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Yes", show=False),
+                Binding("n", "dismiss(False)", "No", show=False)]
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No"):
+        super().__init__()
+        self.question, self.yes, self.no = question, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.yes, id="yes", variant="error")
+                yield Button(self.no, id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        """Answer with the button pressed."""
+        self.dismiss(event.button.id == "yes")
+
+
+class QuitDialog(ModalScreen[str]):
+    """Quitting while a run trains: save it, discard what is unsaved, or stay."""
+
+    BINDINGS = [Binding("escape", "dismiss('cancel')", "Cancel")]
+
+    def __init__(self, what: str):
+        super().__init__()
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"{self.what} is still training. Save its checkpoint before quitting?",
+                        classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save and quit", id="save", variant="success")
+                yield Button("Quit without saving", id="discard", variant="error")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        """Answer with the button pressed."""
+        self.dismiss(event.button.id)
+
+
+class TextPrompt(ModalScreen["str | None"]):
+    """One line of text (a file name, a new run name); Escape cancels."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, question: str, value: str = ""):
+        super().__init__()
+        self.question, self.value = question, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-question")
+            yield Input(self.value, id="answer")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        """Answer with the text typed."""
+        self.dismiss(self.query_one("#answer", Input).value.strip() or None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        """No answer."""
+        self.dismiss(None)
+
+
+class ChartDialog(ModalScreen[None]):
+    """A saved run's loss chart, from its metrics.jsonl."""
+
+    BINDINGS = [Binding("escape,q,c", "dismiss", "Close"), Binding("t", "axis", "Steps/min")]
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.run_dir = run_dir
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog chart-dialog"):
+            yield Label(f"{self.run_dir.name}: train and validation loss   (t: steps/minutes · esc: close)",
+                        classes="dialog-question")
+            yield LossChart(id="run-chart")
+
+    def on_mount(self) -> None:
+        train, val = loss_history(self.run_dir)
+        chart = self.query_one(LossChart)
+        chart.empty_hint = "this run has no recorded losses yet"
+        chart.show(train, val)
+
+    def action_axis(self) -> None:
+        """Plot against steps or minutes."""
+        self.query_one(LossChart).toggle_axis()

@@ -1,0 +1,218 @@
+"""The Generate screen: pick a checkpoint (or the run being trained), give a prompt, and watch
+text stream, changing the temperature, top-k, top-p and length while it does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.validation import Integer, Number
+from textual.widgets import Button, Footer, Input, Label, Select, TextArea
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from charlm.checkpoint import Checkpoint, load_checkpoint
+from charlm.runs import list_runs
+from charlm.tui import format as fmt
+from charlm.tui.errors import describe_error
+from charlm.tui.generation import LiveSettings, Source, StreamEnd, StreamJob, run_stream
+from charlm.tui.messages import Generated
+from charlm.tui.screens.generate_actions import GenerateActions
+from charlm.tui.widgets.gauge import Gauge
+from charlm.tui.widgets.nav import NavBar
+from charlm.tui.widgets.output import OutputView
+
+LIVE = "__live__"
+
+
+class GenerateScreen(GenerateActions):
+    BINDINGS = [
+        Binding("ctrl+g", "generate", "Generate", priority=True),
+        Binding("escape", "stop", "Stop"),
+        Binding("c", "continue", "Continue"),
+        Binding("left,minus", "temperature(-0.05)", "Temperature −", show=False),
+        Binding("right,plus,equals_sign", "temperature(0.05)", "Temperature", key_display="←/→"),
+        Binding("left_square_bracket", "top_k(-5)", "top-k −", show=False),
+        Binding("right_square_bracket", "top_k(5)", "top-k +", show=False),
+        Binding("left_curly_bracket", "top_p(-0.05)", "top-p −", show=False),
+        Binding("right_curly_bracket", "top_p(0.05)", "top-p +", show=False),
+        Binding("less_than_sign", "length(-100)", "length −", show=False),
+        Binding("greater_than_sign", "length(100)", "length +", show=False),
+        Binding("r", "generate", "Regenerate", show=False),
+        Binding("x", "clear", "Clear", show=False),
+        Binding("ctrl+s", "save", "Save", priority=True, show=False),
+        Binding("y", "copy", "Copy", show=False),
+        Binding("o", "colour", "Colours"),
+    ]
+
+    temperature: reactive[float] = reactive(0.8)
+    top_k: reactive[int] = reactive(0)
+    top_p: reactive[float] = reactive(1.0)
+    length: reactive[int] = reactive(1000)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = LiveSettings()
+        self.source: Source | None = None
+        self.end: StreamEnd | None = None        # where Continue goes on from
+        self.job: StreamJob | None = None
+        self.generation = 0
+        self.seed: int | None = None
+        self._extra: list[Path] = []             # checkpoints opened from outside checkpoints/
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("generate")
+        with Horizontal(id="gen-model-row"):
+            yield Label("Model", classes="field-label")
+            yield Select([], id="gen-model", prompt="pick a checkpoint, or the run being trained", compact=True)
+        yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False)
+        yield Gauge("temperature", 0.0, 2.0, self.live.controls.temperature, hint="←/→", id="temperature")
+        with Horizontal(id="gen-knobs"):
+            yield Label("top-k")
+            yield Input("0", id="top-k", type="integer", compact=True, validators=[Integer(0, 100000)])
+            yield Label("top-p")
+            yield Input("1.0", id="top-p", type="number", compact=True, validators=[Number(0.01, 1.0)])
+            yield Label("length")
+            yield Input("1000", id="length", type="integer", compact=True, validators=[Integer(1, 10_000_000)])
+            yield Label("seed")
+            yield Input("", id="seed", type="integer", compact=True, placeholder="random",
+                        validators=[Integer(0, 2**62)], valid_empty=True)
+            yield Label("chars/s")
+            yield Input("300", id="pace", type="number", compact=True, validators=[Number(0, 1e6)])
+        with Horizontal(id="gen-buttons"):
+            for label, action, variant in (("Generate", "generate", "success"), ("Stop", "stop", "error"),
+                                           ("Continue", "continue", "primary"), ("Clear", "clear", "default"),
+                                           ("Save", "save", "default"), ("Copy", "copy", "default"),
+                                           ("Colours", "colour", "default")):
+                yield Button(label, id=f"gen-{action}", variant=variant, compact=True, action=f"screen.{action}")
+        yield OutputView(id="output")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", TextArea).border_title = "Prompt (ctrl+g generates)"
+        out = self.query_one(OutputView)
+        out.border_title = "Output"
+        out.border_subtitle = "pick a model above"
+        self.refresh_models()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_models()
+
+    # -- the model ------------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        """The live run (if any) first, then every run under checkpoints/."""
+        options = []
+        session = self.app.session
+        if session.active and session.trainer is not None:
+            options.append((f"● the run being trained ({self.app.session.run_dir.name})", LIVE))
+        for run in list_runs():
+            detail = run.problem or f"{run.corpus} · {run.shape} · {fmt.bpc(run.best_val_loss)} bits/char"
+            options.append((f"{run.name} · {detail}", str(run.path)))
+        listed = {v for _, v in options}
+        options += [(p.name, str(p)) for p in self._extra if str(p) not in listed]
+        select = self.query_one("#gen-model", Select)
+        current = select.value
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            if any(v == current for _, v in options):
+                select.value = current
+        values = [v for _, v in options]
+        if current == LIVE and LIVE not in values and str(session.run_dir) in values:
+            select.value = str(session.run_dir)     # the run ended: its saved checkpoint from now on
+        elif self.source is None and select.value is Select.NULL and options:
+            select.value = options[0][1]     # the live run, else the newest: something to play with at once
+        elif not options:
+            self.query_one(OutputView).border_subtitle = "no models yet: train one on the Train screen (press 1)"
+
+    def open_run(self, path: Path) -> None:
+        """Show a run's checkpoint here (from the Models screen)."""
+        if path not in self._extra:
+            self._extra.append(path)
+        self.refresh_models()
+        select = self.query_one("#gen-model", Select)
+        if select.value == str(path) and self.source is not None:
+            return
+        select.value = str(path)
+
+    def action_use_live(self) -> None:
+        """Generate from the run being trained right now."""
+        self.open_live()
+
+    def open_live(self) -> None:
+        self.refresh_models()
+        select = self.query_one("#gen-model", Select)
+        if select.value == LIVE:
+            self._use_live()
+        else:
+            select.value = LIVE
+
+    @on(Select.Changed, "#gen-model")
+    def _model_picked(self, event: Select.Changed) -> None:
+        """Load the checkpoint picked (or use the live run)."""
+        self.action_stop()
+        if event.value == LIVE:
+            self._use_live()
+        elif isinstance(event.value, str):
+            self.query_one(OutputView).border_subtitle = "loading…"
+            self._load(Path(event.value))
+
+    def _use_live(self) -> None:
+        trainer = self.app.session.trainer
+        if trainer is None or not self.app.session.active:
+            self.notify("no run is being trained right now", severity="warning")
+            return
+        self._set_source(Source(f"live: {self.app.session.run_dir.name}", trainer.corpus.vocab,
+                                snapshot=trainer.snapshot, detail="a snapshot of the current weights at each Generate"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _load(self, path: Path) -> Checkpoint:
+        return load_checkpoint(path)
+
+    def _set_source(self, source: Source) -> None:
+        self.source, self.end = source, None
+        out = self.query_one(OutputView)
+        out.border_subtitle = f"{source.label} · {source.detail}" if source.detail else source.label
+        self.notify(f"model: {source.label}", timeout=3)
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        """A checkpoint loaded, or a stream ended."""
+        worker, state = event.worker, event.worker.state
+        if state == WorkerState.ERROR:
+            self.notify(describe_error(worker.error), title="Generate", severity="error", timeout=10)
+            if worker.group == "load":
+                self.source = None
+                self.query_one(OutputView).border_subtitle = "could not load that checkpoint"
+        elif state == WorkerState.SUCCESS and worker.group == "load":
+            ckpt: Checkpoint = worker.result
+            m = ckpt.model_config
+            step = ckpt.metrics.get("step")
+            self._set_source(Source(ckpt.path.parent.name if ckpt.path.name in ("best", "last") else ckpt.path.name,
+                                    ckpt.vocab, model=ckpt.model,
+                                    detail=f"{m.cell} {m.layers}x{m.hidden} · step {step} · "
+                                           f"{fmt.bpc(ckpt.metrics.get('best_val_loss'))} bits/char"))
+        elif state == WorkerState.SUCCESS and worker.group == "generate":
+            end: StreamEnd = worker.result
+            if self.job is not None and end.sampler is not None:
+                self.end = end
+            self._show_counts(done=True)
+
+    # -- streaming --------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
+    def _stream(self, job: StreamJob, generation: int) -> StreamEnd:
+        worker = get_current_worker()
+        return run_stream(job, self.live, lambda tokens: self.post_message(Generated(tokens, generation)),
+                          lambda: worker.is_cancelled)
+
+    def on_generated(self, event: Generated) -> None:
+        if event.generation == self.generation:
+            self.query_one(OutputView).add(event.tokens)
+            self._show_counts()
+
+    def _show_counts(self, done: bool = False) -> None:
+        out = self.query_one(OutputView)
+        state = "" if done else " · streaming (esc stops)"
+        out.border_title = f"Output · {len(out.tokens):,} chars · seed {self.seed}{state}"

@@ -1,0 +1,184 @@
+"""What the Generate screen's keys and buttons do, and how its live settings stay in step with
+the sampler's controls (kept apart from the layout in generate.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import on
+from textual.screen import Screen
+from textual.widgets import Input, TextArea
+
+from charlm.tui.generation import StreamJob, new_seed
+from charlm.tui.screens.dialogs import TextPrompt
+from charlm.tui.widgets.gauge import Gauge
+from charlm.tui.widgets.output import LEGEND, OutputView
+
+KNOBS = {"top-k": ("top_k", int), "top-p": ("top_p", float), "length": ("length", int)}
+
+
+class GenerateActions(Screen):
+    """GenerateScreen's base: actions, validators and watchers (the layout is in generate.py)."""
+
+    # -- generate, continue, stop ----------------------------------------------------------
+    def action_generate(self) -> None:
+        """Generate from the prompt (again: a new sample each time unless the seed is fixed)."""
+        if self.source is None:
+            self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
+            self.query_one("#gen-model").focus()
+            return
+        prompt = self.query_one("#prompt", TextArea).text
+        missing = sorted({c for c in prompt if c not in self.source.vocab.stoi})
+        if missing:
+            shown = "".join(missing[:20]).replace("\n", "\\n")
+            self.notify(f"the model never saw {len(missing)} character(s) of the prompt; they are skipped: {shown!r}",
+                        severity="warning")
+        self.seed = self._seed_from_field()
+        self.query_one(OutputView).start(prompt)
+        self._begin(StreamJob(None, self.source, prompt, self.seed))
+
+    def action_continue(self) -> None:
+        """Go on from where the text stopped."""
+        end = self.end
+        if end is None or end.last_char is None or self.source is None:
+            self.action_generate()
+            return
+        self.seed = self._seed_from_field(offset=len(self.query_one(OutputView).tokens))
+        self._begin(StreamJob(end.sampler, self.source, end.last_char, self.seed, hidden=end.hidden))
+
+    def _begin(self, job: StreamJob) -> None:
+        self.action_stop()
+        self.generation += 1
+        self.job, self.end = job, None
+        self._show_counts()
+        self.query_one(OutputView).focus()
+        self._stream(job, self.generation)
+
+    def action_stop(self) -> None:
+        """Stop the text streaming (the output stays; Continue goes on from it)."""
+        if self.job is not None:
+            self.job.stop.set()
+        if self.focused is self.query_one("#prompt"):
+            self.query_one(OutputView).focus()
+
+    def _seed_from_field(self, offset: int = 0) -> int:
+        raw = self.query_one("#seed", Input).value.strip()
+        return int(raw) + offset if raw.isdigit() else new_seed()
+
+    # -- live settings ------------------------------------------------------------------------
+    def validate_temperature(self, value: float) -> float:
+        return round(min(max(value, 0.0), 2.0), 2)
+
+    def validate_top_k(self, value: int) -> int:
+        limit = len(self.source.vocab) if self.source is not None else 100000
+        return min(max(int(value), 0), limit)
+
+    def validate_top_p(self, value: float) -> float:
+        return round(min(max(value, 0.01), 1.0), 2)
+
+    def validate_length(self, value: int) -> int:
+        return min(max(int(value), 1), 10_000_000)
+
+    def watch_temperature(self, value: float) -> None:
+        self.live.controls.temperature = value          # the sampler reads it at the next character
+        self.query_one("#temperature", Gauge).value = value
+
+    def watch_top_k(self, value: int) -> None:
+        self.live.controls.top_k = value
+        self._sync_input("top-k", value)
+
+    def watch_top_p(self, value: float) -> None:
+        self.live.controls.top_p = value
+        self._sync_input("top-p", value)
+
+    def watch_length(self, value: int) -> None:
+        self.live.length = value
+        self._sync_input("length", value)
+
+    def _sync_input(self, name: str, value) -> None:
+        inp = self.query_one(f"#{name}", Input)
+        try:
+            same = type(value)(inp.value) == value
+        except ValueError:
+            same = False
+        if not same:
+            inp.value = str(value)
+
+    def action_temperature(self, delta: float) -> None:
+        """Temperature up or down, applied to the next character."""
+        self.temperature += delta
+
+    def action_top_k(self, delta: int) -> None:
+        """Top-k up or down (0 = off)."""
+        self.top_k += delta
+
+    def action_top_p(self, delta: float) -> None:
+        """Top-p up or down (1 = off)."""
+        self.top_p += delta
+
+    def action_length(self, delta: int) -> None:
+        """Length up or down."""
+        self.length += delta
+
+    @on(Gauge.Clicked, "#temperature")
+    def _gauge_clicked(self, event: Gauge.Clicked) -> None:
+        """Set the temperature where the gauge was clicked."""
+        self.temperature = event.value
+
+    @on(Input.Changed, "#top-k, #top-p, #length, #pace")
+    def _knob_typed(self, event: Input.Changed) -> None:
+        """A setting typed: applied at once if valid."""
+        if event.validation_result is not None and not event.validation_result.is_valid:
+            return
+        if event.input.id == "pace":
+            self.live.pace = float(event.value)
+            return
+        name, kind = KNOBS[event.input.id]
+        setattr(self, name, kind(event.value))
+
+    # -- the text ------------------------------------------------------------------------------
+    def action_clear(self) -> None:
+        """Clear the output."""
+        self.action_stop()
+        self.generation += 1
+        self.end = None
+        self.query_one(OutputView).clear()
+
+    def action_copy(self) -> None:
+        """Copy the text to the clipboard (through the terminal)."""
+        text = self.query_one(OutputView).text
+        if not text:
+            self.notify("nothing to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"copied {len(text):,} characters (if your terminal allows clipboard access)", timeout=3)
+
+    def action_colour(self) -> None:
+        """Colour each character by the probability the model gave it."""
+        out = self.query_one(OutputView)
+        out.colour = not out.colour
+        self.query_one("#prompt").border_subtitle = LEGEND if out.colour else ""
+
+    def action_save(self) -> None:
+        """Save the text to a file."""
+        text = self.query_one(OutputView).text
+        if not text:
+            self.notify("nothing to save yet", severity="warning")
+            return
+        name = (self.source.label if self.source else "sample").replace("live: ", "").replace(" ", "-")
+        default = str(Path.cwd() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.txt")
+
+        def write(path: str | None) -> None:
+            if not path:
+                return
+            target = Path(path).expanduser()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            except OSError as e:
+                self.notify(f"could not save to {target}: {e.strerror}", severity="error")
+                return
+            self.notify(f"saved {len(text):,} characters to {target}", title="Saved")
+
+        self.app.push_screen(TextPrompt("Save the text to", default), write)

@@ -1,0 +1,178 @@
+"""The Models screen: every run under checkpoints/, to open in Generate, resume, chart, rename
+or delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Static
+
+from charlm.errors import UsageError
+from charlm.paths import checkpoints_dir
+from charlm.runs import RunInfo, delete_run, list_runs, rename_run
+from charlm.tui import format as fmt
+from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
+from charlm.tui.widgets.nav import NavBar
+
+COLUMNS = ("run", "corpus", "model", "params", "steps", "best bits/char", "saved")
+
+
+class ModelsScreen(Screen):
+    BINDINGS = [
+        Binding("g", "open", "Generate"),
+        Binding("r", "resume", "Resume"),
+        Binding("c", "chart", "Chart"),
+        Binding("n", "rename", "Rename"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("f5", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunInfo] = []
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("models")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="run-detail")
+        with Horizontal(id="run-actions"):
+            for label, action, variant in (("Generate", "open", "success"), ("Resume", "resume", "primary"),
+                                           ("Chart", "chart", "default"), ("Rename", "rename", "default"),
+                                           ("Delete", "delete", "error"), ("Refresh", "refresh", "default")):
+                yield Button(label, id=f"run-{action}", variant=variant, compact=True, action=f"screen.{action}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        """Read checkpoints/ again."""
+        table = self.query_one(DataTable)
+        selected = self.selected()
+        self.runs = list_runs()
+        table.clear()
+        for run in self.runs:
+            if run.problem:
+                table.add_row(run.name, f"[red]unreadable: {run.problem}[/]", "", "", "", "", "", key=str(run.path))
+                continue
+            table.add_row(run.name, run.corpus or "?", run.shape, fmt.count(run.params),
+                          f"{run.steps:,}" if run.steps is not None else "?",
+                          fmt.bpc(run.best_val_loss), fmt.date(run.saved_at), key=str(run.path))
+        if selected is not None:
+            for i, run in enumerate(self.runs):
+                if run.path == selected.path:
+                    table.move_cursor(row=i)
+        self._detail()
+        table.focus()
+
+    def selected(self) -> RunInfo | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.cursor_row is None or not 0 <= table.cursor_row < len(self.runs):
+            return None
+        return self.runs[table.cursor_row]
+
+    @on(DataTable.RowHighlighted)
+    def _detail(self) -> None:
+        """Show where the highlighted run lives and what can be done with it."""
+        run = self.selected()
+        detail = self.query_one("#run-detail", Static)
+        if run is None:
+            detail.update(f"No runs yet in {checkpoints_dir()}. Train one on the Train screen (press 1).")
+            return
+        state = "unreadable" if run.problem else ("can be resumed" if run.resumable else "cannot be resumed")
+        done = "" if run.progress is None else f" · budget {min(run.progress, 1.0):.0%} used"
+        trained = "" if run.elapsed is None else f" · trained {fmt.duration(run.elapsed)}"
+        detail.update(f"{run.path}\n{state}{done}{trained}")
+
+    @on(DataTable.RowSelected)
+    def _row_chosen(self) -> None:
+        """Enter or a double click opens the run in Generate."""
+        self.action_open()
+
+    def _run_or_warn(self) -> RunInfo | None:
+        run = self.selected()
+        if run is None:
+            self.notify("no run selected", severity="warning")
+        return run
+
+    def _is_training(self, run: RunInfo) -> bool:
+        session = self.app.session
+        return session.active and session.run_dir is not None and Path(session.run_dir) == run.path
+
+    async def action_open(self) -> None:
+        """Open the run in Generate."""
+        run = self._run_or_warn()
+        if run is not None:
+            await self.app.switch_mode("generate")
+            self.app.screen.open_run(run.path)
+
+    async def action_resume(self) -> None:
+        """Continue training the run, its chart continuing too."""
+        run = self._run_or_warn()
+        if run is None:
+            return
+        if self.app.session.active:
+            self.notify("a run is training: stop it first (press 1, then x)", severity="warning")
+            return
+        await self.app.switch_mode("train")
+        self.app.screen.resume_run(run.path)
+
+    def action_chart(self) -> None:
+        """Show the run's loss chart."""
+        run = self._run_or_warn()
+        if run is not None:
+            self.app.push_screen(ChartDialog(run.path))
+
+    def action_rename(self) -> None:
+        """Rename the run's directory."""
+        run = self._run_or_warn()
+        if run is None:
+            return
+        if self._is_training(run):
+            self.notify("that run is training: stop it before renaming", severity="warning")
+            return
+
+        def done(name: str | None) -> None:
+            if not name or name == run.name:
+                return
+            try:
+                rename_run(run.path, name)
+            except (UsageError, OSError) as e:
+                self.notify(e.message if isinstance(e, UsageError) else f"could not rename: {e}", severity="error")
+                return
+            self.notify(f"renamed {run.name} to {name}")
+            self.action_refresh()
+
+        self.app.push_screen(TextPrompt(f"New name for {run.name}", run.name), done)
+
+    def action_delete(self) -> None:
+        """Delete the run (asks first)."""
+        run = self._run_or_warn()
+        if run is None:
+            return
+        if self._is_training(run):
+            self.notify("that run is training: stop it before deleting", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                delete_run(run.path)
+            except (UsageError, OSError) as e:
+                self.notify(e.message if isinstance(e, UsageError) else f"could not delete: {e}", severity="error")
+                return
+            self.notify(f"deleted {run.name}")
+            self.action_refresh()
+
+        self.app.push_screen(ConfirmDialog(f"Delete {run.name} and all its checkpoints? This cannot be undone.",
+                                           yes="Delete", no="Keep"), done)

@@ -1,0 +1,87 @@
+"""Across the app: screens by key and by mouse, help, the command palette covering every
+action, themes, and the core staying free of textual."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from charlm.tui.app import COMMANDS, CharLMApp
+from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.screens.help import HelpScreen
+from charlm.tui.screens.models import ModelsScreen
+from charlm.tui.screens.train import TrainScreen
+
+from .conftest import SIZE, tiny_options, wait_for
+
+
+async def test_number_keys_and_clicks_switch_screens(tiny_corpus):
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        assert isinstance(app.screen, TrainScreen)
+        await pilot.press("2")
+        assert isinstance(app.screen, GenerateScreen)
+        await pilot.press("3")
+        assert isinstance(app.screen, ModelsScreen)
+        await pilot.click("#nav-tabs", offset=(12, 0))      # " 1 Train " in the top line
+        assert isinstance(app.screen, TrainScreen)
+        await pilot.click("#nav-tabs", offset=(32, 0))      # " 3 Models "
+        assert isinstance(app.screen, ModelsScreen)
+
+
+async def test_help_opens_and_closes(tiny_corpus):
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(pilot.app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, TrainScreen)
+
+
+def test_every_screen_action_has_a_palette_command():
+    covered = {(mode, action.split("(")[0]) for _, _, mode, action in COMMANDS}
+    for mode, screen in (("train", TrainScreen), ("generate", GenerateScreen), ("models", ModelsScreen)):
+        for binding in screen.BINDINGS:
+            assert (mode, binding.action.split("(")[0]) in covered, f"{mode}: {binding.action} is not in the palette"
+
+
+async def test_palette_runs_a_command(tiny_corpus):
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Train: use the small preset" in titles and "Generate: temperature up" in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"temperature up")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GenerateScreen), what="the Generate screen")
+        await wait_for(pilot, lambda: app.screen.temperature == pytest.approx(0.9), what="the temperature to rise")
+
+
+async def test_theme_toggles_light_and_dark(tiny_corpus):
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        assert pilot.app.theme == "textual-dark"
+        await pilot.press("ctrl+t")
+        assert pilot.app.theme == "textual-light"
+
+
+async def test_usable_at_80x24(tiny_corpus):
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        for key, widget_ids in (("1", ("#start", "#chart", "#samples", "#corpus-select", "#preset")),
+                                ("2", ("#prompt", "#temperature", "#output", "#gen-generate")),
+                                ("3", ("#runs", "#run-resume"))):
+            await pilot.press(key)
+            for wid in widget_ids:
+                region = app.screen.query_one(wid).region
+                assert region.width > 0 and region.height > 0 and region.bottom <= 23, f"{wid} at 80x24: {region}"
+
+
+def test_core_never_imports_textual():
+    code = ("import sys, charlm.cli.main, charlm.train, charlm.sample, charlm.runs, charlm.corpora, charlm.checkpoint;"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_plotext', 'plotext')"
+            " or m.startswith('charlm.tui'));"
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,155 @@
+"""Pilot tests of the Generate screen: streaming from a checkpoint and from the live run, with
+the temperature changed mid-stream and checked through the controls the sampler reads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from textual.widgets import TextArea
+
+from charlm.sample import SampleControls
+from charlm.tui.app import CharLMApp
+from charlm.tui.screens.dialogs import TextPrompt
+from charlm.tui.screens.generate import LIVE, GenerateScreen
+from charlm.tui.widgets.output import OutputView
+
+from .conftest import SIZE, corpus_ready, install_run, tiny_options, wait_for
+
+pytestmark = pytest.mark.xdist_group("tui-train")
+
+
+class RecordingControls(SampleControls):
+    """Logs every value of `temperature` the sampler's thread reads, in order (one per character)."""
+
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if name == "temperature" and threading.current_thread() is not threading.main_thread():
+            self.__dict__.setdefault("reads", []).append(value)
+        return value
+
+    @property
+    def sampler_reads(self) -> list[float]:
+        return list(self.__dict__.get("reads", []))
+
+
+async def open_generate(pilot) -> GenerateScreen:
+    await pilot.press("2")
+    screen = pilot.app.screen
+    assert isinstance(screen, GenerateScreen)
+    await wait_for(pilot, lambda: screen.source is not None, what="the newest checkpoint to load")
+    return screen
+
+
+async def test_stream_change_temperature_continue_clear_save(tiny_corpus, trained_run, tmp_path, monkeypatch):
+    install_run(trained_run)
+    monkeypatch.chdir(tmp_path)
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        assert screen.source.label == "demo"
+        controls = RecordingControls(temperature=0.8)
+        screen.live.controls = controls
+        screen.live.pace = 60          # slow enough to change settings while it streams
+        screen.query_one("#prompt", TextArea).text = "The cat"
+        await pilot.press("ctrl+g")
+        out = screen.query_one(OutputView)
+        await wait_for(pilot, lambda: len(out.tokens) >= 5, what="streamed characters")
+        assert out.text.startswith("The cat")
+        await pilot.press("right", "right", "right", "right")
+        assert screen.temperature == pytest.approx(1.0) and controls.temperature == pytest.approx(1.0)
+        reads_at_change = len(controls.sampler_reads)
+        await wait_for(pilot, lambda: len(controls.sampler_reads) >= reads_at_change + 5,
+                       what="characters after the change")
+        before, after = controls.sampler_reads[:reads_at_change], controls.sampler_reads[reads_at_change:]
+        assert before[0] == pytest.approx(0.8), "the first characters used 0.8"
+        assert before == sorted(before), "then each step up, as the keys were pressed"
+        assert after and all(t == pytest.approx(1.0) for t in after), "every character since uses 1.0"
+        assert "1.00" in str(screen.query_one("#temperature").render()), "the gauge shows the new value"
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.end is not None, what="the stream to stop")
+        shown = out.text
+        assert screen.end.stopped and screen.end.produced == len(out.tokens)
+
+        screen.live.pace = 0
+        screen.length = 30
+        await pilot.press("c")
+        await wait_for(pilot, lambda: screen.end is not None and len(out.text) == len(shown) + 30,
+                       what="30 more characters")
+        assert out.text.startswith(shown), "continue appends to what was there"
+
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt), what="the save dialog")
+        app.screen.query_one("#answer").value = str(tmp_path / "out.txt")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "out.txt").exists(), what="the saved file")
+        assert (tmp_path / "out.txt").read_text() == out.text
+
+        await pilot.press("x")
+        assert out.text == ""
+
+
+async def test_top_k_top_p_length_change_live(tiny_corpus, trained_run):
+    install_run(trained_run)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        screen.query_one(OutputView).focus()
+        await pilot.press("right_square_bracket", "right_square_bracket", "left_curly_bracket", "less_than_sign")
+        assert screen.live.controls.top_k == 10 and screen.query_one("#top-k").value == "10"
+        assert screen.live.controls.top_p == pytest.approx(0.95)
+        assert screen.live.length == 900
+        screen.query_one("#top-k").value = "3"
+        await pilot.pause()
+        assert screen.live.controls.top_k == 3
+        for _ in range(30):
+            await pilot.press("left")
+        assert screen.temperature == 0.0, "clamped at 0 (greedy)"
+        screen.query_one("#seed").value = "7"
+        screen.length = 40
+        screen.live.pace = 0
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: screen.end is not None, what="the stream to end")
+        first = screen.query_one(OutputView).text
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: screen.end is not None, what="the second stream to end")
+        assert screen.query_one(OutputView).text == first, "greedy with the same seed repeats itself"
+        await pilot.press("o")
+        assert screen.query_one(OutputView).colour
+
+
+async def test_generate_from_the_run_being_trained(tiny_corpus):
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        await corpus_ready(pilot)
+        await pilot.press("s")
+        session = app.session
+        await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
+        await pilot.press("2")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.source is not None, what="the live run to be picked")
+        assert screen.query_one("#gen-model").value == LIVE
+        step_before = session.trainer.step
+        screen.live.pace = 0
+        screen.length = 50
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: screen.end is not None, what="text from the live weights")
+        assert len(screen.query_one(OutputView).tokens) == 50
+        await wait_for(pilot, lambda: session.trainer.step > step_before + 5, what="training to go on meanwhile")
+        await pilot.press("1", "x")
+        await wait_for(pilot, lambda: not session.active, what="the run to stop")
+
+
+async def test_corrupt_checkpoint_is_a_notification(tiny_corpus, trained_run):
+    run = install_run(trained_run, "broken")
+    (run / "best" / "model.safetensors").write_bytes(b"not a tensor file")
+    (run / "last" / "model.safetensors").write_bytes(b"not a tensor file")
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: any("corrupt" in n.message for n in pilot.app._notifications),
+                       what="the error notification")
+        assert screen.source is None
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        assert any("pick a model" in n.message for n in pilot.app._notifications)

@@ -1,0 +1,128 @@
+"""Pilot tests of the Models screen: list, open in Generate, resume (chart continues), chart,
+rename, delete with confirmation, and an unreadable run shown rather than fatal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import DataTable
+
+from charlm.metrics import read_metrics
+from charlm.runs import loss_history
+from charlm.tui.app import CharLMApp
+from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
+from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.screens.models import ModelsScreen
+from charlm.tui.screens.train import TrainScreen
+from charlm.tui.widgets.loss_chart import LossChart
+
+from .conftest import SIZE, checkpoints, fake_run, install_run, tiny_options, wait_for
+
+pytestmark = pytest.mark.xdist_group("tui-train")
+
+
+async def open_models(pilot) -> ModelsScreen:
+    await pilot.press("3")
+    screen = pilot.app.screen
+    assert isinstance(screen, ModelsScreen)
+    await pilot.pause()
+    return screen
+
+
+def cells(screen: ModelsScreen) -> list[list[str]]:
+    table = screen.query_one(DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_lists_runs_with_their_numbers(tiny_corpus):
+    fake_run("older", saved_at="2024-01-01T10:00:00+0000", step=200, best=1.386)
+    fake_run("newer", saved_at="2024-02-01T10:00:00+0000", step=500, best=0.693, hidden=48)
+    (checkpoints() / "junk").mkdir()
+    (checkpoints() / "junk" / "last").mkdir()
+    (checkpoints() / "junk" / "last" / "config.json").write_text("{not json")
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        rows = cells(screen)
+        assert [r[0] for r in rows[:2]] == ["newer", "older"], "newest first"
+        assert rows[0][1:] == ["tiny", "lstm 1x48", rows[0][3], "500", "1.000", "2024-02-01 10:00"]
+        assert rows[1][5] == "2.000"
+        assert rows[2][0] == "junk" and "unreadable" in rows[2][1]
+
+
+async def test_open_in_generate(tiny_corpus):
+    fake_run("a", saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
+    fake_run("b", saved_at="2024-03-01T10:00:00+0000", step=100, best=1.5)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        screen.query_one(DataTable).move_cursor(row=1)
+        await pilot.press("g")
+        gen = pilot.app.screen
+        assert isinstance(gen, GenerateScreen)
+        await wait_for(pilot, lambda: gen.source is not None and gen.source.label == "a", what="run a to load")
+
+
+async def test_resume_continues_the_run_and_its_chart(tiny_corpus, trained_run):
+    run = install_run(trained_run)
+    steps_before = json.loads((run / "last" / "config.json").read_text())["metrics"]["step"]
+    history = len(loss_history(run)[0])
+    app = CharLMApp(tiny_options(tiny_corpus, budget=20))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_models(pilot)
+        await pilot.press("r")
+        train = app.screen
+        assert isinstance(train, TrainScreen)
+        session = app.session
+        assert history > 0 and session.val_points, "the chart starts from the run's history"
+        assert train.query_one(LossChart).train[:history] == session.train_points[:history]
+        await wait_for(pilot, lambda: not session.active, timeout=60, what="the resumed run to finish")
+        assert session.last_step.step == steps_before + 20, "a finished run goes on for the budget set"
+        assert session.train_points[history][0] > steps_before
+    rows = read_metrics(run / "metrics.jsonl")
+    assert max(r["step"] for r in rows) == steps_before + 20
+    meta = json.loads((run / "last" / "config.json").read_text())
+    assert meta["metrics"]["step"] == steps_before + 20
+
+
+async def test_chart_rename_and_delete_with_confirmation(tiny_corpus):
+    fake_run("keep", saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        await open_models(pilot)
+        await pilot.press("c")
+        assert isinstance(app.screen, ChartDialog)
+        chart = app.screen.query_one(LossChart)
+        assert len(chart.train) == 10 and len(chart.val) == 2
+        await pilot.press("escape")
+
+        await pilot.press("n")
+        assert isinstance(app.screen, TextPrompt)
+        app.screen.query_one("#answer").value = "renamed"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert (checkpoints() / "renamed").is_dir() and not (checkpoints() / "keep").exists()
+        assert cells(app.screen)[0][0] == "renamed"
+
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("escape")
+        assert (checkpoints() / "renamed").is_dir(), "escape keeps it"
+        await pilot.press("d")
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert not (checkpoints() / "renamed").exists()
+        assert cells(app.screen) == []
+        assert "No runs yet" in str(app.screen.query_one("#run-detail").render())
+
+
+async def test_rename_refuses_a_bad_name(tiny_corpus):
+    fake_run("one", saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
+    fake_run("two", saved_at="2024-01-02T10:00:00+0000", step=100, best=1.5)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await open_models(pilot)
+        await pilot.press("n")
+        pilot.app.screen.query_one("#answer").value = "one"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("already exists" in n.message for n in pilot.app._notifications)
+        assert (checkpoints() / "two").is_dir()

@@ -1,0 +1,166 @@
+"""Pilot tests of the Train screen: a real run of a tiny model on a tiny corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import ProgressBar
+
+from charlm.tui.app import CharLMApp
+from charlm.tui.screens.dialogs import QuitDialog
+from charlm.tui.screens.train import TrainScreen
+from charlm.tui.training import TrainingSession
+from charlm.tui.widgets.loss_chart import LossChart
+from charlm.tui.widgets.train_stats import SampleLog, TrainStats
+
+from .conftest import SIZE, corpus_ready, tiny_options, wait_for
+
+pytestmark = pytest.mark.xdist_group("tui-train")
+
+
+def rendered(widget) -> str:
+    return str(widget.render())
+
+
+async def test_start_shows_losses_and_samples_then_stop_saves(tiny_app: CharLMApp):
+    async with tiny_app.run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        assert isinstance(screen, TrainScreen)
+        await corpus_ready(pilot)
+        assert "tiny" in rendered(screen.query_one("#corpus-info"))
+        await pilot.press("s")
+        session = pilot.app.session
+        await wait_for(pilot, lambda: session.last_eval is not None, what="an evaluation")
+        stats = rendered(screen.query_one(TrainStats))
+        assert "loss" in stats and "chars/s" in stats and "bits/char" in stats
+        assert session.val_points and session.train_points
+        samples = screen.query_one(SampleLog)
+        assert any("── step 10" in line.text for line in samples.lines), "the first sample is tagged with its step"
+        assert screen.query_one(LossChart).train, "the chart has the train loss"
+        assert screen.query_one("#progress", ProgressBar).progress > 0
+
+        await pilot.press("p")
+        assert session.state == TrainingSession.PAUSED and session.pause.is_set()
+        await pilot.pause(0.2)
+        paused_at = session.trainer.step
+        await pilot.pause(0.3)
+        assert session.trainer.step == paused_at, "no steps while paused"
+        await pilot.press("p")
+        assert session.state == TrainingSession.TRAINING and not session.pause.is_set()
+
+        await pilot.press("x")
+        await wait_for(pilot, lambda: session.state == TrainingSession.IDLE, what="the run to stop")
+        run_dir = session.run_dir
+        meta = json.loads((run_dir / "last" / "config.json").read_text())
+        assert meta["metrics"]["step"] == session.trainer.step > 0
+        assert "saved" in " ".join(line.text for line in samples.lines[-3:])
+        assert not screen.query_one("#setup").disabled, "the setup comes back after the run"
+
+
+async def test_invalid_field_blocks_start_with_a_notification(tiny_app: CharLMApp):
+    async with tiny_app.run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        await corpus_ready(pilot)
+        screen.query_one("#hidden").value = "0"
+        await pilot.pause()
+        assert "hidden" in rendered(screen.query_one("#model-errors"))
+        await pilot.press("s")
+        await pilot.pause()
+        assert pilot.app.session.state == TrainingSession.IDLE
+        assert any("hidden" in n.message for n in pilot.app._notifications)
+
+
+async def test_bad_corpus_path_is_a_notification_not_a_crash(tiny_app: CharLMApp, tmp_path):
+    async with tiny_app.run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        await corpus_ready(pilot)
+        path = screen.query_one("#corpus-path")
+        path.value = str(tmp_path / "nope.txt")
+        path.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("no such file" in n.message for n in pilot.app._notifications),
+                       what="the error notification")
+        await pilot.press("s")
+        await pilot.pause()
+        assert pilot.app.session.state == TrainingSession.IDLE, "nothing starts without a readable corpus"
+
+
+async def test_path_input_completes(tiny_app: CharLMApp, tiny_corpus):
+    async with tiny_app.run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        path = screen.query_one("#corpus-path")
+        path.focus()
+        path.value = str(tiny_corpus.parent / "tin")
+        path.cursor_position = len(path.value)
+        await wait_for(pilot, lambda: path._suggestion, what="a completion")
+        await pilot.press("right")
+        assert path.value == str(tiny_corpus)
+
+
+async def test_quit_while_training_asks_and_saves(tiny_corpus):
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        await corpus_ready(pilot)
+        await pilot.press("s")
+        session = app.session
+        await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog), what="the quit question")
+        await pilot.click("#save")
+        await wait_for(pilot, lambda: not app.is_running, timeout=30, what="the app to exit")
+    assert app.return_value == 0
+    meta = json.loads((session.run_dir / "last" / "config.json").read_text())
+    assert meta["metrics"]["step"] > 0
+
+
+async def test_quit_without_saving_leaves_no_final_checkpoint(tiny_corpus):
+    app = CharLMApp(tiny_options(tiny_corpus, eval_every=100_000))
+    async with app.run_test(size=SIZE) as pilot:
+        await corpus_ready(pilot)
+        await pilot.press("s")
+        session = app.session
+        await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog), what="the quit question")
+        await pilot.click("#discard")
+        await wait_for(pilot, lambda: not app.is_running, timeout=30, what="the app to exit")
+    assert not session.run_dir.exists(), "nothing was saved (no evaluation happened either), no empty directory left"
+
+
+async def test_whole_flow_train_stop_generate_models_resume(tiny_corpus):
+    """The newcomer's path end to end: train, stop, play with the result, find it, train more."""
+    from charlm.tui.screens.generate import GenerateScreen
+    from charlm.tui.screens.models import ModelsScreen
+    from charlm.tui.widgets.output import OutputView
+
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        await corpus_ready(pilot)
+        await pilot.press("s")
+        session = app.session
+        await wait_for(pilot, lambda: session.last_eval is not None, what="a sample")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not session.active, what="the run to stop and save")
+        run_dir, stopped_at = session.run_dir, session.trainer.step
+
+        await pilot.press("2")
+        gen = app.screen
+        assert isinstance(gen, GenerateScreen)
+        await wait_for(pilot, lambda: gen.source is not None and gen.source.label == run_dir.name,
+                       what="the new checkpoint to load")
+        gen.live.pace, gen.length = 0, 60
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: gen.end is not None, what="text from the new model")
+        assert len(gen.query_one(OutputView).tokens) == 60
+
+        await pilot.press("3")
+        models = app.screen
+        assert isinstance(models, ModelsScreen) and models.runs[0].path == run_dir
+        await pilot.press("r")
+        assert isinstance(app.screen, TrainScreen)
+        await wait_for(pilot, lambda: session.last_step is not None and session.last_step.step > stopped_at,
+                       what="training to go on from where it stopped")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not session.active, what="the resumed run to stop")
+        assert session.run_dir == run_dir
