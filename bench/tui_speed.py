@@ -88,9 +88,8 @@ def rate(run_dir: Path, times: list[tuple[int, float]]) -> tuple[float, dict]:
 
 def child_env(root: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    # The app sets this for itself (charlm/tui/run.py); the headless side gets the same, so the
-    # ratio is the UI's cost and not a difference in how OpenMP threads wait.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Both sides run with the environment a user has: any OpenMP setting the app made for itself
+    # would show up in the ratio, as it should.
     env.update(CHARLM_CHECKPOINTS=str(root / "checkpoints"), CHARLM_CORPORA=str(root / "corpora"),
                CHARLM_CACHE=str(Path(env.get("BENCH_CACHE", root.parent / "cache"))), TERM="xterm-256color")
     shared = HERE.parent / "shared" / "corpora"
