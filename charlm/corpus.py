@@ -108,17 +108,21 @@ def _iter_file(path: Path, encoding: str) -> Iterator[str]:
             line += block.count(b"\n")
             offset += len(block)
             if first and text:
-                text, first = text.lstrip("\ufeff"), False
-            # A CR at a chunk's end may be the first half of a CRLF: decide with the next chunk.
-            if pending_cr:
-                text = "\r" + text
-            pending_cr = text.endswith("\r") and not final
-            if pending_cr:
-                text = text[:-1]
+                text, first = text.removeprefix("\ufeff"), False
+            text, pending_cr = carry_cr(text, pending_cr, final)
             yield text.replace("\r\n", "\n").replace("\r", "\n")
             if final:
                 return
             block = f.read(CHUNK_BYTES)
+
+
+def carry_cr(text: str, pending: bool, final: bool) -> tuple[str, bool]:
+    """A CR at a chunk's end may be the first half of a CRLF: hold it back for the next chunk.
+    Returns the text to use now and whether a CR is held."""
+    if pending:
+        text = "\r" + text
+    pending = text.endswith("\r") and not final
+    return (text[:-1] if pending else text), pending
 
 
 def _looks_textual(path: Path) -> bool:

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charlm.corpus import CHUNK_BYTES, SNIFF_BYTES, CorpusSource
+from charlm.corpus import CHUNK_BYTES, SNIFF_BYTES, CorpusSource, carry_cr
 
 MAX_PROBLEMS = 20           # positions listed; all are counted
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
@@ -104,12 +104,7 @@ def _analyse_file(path: Path, encoding: str, stats: TextStats) -> None:
             newlines += block.count(b"\n")
             if first and text:
                 text, first = text.removeprefix("\ufeff"), False
-            if pending_cr:
-                text = "\r" + text
-            # A CR at a block's end may be half of a CRLF: decide with the next block.
-            pending_cr = text.endswith("\r") and not final
-            if pending_cr:
-                text = text[:-1]
+            text, pending_cr = carry_cr(text, pending_cr, final)
             crlf = text.count("\r\n")
             stats.line_endings["crlf"] += crlf
             stats.line_endings["cr"] += text.count("\r") - crlf
