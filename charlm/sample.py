@@ -24,11 +24,14 @@ class SampleControls:
     temperature: float = 1.0   # 0 = greedy (argmax); higher = more adventurous
     top_k: int = 0             # keep only the k likeliest characters (0 = all)
     top_p: float = 1.0         # keep the smallest set whose probability reaches p (1 = all)
+    seed: int | None = None    # changed mid-stream: reseeds, so what follows is that seed's text
 
     def validate(self) -> None:
         t = self.temperature
         if not isinstance(t, (int, float)) or math.isnan(t) or t < 0 or math.isinf(t):
             raise UsageError(f"temperature must be a number >= 0, got {t}", "try --temperature 0.8 (0 means greedy)")
+        if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**63):
+            raise UsageError(f"seed must be a whole number >= 0, got {self.seed}", "try --seed 42")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise UsageError(f"top-k must be a whole number >= 0, got {self.top_k}", "try --top-k 20 (0 turns it off)")
         p = self.top_p
@@ -100,8 +103,11 @@ class Sampler:
                 logits = out[:, -1]
             elif hidden is not None:
                 logits = self._last_logits
-            produced = 0
+            produced, applied_seed = 0, controls.seed
             while length is None or produced < length:
+                if controls.seed is not None and controls.seed != applied_seed:
+                    gen.manual_seed(controls.seed)
+                    applied_seed = controls.seed
                 self.last_hidden, self._last_logits = hidden, logits
                 nxt = next_ids(logits, controls, gen)                          # (N,)
                 probs = torch.softmax(logits.float(), dim=-1).gather(-1, nxt[:, None]).squeeze(-1)

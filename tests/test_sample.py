@@ -190,3 +190,17 @@ def test_sampling_leaves_the_model_in_its_mode(ckpt):
 def test_bad_controls_are_usage_errors(sampler, controls, needle):
     with pytest.raises(UsageError, match=needle):
         next(sampler.stream(PRIME, controls, 5))
+
+
+
+def test_a_seed_set_mid_stream_reseeds_the_very_next_character(sampler):
+    """Setting controls.seed mid-stream makes what follows the text that seed gives from there."""
+    controls = SampleControls(temperature=1.0)
+    stream = sampler.stream("The ", controls, 60, seed=1)
+    prefix = "".join(tok.char for _, (tok,) in zip(range(20), stream))
+    controls.seed = 42
+    after = "".join(tok.char for (tok,) in stream)
+    fresh = "".join(tok.char for (tok,) in sampler.stream("The " + prefix, SampleControls(temperature=1.0), 40, seed=42))
+    assert after == fresh
+    other = "".join(tok.char for (tok,) in sampler.stream("The " + prefix, SampleControls(temperature=1.0), 40, seed=43))
+    assert after != other

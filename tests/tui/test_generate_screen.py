@@ -106,6 +106,8 @@ async def test_top_k_top_p_length_change_live(tiny_corpus, trained_run):
             await pilot.press("left")
         assert screen.temperature == 0.0, "clamped at 0 (greedy)"
         screen.query_one("#seed").value = "7"
+        await pilot.pause()
+        assert screen.live.controls.seed == 7, "a typed seed reaches the controls the sampler reads"
         screen.length = 40
         screen.live.pace = 0
         await pilot.press("ctrl+g")

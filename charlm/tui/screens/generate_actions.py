@@ -137,6 +137,13 @@ class GenerateActions(Screen):
         name, kind = KNOBS[event.input.id]
         setattr(self, name, kind(event.value))
 
+    @on(Input.Changed, "#seed")
+    def _seed_typed(self, event: Input.Changed) -> None:
+        """A seed typed while text streams reseeds the very next character (and the next Generate)."""
+        raw = event.value.strip()
+        if raw.isdigit() and (event.validation_result is None or event.validation_result.is_valid):
+            self.live.controls.seed = int(raw)
+
     # -- the text ------------------------------------------------------------------------------
     def action_clear(self) -> None:
         """Clear the output."""
