@@ -115,7 +115,8 @@ async def test_quit_while_training_asks_and_saves(tiny_corpus):
 
 
 async def test_quit_without_saving_leaves_no_final_checkpoint(tiny_corpus):
-    app = CharLMApp(tiny_options(tiny_corpus, eval_every=100_000))
+    # A budget the run cannot finish while the dialog is answered: finishing would save.
+    app = CharLMApp(tiny_options(tiny_corpus, eval_every=100_000, budget=10_000_000))
     async with app.run_test(size=SIZE) as pilot:
         await corpus_ready(pilot)
         await pilot.press("s")
