@@ -103,10 +103,8 @@ def _resume(args) -> int:
     overrides = {n: getattr(args, n) for n in TRAIN_FLAGS if getattr(args, n, None) is not None}
     if args.steps is not None and args.minutes is None:
         overrides["minutes"] = None
-    resolve = None
-    if args.corpus:     # the corpus moved: use the one given, with the run's own vocabulary
-        def resolve(_spec, _encoding):
-            return resolve_corpus(args.corpus, args.encoding)
+    # A CORPUS given with --resume says where the run's text is now (it keeps its own vocabulary).
+    resolve = (lambda _spec, _encoding: resolve_corpus(args.corpus, args.encoding)) if args.corpus else None
     trainer = resume_trainer(args.resume, train_overrides=overrides, resolve=resolve)
     if trainer.progress() >= 1.0:
         raise UsageError(f"{args.resume} already finished its budget ({trainer.step} steps, {trainer.elapsed / 60:.1f} min)",
