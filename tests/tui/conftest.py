@@ -54,6 +54,15 @@ async def corpus_ready(pilot) -> None:
     await wait_for(pilot, lambda: pilot.app.screen.corpus is not None, what="the corpus to be read")
 
 
+async def start_training(pilot):
+    """Press Start once the corpus is read; return the session after its first step."""
+    await corpus_ready(pilot)
+    await pilot.press("s")
+    session = pilot.app.session
+    await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
+    return session
+
+
 def checkpoints() -> Path:
     return Path(os.environ["CHARLM_CHECKPOINTS"])
 

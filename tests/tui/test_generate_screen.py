@@ -14,7 +14,7 @@ from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import LIVE, GenerateScreen
 from charlm.tui.widgets.output import OutputView
 
-from .conftest import SIZE, corpus_ready, install_run, tiny_options, wait_for
+from .conftest import SIZE, install_run, start_training, tiny_options, wait_for
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
@@ -123,10 +123,7 @@ async def test_top_k_top_p_length_change_live(tiny_corpus, trained_run):
 async def test_generate_from_the_run_being_trained(tiny_corpus):
     app = CharLMApp(tiny_options(tiny_corpus))
     async with app.run_test(size=SIZE) as pilot:
-        await corpus_ready(pilot)
-        await pilot.press("s")
-        session = app.session
-        await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
+        session = await start_training(pilot)
         await pilot.press("2")
         screen = app.screen
         await wait_for(pilot, lambda: screen.source is not None, what="the live run to be picked")

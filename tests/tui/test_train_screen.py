@@ -14,7 +14,7 @@ from charlm.tui.training import TrainingSession
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.train_stats import SampleLog, TrainStats
 
-from .conftest import SIZE, corpus_ready, tiny_options, wait_for
+from .conftest import SIZE, corpus_ready, start_training, tiny_options, wait_for
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
@@ -98,17 +98,20 @@ async def test_path_input_completes(tiny_app: CharLMApp, tiny_corpus):
         assert path.value == str(tiny_corpus)
 
 
+async def quit_answering(pilot, button: str) -> None:
+    """Ctrl+Q while training, answer the quit question with `button`, wait for the exit."""
+    app = pilot.app
+    await pilot.press("ctrl+q")
+    await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog), what="the quit question")
+    await pilot.click(button)
+    await wait_for(pilot, lambda: not app.is_running, timeout=30, what="the app to exit")
+
+
 async def test_quit_while_training_asks_and_saves(tiny_corpus):
     app = CharLMApp(tiny_options(tiny_corpus))
     async with app.run_test(size=SIZE) as pilot:
-        await corpus_ready(pilot)
-        await pilot.press("s")
-        session = app.session
-        await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog), what="the quit question")
-        await pilot.click("#save")
-        await wait_for(pilot, lambda: not app.is_running, timeout=30, what="the app to exit")
+        session = await start_training(pilot)
+        await quit_answering(pilot, "#save")
     assert app.return_value == 0
     meta = json.loads((session.run_dir / "last" / "config.json").read_text())
     assert meta["metrics"]["step"] > 0
@@ -118,14 +121,8 @@ async def test_quit_without_saving_leaves_no_final_checkpoint(tiny_corpus):
     # A budget the run cannot finish while the dialog is answered: finishing would save.
     app = CharLMApp(tiny_options(tiny_corpus, eval_every=100_000, budget=10_000_000))
     async with app.run_test(size=SIZE) as pilot:
-        await corpus_ready(pilot)
-        await pilot.press("s")
-        session = app.session
-        await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
-        await pilot.press("ctrl+q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog), what="the quit question")
-        await pilot.click("#discard")
-        await wait_for(pilot, lambda: not app.is_running, timeout=30, what="the app to exit")
+        session = await start_training(pilot)
+        await quit_answering(pilot, "#discard")
     assert not session.run_dir.exists(), "nothing was saved (no evaluation happened either), no empty directory left"
 
 
