@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from charlm.allocator import keep_freed_memory
 from charlm.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.config import ModelConfig, TrainConfig, to_dict
 from charlm.data import EncodedCorpus, StreamBatches
@@ -83,6 +84,7 @@ class Trainer:
     def __init__(self, corpus: EncodedCorpus, model_config: ModelConfig, train_config: TrainConfig,
                  run_dir: Path, callbacks: TrainCallbacks | None = None, resume: bool = False):
         train_config.validate()
+        keep_freed_memory()               # ~1.5x faster steps on glibc: see charlm/allocator.py
         self.corpus, self.cfg, self.run_dir = corpus, train_config, Path(run_dir)
         self.callbacks = callbacks or TrainCallbacks()
         self.device = pick_device(train_config.device)
@@ -161,7 +163,7 @@ class Trainer:
                 loss_sum, loss_n = 0.0, 0
             if self.step % self.cfg.eval_every == 0 and progress < 1.0:
                 self._validate()
-                clock = time.perf_counter()   # _validate added its own time: the budget is wall clock
+                clock = time.perf_counter()   # _validate added its own time (saves too): the budget is wall clock
         if self.step > 0 and self._validated_at != self.step:
             self._validate()                  # also saves last/ (and best/ if it improved)
         session_chars = (self.step - start_step) * self.cfg.batch_size * self.cfg.seq_len
@@ -199,13 +201,15 @@ class Trainer:
         self.best_val = min(self.best_val, self.last_val)
         sample = Sampler(self.model, self.corpus.vocab, self.device).generate(
             length=self.cfg.sample_length, controls=SampleControls(SAMPLE_TEMPERATURE), seed=self.step)
-        self.elapsed += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.elapsed += t1 - t0
         self.metrics.write(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val,
                            train_loss=self.train_loss)
         self.callbacks.on_eval(EvalReport(self.step, self.elapsed, self.train_loss, self.last_val, self.best_val, sample))
         if improved:
             self._save("best")
         self._save("last")
+        self.elapsed += time.perf_counter() - t1     # saving is wall clock too
 
     # -- checkpoints ------------------------------------------------------------------
     def _metrics(self) -> dict:
