@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from charlm.config import CELLS, ModelConfig
 from charlm.errors import UsageError
-from charlm.model import CharRNN, detach, param_count
+from charlm.model import CharRNN, LockedDropout, detach, param_count
 
 
 def build(**kw) -> CharRNN:
@@ -23,8 +23,9 @@ def build(**kw) -> CharRNN:
 def test_layout(cell, module):
     m = build(cell=cell, dropout=0.3)
     assert isinstance(m.embed, nn.Embedding) and m.embed.weight.shape == (30, 8)
-    assert type(m.rnn) is module and m.rnn.num_layers == 2 and m.rnn.batch_first
-    assert m.rnn.dropout == 0.3 and m.drop.p == 0.3
+    assert len(m.rnn) == 2 and all(type(layer) is module and layer.num_layers == 1 and layer.batch_first
+                                   for layer in m.rnn)                # fused kernel per layer
+    assert [layer.input_size for layer in m.rnn] == [8, 16] and m.drop.p == 0.3
     assert isinstance(m.head, nn.Linear) and m.head.weight.shape == (30, 16)
 
 
@@ -55,8 +56,8 @@ def test_lstm_forget_gates_start_open():
     m = build(cell="lstm", layers=3, hidden=16)
     H = 16
     for layer in range(3):
-        b_ih = getattr(m.rnn, f"bias_ih_l{layer}").detach()
-        b_hh = getattr(m.rnn, f"bias_hh_l{layer}").detach()
+        b_ih = m.rnn[layer].bias_ih_l0.detach()
+        b_hh = m.rnn[layer].bias_hh_l0.detach()
         assert torch.all(b_ih[H:2 * H] == 1.0)             # gate order i, f, g, o
         assert torch.all(b_hh[H:2 * H] == 0.0)
         for gate in (0, 2, 3):                              # the other gates keep PyTorch's init
@@ -68,7 +69,7 @@ def test_lstm_forget_gates_start_open():
 def test_other_cells_keep_their_default_biases(cell):
     m = build(cell=cell, hidden=16)
     for name, p in m.rnn.named_parameters():
-        if name.startswith("bias"):
+        if "bias" in name:
             assert p.abs().max() <= 1 / math.sqrt(16)
 
 
@@ -79,11 +80,44 @@ def test_param_count_matches_the_real_model(cell, layers, hidden, embed, vocab):
     assert param_count(cfg) == CharRNN(cfg).num_params() == sum(p.numel() for p in CharRNN(cfg).parameters())
 
 
-def test_one_layer_with_dropout_needs_no_inter_layer_dropout():
+def test_one_layer_with_dropout_builds_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")                     # nn.LSTM warns about dropout on 1 layer
         m = build(layers=1, dropout=0.5)
-    assert m.rnn.dropout == 0.0 and m.drop.p == 0.5
+    assert all(layer.dropout == 0.0 for layer in m.rnn) and m.drop.p == 0.5
+
+
+def test_dropout_masks_whole_units_for_the_whole_chunk():
+    """Locked dropout: a dropped unit is zero at every time step of the chunk, a kept one is
+    scaled by 1/(1-p), and each chunk draws a new mask."""
+    drop = LockedDropout(0.5).train()
+    x = torch.ones(4, 50, 64)
+    y = drop(x)
+    assert set(y.unique().tolist()) == {0.0, 2.0}
+    assert torch.equal(y, y[:, :1].expand_as(y))           # the same mask at every step
+    assert 0.3 < (y[:, 0] == 0).float().mean() < 0.7
+    assert not torch.equal(drop(x), y)                      # a fresh mask per call
+    assert torch.equal(drop.eval()(x), x)
+
+
+def test_dropout_keeps_the_activation_dtype():
+    drop = LockedDropout(0.3).train()
+    assert drop(torch.ones(2, 3, 8, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("cell, fused", [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN)])
+def test_weights_saved_by_the_fused_stack_still_load(cell, fused):
+    """Checkpoints from before the one-module-per-layer stack name the weights rnn.weight_ih_l1;
+    they load into today's model and compute the same function."""
+    torch.manual_seed(0)
+    old = fused(8, 16, 3, batch_first=True)
+    weights = {"embed.weight": torch.randn(30, 8), "head.weight": torch.randn(30, 16), "head.bias": torch.randn(30)}
+    weights |= {f"rnn.{k}": v for k, v in old.state_dict().items()}
+    m = build(cell=cell, layers=3).eval()
+    m.load_state_dict(weights, strict=True)
+    x = torch.randint(0, 30, (2, 9))
+    expected, _ = old(m.embed(x))
+    torch.testing.assert_close(m(x)[0], m.head(expected))
 
 
 def test_dropout_is_applied_in_training_only():
