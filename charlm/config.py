@@ -41,8 +41,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 64        # parallel streams through the corpus
-    seq_len: int = 128          # BPTT chunk length (characters)
+    batch_size: int = 128       # parallel streams through the corpus
+    seq_len: int = 64           # BPTT chunk length (characters)
     lr: float = 1.5e-2          # peak learning rate (high: clipping keeps it stable, and 5-minute runs need it)
     min_lr_ratio: float = 0.05  # cosine floor, as a fraction of lr
     warmup: float = 0.02        # warm-up, as a fraction of the budget
@@ -122,8 +122,11 @@ PRESETS: dict[str, Preset] = {
                dict(layers=1, hidden=64, embed=16), dict(batch_size=32, seq_len=64, lr=1e-2)),
         Preset("small", "2x256 LSTM: learns words in a minute or two",
                dict(layers=2, hidden=256, embed=32), dict(batch_size=64, seq_len=128, lr=1e-2)),
+        # Tuned for 5 minutes on 2 cores (~12 passes over tinyshakespeare): without dropout it
+        # overfits after ~8 passes (val 1.46 at 1,574 steps vs 1.45 at 1,052), 128 streams give
+        # more varied batches than 64 at the same speed, dropout 0.3 beat 0.2 and 0.4.
         Preset("medium", "2x512 LSTM: the default, verse in five minutes on a laptop",
-               dict(layers=2, hidden=512, embed=64), dict(batch_size=64, seq_len=128, lr=1.5e-2)),
+               dict(layers=2, hidden=512, embed=64, dropout=0.3), dict(batch_size=128, seq_len=64, lr=1.5e-2)),
         Preset("large", "3x768 LSTM: for long runs or a GPU",
                dict(layers=3, hidden=768, embed=96, dropout=0.2), dict(batch_size=64, seq_len=128, lr=4e-3)),
         Preset("karpathy", "3x512 LSTM of Karpathy's char-rnn Shakespeare experiments",
