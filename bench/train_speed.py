@@ -1,15 +1,23 @@
 """Training throughput: charlm's Trainer vs a plain nn.LSTM loop, same config, one run.
 
-Both sides run in alternating rounds (A B A B ...) so a noisy, shared machine slows both
-alike; the figure is the median chars/s of each side's rounds, and their ratio.
+Three sides, each in its own process so that process-wide settings cannot leak between them:
+  charlm       the project's Trainer, as `charlm train` runs it
+  plain        the loop a person would write from the PyTorch docs (glibc's default malloc)
+  plain+alloc  the same loop after charlm's allocator setting (charlm/allocator.py), which
+               shows how much of the difference is that setting and how much the trainer
+They run in alternating rounds (A B C A B C ...) so a noisy, shared machine slows all alike;
+the figure is each side's median chars/s over its rounds, and the ratios.
 
-    python -m bench.train_speed [--rounds 3] [--seconds 20] [--corpus PATH]
+    python -m bench.train_speed [--rounds 3] [--seconds 20] [--corpus PATH] [--preset medium]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,8 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.machine import describe
+from charlm.allocator import keep_freed_memory
 from charlm.config import preset_configs
-from charlm.data import StreamBatches, encode_corpus, encode_text
+from charlm.corpora import default_corpus
+from charlm.data import StreamBatches, encode_corpus
 from charlm.device import autocast, pick_device, pick_precision
 from charlm.corpus import resolve
 from charlm.model import param_count
@@ -60,9 +70,10 @@ def plain_round(corpus, model_cfg, train_cfg, seconds: float) -> float:
     """The loop a person would write by hand from the PyTorch docs: the bar to beat."""
     device = pick_device(train_cfg.device)
     precision = pick_precision(train_cfg.precision, device)
-    V, H = len(corpus.vocab), model_cfg.hidden
+    V, H, p = len(corpus.vocab), model_cfg.hidden, model_cfg.dropout
     emb = nn.Embedding(V, model_cfg.embed).to(device)
-    rnn = nn.LSTM(model_cfg.embed, H, model_cfg.layers, batch_first=True).to(device)
+    rnn = nn.LSTM(model_cfg.embed, H, model_cfg.layers, batch_first=True, dropout=p).to(device)
+    drop = nn.Dropout(p)
     head = nn.Linear(H, V).to(device)
     params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=train_cfg.lr)
@@ -73,7 +84,7 @@ def plain_round(corpus, model_cfg, train_cfg, seconds: float) -> float:
         x, y = x.to(device), y.to(device)
         with autocast(device, precision):
             out, hidden = rnn(emb(x), hidden)
-            logits = head(out)
+            logits = head(drop(out))
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -88,43 +99,76 @@ def plain_round(corpus, model_cfg, train_cfg, seconds: float) -> float:
             return (step - WARMUP_STEPS) * x.numel() / (time.perf_counter() - t0)
 
 
+SIDES = ("charlm", "plain", "plain+alloc")
+LABELS = {"charlm": "charlm trainer", "plain": "plain nn.LSTM loop", "plain+alloc": "plain loop + allocator setting"}
+
+
+def run_side(side: str, args) -> float:
+    """One round of one side, in this process."""
+    corpus = _corpus(args.corpus)
+    model_cfg, train_cfg = _configs(args.preset, corpus)
+    if side == "charlm":
+        return charlm_round(corpus, model_cfg, train_cfg, args.seconds)
+    if side == "plain+alloc":
+        keep_freed_memory()
+    return plain_round(corpus, model_cfg, train_cfg, args.seconds)
+
+
+def _configs(preset: str, corpus):
+    model_cfg, train_cfg = preset_configs(preset)
+    model_cfg.vocab_size = len(corpus.vocab)
+    train_cfg.steps, train_cfg.minutes, train_cfg.eval_every = 10**9, None, 10**9
+    return model_cfg, train_cfg
+
+
+def _round_in_child(side: str, args) -> float:
+    cmd = [sys.executable, "-m", "bench.train_speed", "--side", side, "--seconds", str(args.seconds),
+           "--preset", args.preset] + (["--corpus", args.corpus] if args.corpus else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    return json.loads(out.stdout.strip().splitlines()[-1])["chars_per_sec"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=20.0, help="steady-state seconds per round")
     ap.add_argument("--corpus", default=None, help="text file (default: shakespeare via the catalog/mirror)")
     ap.add_argument("--preset", default="medium")
+    ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)   # a child process: one round of one side
     args = ap.parse_args()
-    corpus = _corpus(args.corpus)
-    model_cfg, train_cfg = preset_configs(args.preset)
-    model_cfg.vocab_size = len(corpus.vocab)
-    train_cfg.steps, train_cfg.minutes, train_cfg.eval_every = 10**9, None, 10**9
+    if args.side:
+        print(json.dumps({"chars_per_sec": run_side(args.side, args)}))
+        return
+    corpus = _corpus(args.corpus)          # fetch/encode once here, so children start from the cache
+    model_cfg, train_cfg = _configs(args.preset, corpus)
     device = pick_device("auto")
     print(f"machine: {describe()}")
     print(f"config: preset {args.preset}, {model_cfg.cell} {model_cfg.layers}x{model_cfg.hidden} "
-          f"({param_count(model_cfg):,} params), batch {train_cfg.batch_size}x{train_cfg.seq_len}, "
-          f"{device.type} {pick_precision('auto', device)}; {args.rounds} alternating rounds of {args.seconds:g}s")
-    ours, plain = [], []
+          f"({param_count(model_cfg):,} params), dropout {model_cfg.dropout:g}, batch {train_cfg.batch_size}x{train_cfg.seq_len}, "
+          f"{device.type} {pick_precision('auto', device)}; {args.rounds} alternating rounds of {args.seconds:g}s, "
+          "one process per side and round")
+    rates: dict[str, list[float]] = {side: [] for side in SIDES}
     for r in range(args.rounds):
-        plain.append(plain_round(corpus, model_cfg, train_cfg, args.seconds))
-        ours.append(charlm_round(corpus, model_cfg, train_cfg, args.seconds))
-        print(f"  round {r + 1}: plain loop {plain[-1]:,.0f} chars/s · charlm trainer {ours[-1]:,.0f} chars/s", flush=True)
-    a, b = statistics.median(ours), statistics.median(plain)
-    print(f"charlm trainer: {a:,.0f} chars/s (median)")
-    print(f"plain nn.LSTM loop: {b:,.0f} chars/s (median)")
-    print(f"ratio charlm/plain: {a / b:.3f}  (goal >= 1.0: {'met' if a >= b * 0.98 else 'NOT met'}, 2% noise allowance)")
+        for side in SIDES:
+            rates[side].append(_round_in_child(side, args))
+        print(f"  round {r + 1}: " + " · ".join(f"{LABELS[s]} {rates[s][-1]:,.0f}" for s in SIDES) + " chars/s", flush=True)
+    med = {s: statistics.median(v) for s, v in rates.items()}
+    for s in SIDES:
+        print(f"{LABELS[s]}: {med[s]:,.0f} chars/s (median)")
+    ratio = med["charlm"] / med["plain"]
+    print(f"ratio charlm/plain: {ratio:.3f}  (goal >= 1.0: {'met' if ratio >= 0.98 else 'NOT met'}, 2% noise allowance)")
+    print(f"ratio charlm/(plain + allocator setting): {med['charlm'] / med['plain+alloc']:.3f}  "
+          "(the trainer's own overhead: ~1.0 means none)")
 
 
 def _corpus(spec):
+    """The given file, else Shakespeare through the catalog (mirror, then URL)."""
     if spec:
         return encode_corpus(resolve(spec))
-    try:
-        from charlm.corpora import default_corpus
-        return encode_corpus(default_corpus()[0])
-    except ImportError:
-        shared = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
-        return encode_corpus(resolve(str(shared))) if shared.exists() else encode_text("synthetic", "hello world. " * 100000)
-
+    source, notice = default_corpus()
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+    return encode_corpus(source)
 
 if __name__ == "__main__":
     main()
