@@ -6,6 +6,11 @@ heap, so each step the kernel zero-fills the same pages again: on a 2-core machi
 time went to system time and training ran ~1.5x slower (see `python -m bench.train_speed`).
 Raising the mmap and trim thresholds keeps those pages mapped; the price is a resident size that
 stays at its peak (about 1 GB for the default model instead of 0.7 GB).
+
+Threads matter too: glibc gives each new thread its own arena, made of 64 MB heaps that cannot
+hold such buffers, so they fall back to mmap whatever the threshold (the TUI, which trains on a
+worker thread, ran at 0.6x of headless). One arena for the whole process avoids that; call this
+before starting threads (the CLI and the app do, first thing), the Trainer calls it again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 
 _M_TRIM_THRESHOLD = -1       # mallopt parameters, from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 MMAP_THRESHOLD = 1 << 30     # blocks below 1 GiB come from the heap and are reused
 TRIM_THRESHOLD = 2**31 - 1   # the largest value mallopt's int takes: never give the top back early
 
@@ -25,7 +31,8 @@ def keep_freed_memory() -> bool:
     """Tune glibc's malloc for training (once per process). False where there is no glibc."""
     global _applied
     if _applied is None:
-        _applied = _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and _mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        _applied = (_mallopt(_M_ARENA_MAX, 1) and _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                    and _mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _applied
 
 

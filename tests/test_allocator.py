@@ -9,23 +9,31 @@ import pytest
 
 from charlm.allocator import keep_freed_memory
 
-# Allocate and free one 64 MB tensor; print how much of it is still resident afterwards.
+# Allocate and free one 64 MB tensor (on the main thread, or on a new thread as the TUI trains);
+# print how much of it is still resident afterwards.
 PROBE = """
-import sys, torch
+import sys, threading, torch
 from charlm.allocator import keep_freed_memory
 if sys.argv[1] == "on":
     assert keep_freed_memory()
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
-before = resident()
-t = torch.ones(64 * 2**20 // 4)
-del t
-print((resident() - before) / 2**20)
+def probe():
+    before = resident()
+    t = torch.ones(64 * 2**20 // 4)
+    del t
+    print((resident() - before) / 2**20)
+if sys.argv[2] == "thread":
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+else:
+    probe()
 """
 
 
-def _resident_after_free(mode: str) -> float:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+def _resident_after_free(mode: str, where: str = "main") -> float:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode, where], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 
 
@@ -35,6 +43,13 @@ def test_freed_buffers_stay_resident_only_with_the_setting():
     # kept for the next step's identical buffer, so no page is zero-filled twice.
     assert _resident_after_free("off") < 8
     assert _resident_after_free("on") > 56
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not keep_freed_memory(), reason="needs glibc's mallopt")
+def test_a_training_thread_keeps_them_too():
+    # A thread's own glibc arena cannot hold 64 MB: only one shared arena keeps the buffer.
+    assert _resident_after_free("off", "thread") < 8
+    assert _resident_after_free("on", "thread") > 56
 
 
 def test_keep_freed_memory_is_idempotent():
