@@ -3,8 +3,9 @@
 Three sides, each in its own process so that process-wide settings cannot leak between them:
   charlm       the project's Trainer, as `charlm train` runs it
   plain        the loop a person would write from the PyTorch docs (glibc's default malloc)
-  plain+alloc  the same loop after charlm's allocator setting (charlm/allocator.py), which
-               shows how much of the difference is that setting and how much the trainer
+  plain+alloc  the same loop after charlm's allocator setting (charlm/allocator.py): the
+               difference that is left is the trainer itself and, when the preset has
+               dropout, charlm's locked dropout against nn.LSTM's per-element dropout
 They run in alternating rounds (A B C A B C ...) so a noisy, shared machine slows all alike;
 the figure is each side's median chars/s over its rounds, and the ratios.
 
@@ -157,8 +158,9 @@ def main() -> None:
         print(f"{LABELS[s]}: {med[s]:,.0f} chars/s (median)")
     ratio = med["charlm"] / med["plain"]
     print(f"ratio charlm/plain: {ratio:.3f}  (goal >= 1.0: {'met' if ratio >= 0.98 else 'NOT met'}, 2% noise allowance)")
-    print(f"ratio charlm/(plain + allocator setting): {med['charlm'] / med['plain+alloc']:.3f}  "
-          "(the trainer's own overhead: ~1.0 means none)")
+    rest = ("charlm's locked dropout vs the loop's per-element dropout" if model_cfg.dropout
+            else "no dropout here, so ~1.0 means the trainer adds no overhead")
+    print(f"ratio charlm/(plain + allocator setting): {med['charlm'] / med['plain+alloc']:.3f}  ({rest})")
 
 
 def _corpus(spec):
