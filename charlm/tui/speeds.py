@@ -39,8 +39,13 @@ def speeds_path() -> Path:
     return Path(os.environ.get("CHARLM_CACHE") or Path.home() / ".cache" / "charlm") / "speeds.json"
 
 
+# Bumped when charlm's own training speed changes (2: the allocator setting, ~1.5x), so figures
+# cached by an older version are measured again rather than shown as "tested".
+SPEED_REVISION = 2
+
+
 def _machine() -> str:
-    return f"{pick_device('auto').type}-{torch.get_num_threads()}t-torch{torch.__version__}"
+    return f"{pick_device('auto').type}-{torch.get_num_threads()}t-torch{torch.__version__}-r{SPEED_REVISION}"
 
 
 def shape_key(m: ModelConfig, t: TrainConfig) -> str:
