@@ -9,8 +9,9 @@ stays at its peak (about 1 GB for the default model instead of 0.7 GB).
 
 Threads matter too: glibc gives each new thread its own arena, made of 64 MB heaps that cannot
 hold such buffers, so they fall back to mmap whatever the threshold (the TUI, which trains on a
-worker thread, ran at 0.6x of headless). One arena for the whole process avoids that; call this
-before starting threads (the CLI and the app do, first thing), the Trainer calls it again.
+worker thread, ran at 0.6x of headless). One arena for the whole process avoids that, for
+threads started after this call: the app calls it first thing; the Trainer calls it too, which
+is early enough for the CLI and for library users training on their main thread.
 """
 
 from __future__ import annotations

@@ -76,7 +76,6 @@ class CharRNN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-
 def _layer_state(hidden: Hidden | None, i: int) -> Hidden | None:
     if hidden is None:
         return None
