@@ -175,6 +175,18 @@ def test_resume_continues_exactly(tmp_path, cell, optimizer, layers, dropout):
     assert [r["step"] for r in rows if "val_loss" in r] == [10, 15, 20, 30, 40]   # one log, continued
 
 
+def test_state_is_carried_into_the_next_pass_over_the_text(tmp_path):
+    """Only the very first step starts from a zero state: a new pass continues the old state,
+    so the model learns to keep it sane over contexts longer than one stream."""
+    trainer = make_trainer(tmp_path / "run", steps=60, eval_every=1000)   # validation only at the end
+    assert trainer.batches.chunks_per_epoch < 30            # the run wraps around at least twice
+    fresh_starts = []
+    forward = trainer.model.forward
+    trainer.model.forward = lambda x, hidden=None: (fresh_starts.append(hidden is None), forward(x, hidden))[1]
+    trainer.run()
+    assert fresh_starts[:60].count(True) == 1 and fresh_starts[0]
+
+
 def test_resume_refuses_another_text_or_shape(tmp_path):
     run = tmp_path / "run"
     train_tiny(run, steps=5, eval_every=5)
