@@ -104,9 +104,14 @@ class ModelsScreen(Screen):
             self.notify("no run selected", severity="warning")
         return run
 
-    def _is_training(self, run: RunInfo) -> bool:
+    def _idle_run_or_warn(self, verb: str) -> RunInfo | None:
+        """The selected run, unless none is selected or it is the one training (then say so)."""
+        run = self._run_or_warn()
         session = self.app.session
-        return session.active and session.run_dir is not None and Path(session.run_dir) == run.path
+        if run is not None and session.active and session.run_dir is not None and Path(session.run_dir) == run.path:
+            self.notify(f"that run is training: stop it before {verb}", severity="warning")
+            return None
+        return run
 
     async def action_open(self) -> None:
         """Open the run in Generate."""
@@ -134,11 +139,8 @@ class ModelsScreen(Screen):
 
     def action_rename(self) -> None:
         """Rename the run's directory."""
-        run = self._run_or_warn()
+        run = self._idle_run_or_warn("renaming")
         if run is None:
-            return
-        if self._is_training(run):
-            self.notify("that run is training: stop it before renaming", severity="warning")
             return
 
         def done(name: str | None) -> None:
@@ -156,11 +158,8 @@ class ModelsScreen(Screen):
 
     def action_delete(self) -> None:
         """Delete the run (asks first)."""
-        run = self._run_or_warn()
+        run = self._idle_run_or_warn("deleting")
         if run is None:
-            return
-        if self._is_training(run):
-            self.notify("that run is training: stop it before deleting", severity="warning")
             return
 
         def done(yes: bool | None) -> None:
