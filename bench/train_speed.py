@@ -58,12 +58,15 @@ class _Timer(TrainCallbacks):
             self.stop.set()
 
 
-def charlm_round(corpus, model_cfg, train_cfg, seconds: float) -> float:
+def charlm_round(corpus, model_cfg, train_cfg, seconds: float, seen: dict | None = None) -> float:
+    """chars/s of charlm's Trainer; `seen` gets the thread count it chose and why."""
     stop = threading.Event()
     timer = _Timer(seconds, train_cfg.batch_size * train_cfg.seq_len, stop)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(corpus, model_cfg, train_cfg, Path(tmp) / "run", timer)
         trainer.run(stop)
+    if seen is not None:
+        seen.update(threads=trainer.threads.choice.threads, reason=trainer.threads.choice.reason)
     return timer.rate
 
 

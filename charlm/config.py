@@ -56,6 +56,7 @@ class TrainConfig:
     val_fraction: float = 0.1   # last fraction of the corpus held out
     device: str = "auto"        # auto | cpu | cuda
     precision: str = "auto"     # auto | fp32 | bf16
+    threads: int | None = None  # compute threads (None: one per core no other process is using)
     seed: int = 1337
 
     def validate(self) -> None:
@@ -79,6 +80,8 @@ class TrainConfig:
             raise UsageError(f"unknown device {self.device!r}", "use auto, cpu or cuda")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UsageError(f"unknown precision {self.precision!r}", "use auto, fp32 or bf16")
+        if self.threads is not None:
+            _positive("threads", self.threads)
 
     @property
     def budget_seconds(self) -> float | None:
@@ -86,6 +89,15 @@ class TrainConfig:
         if self.steps is not None and self.minutes is None:
             return None
         return 60.0 * (self.minutes if self.minutes is not None else 5.0)
+
+    def budget_fraction(self, step: int, elapsed: float) -> float:
+        """How much of the budget `step` steps in `elapsed` seconds have used (1.0 = all)."""
+        parts = []
+        if self.steps is not None:
+            parts.append(step / self.steps)
+        if self.budget_seconds is not None:
+            parts.append(elapsed / self.budget_seconds)
+        return max(parts)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from charlm.data import eval_streams
 from charlm.device import autocast
-from charlm.model import CharRNN
+from charlm.model import CharRNN, char_loss
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def evaluate(model: CharRNN, ids: np.ndarray, device: torch.device, precision: s
             x, y = x.to(device), y.to(device)
             with autocast(device, precision):
                 logits, hidden = model(x, hidden)
-            total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+            total += char_loss(logits, y, reduction="sum").item()
             count += y.numel()
     finally:
         model.train(was_training)

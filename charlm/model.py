@@ -6,6 +6,7 @@ import re
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from charlm.config import ModelConfig, param_count  # noqa: F401  (re-exported)
 
@@ -101,6 +102,13 @@ def _upgrade_fused_keys(module: nn.Module, state_dict: dict, prefix: str, *_) ->
         m = _FUSED_KEY.fullmatch(key[len(prefix):])
         if m:
             state_dict[f"{prefix}rnn.{m.group(2)}.{m.group(1)}_l0"] = state_dict.pop(key)
+
+
+def char_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of (B, T, V) logits against (B, T) next characters, in nats/char. In fp32
+    even under bf16 autocast: a bf16 log-softmax over the vocabulary loses the small differences
+    that late training is made of."""
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction=reduction)
 
 
 def detach(hidden: Hidden | None) -> Hidden | None:

@@ -3,7 +3,9 @@ or wherever CHARLM_CHECKPOINTS / CHARLM_CORPORA point."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -26,3 +28,29 @@ def new_run_dir(corpus_name: str, root: Path | None = None) -> Path:
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def cache_root() -> Path:
+    """Where charlm keeps what it can rebuild: encoded corpora, speeds, references, logs."""
+    return Path(os.environ.get("CHARLM_CACHE") or Path.home() / ".cache" / "charlm")
+
+
+def read_json_dict(path: Path) -> dict:
+    """A JSON object from `path`; {} when it is missing or not one (a cache is never trusted)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Replace `path` with `data` as JSON in one rename: readers see the old file or the new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

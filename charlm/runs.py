@@ -83,17 +83,7 @@ def run_info(run_dir: Path) -> RunInfo:
                    layers=model.get("layers"), hidden=model.get("hidden"), params=meta.get("params"),
                    steps=step, elapsed=elapsed, best_val_loss=metrics.get("best_val_loss"),
                    saved_at=meta.get("saved_at"), resumable=(run_dir / "last" / "resume.json").exists(),
-                   progress=budget_progress(train, step or 0, elapsed or 0.0))
-
-
-def budget_progress(cfg: TrainConfig, step: int, elapsed: float) -> float:
-    """The Trainer's own measure (Trainer.progress) from recorded step and elapsed time."""
-    parts = []
-    if cfg.steps is not None:
-        parts.append(step / cfg.steps)
-    if cfg.budget_seconds is not None:
-        parts.append(elapsed / cfg.budget_seconds)
-    return max(parts)
+                   progress=train.budget_fraction(step or 0, elapsed or 0.0))
 
 
 def _checkpoint_dir(run_dir: Path) -> Path | None:

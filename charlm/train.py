@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from charlm.allocator import keep_freed_memory
 from charlm.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.config import ModelConfig, TrainConfig, to_dict
 from charlm.data import EncodedCorpus, StreamBatches
-from charlm.device import autocast, pick_device, pick_precision
+from charlm.device import pick_device, pick_precision
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
 from charlm.metrics import MetricsLog
-from charlm.model import CharRNN, detach
+from charlm.model import CharRNN
 from charlm.optim import build_optimizer, lr_at, optimizer_state, restore_optimizer
 from charlm.sample import SampleControls, Sampler
+from charlm.step import TrainStep
+from charlm.threads import ThreadChoice, ThreadGovernor
 
 LOG_EVERY = 20              # steps between metrics.jsonl train-loss lines
 SAMPLE_TEMPERATURE = 0.8    # evaluation samples: a little conservative, so progress reads clearly
@@ -45,6 +46,7 @@ class StepReport:
     train_loss: float        # smoothed, nats/char
     lr: float
     chars_per_sec: float
+    threads: int = 1         # compute threads in use (see charlm/threads.py)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class TrainCallbacks:
     def on_step(self, report: StepReport) -> None: ...
     def on_eval(self, report: EvalReport) -> None: ...
     def on_checkpoint(self, path: Path) -> None: ...
+    def on_threads(self, choice: ThreadChoice) -> None: ...
 
 
 class Trainer:
@@ -88,31 +91,28 @@ class Trainer:
         self.corpus, self.cfg, self.run_dir = corpus, train_config, Path(run_dir)
         self.callbacks = callbacks or TrainCallbacks()
         self.device = pick_device(train_config.device)
-        self.precision = pick_precision(train_config.precision, self.device)
+        self.threads = ThreadGovernor(train_config.threads)
         train_ids, self.val_ids = corpus.split(train_config.val_fraction)
         if len(self.val_ids) < 2:
             raise UsageError(f"the validation split of {corpus.name} is empty", "use a longer text or a larger --val-fraction")
         self.batches = StreamBatches(train_ids, train_config.batch_size, train_config.seq_len)
         model_config.vocab_size = len(corpus.vocab)
+        self.precision = pick_precision(train_config.precision, self.device, model_config, train_config)
         torch.manual_seed(train_config.seed)
         self.model = CharRNN(model_config).to(self.device)
         self.optimizer = build_optimizer(self.model, train_config)
+        self._lock = threading.Lock()     # guards weights against a snapshot taken mid-update
+        self._step = TrainStep(self.model, self.optimizer, self.device, self.precision, train_config.grad_clip, self._lock)
         self.step, self.elapsed, self.chunk, self.hidden = 0, 0.0, 0, None
         self.best_val, self.last_val, self.train_loss = math.inf, math.inf, math.nan
         self._validated_at = -1
-        self._lock = threading.Lock()     # guards weights against a snapshot taken mid-update
         if resume:
             self._restore()
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
 
     # -- the budget ------------------------------------------------------------------
     def progress(self) -> float:
-        parts = []
-        if self.cfg.steps is not None:
-            parts.append(self.step / self.cfg.steps)
-        if self.cfg.budget_seconds is not None:
-            parts.append(self.elapsed / self.cfg.budget_seconds)
-        return max(parts)
+        return self.cfg.budget_fraction(self.step, self.elapsed)
 
     def eta(self, progress: float) -> float | None:
         if progress <= 0:
@@ -123,6 +123,7 @@ class Trainer:
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> TrainResult:
         stop, pause = stop or threading.Event(), pause or threading.Event()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.threads.start()              # on this thread: OpenMP's thread count is per thread
         self.callbacks.on_start(self)
         window_chars, window_start = 0, time.perf_counter()
         clock = time.perf_counter()
@@ -154,9 +155,12 @@ class Trainer:
                 window_chars, window_start = 0, now
             elif not chars_per_sec:
                 chars_per_sec = window_chars / max(now - window_start, 1e-9)
+            if (choice := self.threads.tick()) is not None:
+                self.callbacks.on_threads(choice)
+                window_chars, window_start = 0, now      # the old rate no longer says anything
             progress = self.progress()
             self.callbacks.on_step(StepReport(self.step, min(progress, 1.0), self.elapsed, self.eta(progress),
-                                              self.train_loss, lr, chars_per_sec))
+                                              self.train_loss, lr, chars_per_sec, self.threads.choice.threads))
             if self.step % LOG_EVERY == 0:
                 self.metrics.write(step=self.step, elapsed=round(self.elapsed, 3), train_loss=loss_sum / loss_n,
                                    chars_per_sec=round(chars_per_sec), lr=lr)
@@ -179,23 +183,10 @@ class Trainer:
             # 5-minute run's state drifted on the 111k-char stream `charlm eval` reads
             # (1.46 nats/char over 16 streams, 1.68 as one).
             self.chunk = 0
-        x, y = self.batches.batch(self.chunk)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(self.device, self.precision):
-            logits, hidden = self.model(x, self.hidden)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        # Clip the global norm: a rare exploding gradient would otherwise undo hours of work.
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        with self._lock:
-            self.optimizer.step()
-        self.hidden = detach(hidden)
+        loss, self.hidden = self._step(*self.batches.batch(self.chunk), self.hidden, lr)
         self.chunk += 1
         self.step += 1
-        return loss.item()
+        return loss
 
     def _validate(self) -> None:
         t0 = time.perf_counter()

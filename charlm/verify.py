@@ -8,13 +8,10 @@ any trouble reading or writing it just means hashing again.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import threading
 from pathlib import Path
 
 from charlm.catalog import CatalogEntry
-from charlm.paths import corpora_dir
+from charlm.paths import cache_root, corpora_dir, read_json_dict, write_json_atomic
 
 
 def local_path(entry: CatalogEntry, directory: Path | None = None) -> Path:
@@ -48,15 +45,11 @@ def _sha256_file(path: Path) -> str:
 
 
 def _verified_path() -> Path:
-    return Path(os.environ.get("CHARLM_CACHE") or Path.home() / ".cache" / "charlm") / "verified.json"
+    return cache_root() / "verified.json"
 
 
 def _load_verified() -> dict:
-    try:
-        data = json.loads(_verified_path().read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_json_dict(_verified_path())
 
 
 def remember_verified(path: Path, sha256: str) -> None:
@@ -64,10 +57,6 @@ def remember_verified(path: Path, sha256: str) -> None:
         st = path.stat()
         data = _load_verified()
         data[str(path.resolve())] = [st.st_size, st.st_mtime_ns, sha256]
-        target = _verified_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, target)
+        write_json_atomic(_verified_path(), data)
     except OSError:
         pass

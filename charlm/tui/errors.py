@@ -3,17 +3,17 @@ else is a bug: its traceback goes to a log file and the notification says where.
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from pathlib import Path
 
 from charlm.errors import UsageError
+from charlm.paths import cache_root
 from charlm.train import TrainingDiverged
 
 
 def error_log_path() -> Path:
-    return Path(os.environ.get("CHARLM_CACHE") or Path.home() / ".cache" / "charlm") / "tui-errors.log"
+    return cache_root() / "tui-errors.log"
 
 
 def describe_error(error: BaseException) -> str:

@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
-from charlm.runs import budget_progress, is_run_dir, loss_history, new_trainer, resume_state, resume_trainer
+from charlm.runs import is_run_dir, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.train import TrainResult
 from charlm.tui import format as fmt
 from charlm.tui import speeds
@@ -130,7 +130,7 @@ class TrainScreen(Screen):
             self.notify(e.message, title="Can't resume", severity="error")
             return
         overrides: dict = {}
-        if budget_progress(train_cfg, step, elapsed) >= 1.0:
+        if train_cfg.budget_fraction(step, elapsed) >= 1.0:
             overrides = self._extension(step, elapsed)
             if overrides is None:
                 return
