@@ -1,4 +1,5 @@
-"""The encoded corpus: a memory-mapped id array cached by content hash, its split, and batches.
+"""The encoded corpus: a memory-mapped id array cached by content hash (found again by each file's
+path, size and mtime, without reading the text), its split, and batches.
 
 Truncated BPTT lays the training ids out as B parallel streams and walks them in chunks
 of T, carrying each stream's hidden state from one chunk to the next:
@@ -14,6 +15,7 @@ Streams are read straight from the memory map, so memory stays bounded for any c
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -26,9 +28,10 @@ import torch
 
 from charlm.corpus import CorpusSource, iter_text
 from charlm.errors import UsageError
-from charlm.vocab import CharVocab
+from charlm.vocab import DENSE, CharVocab
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 1            # the layout of an .ids file and its .json
+INDEX_FORMAT = 1            # the layout of an index entry (see `_recall`)
 
 
 def cache_dir() -> Path:
@@ -53,28 +56,32 @@ class EncodedCorpus:
         return self.ids[:n_train], self.ids[n_train:]
 
 
-def encode_corpus(source: CorpusSource, vocab: CharVocab | None = None) -> EncodedCorpus:
-    """Hash the normalised text; reuse the cached id array for that hash, or build it.
+@dataclass(frozen=True)
+class TextSummary:
+    """What one read of a corpus tells: the sha256 of its normalised text as UTF-8 (what
+    checkpoints record and `--resume` compares), its characters, sorted, and its length."""
+    sha256: str
+    chars: str
+    n_chars: int
 
+
+def encode_corpus(source: CorpusSource, vocab: CharVocab | None = None) -> EncodedCorpus:
+    """The corpus as ids: the cached id array for its content hash, or one built now.
+
+    The hash and character set of files unchanged since they were last read (same path, size
+    and mtime) come from a small index, so a cached corpus opens without reading its text.
     With `vocab` given (resuming, or evaluating a checkpoint on new text) ids follow that
     vocabulary and characters it lacks become <unk>; otherwise the vocabulary is the
     corpus's own character set.
     """
-    digest, chars, n_chars = hashlib.sha256(), set(), 0
-    for chunk in iter_text(source):
-        digest.update(chunk.encode("utf-8"))
-        chars.update(chunk)
-        n_chars += len(chunk)
-    sha = digest.hexdigest()
-    if n_chars == 0:
-        raise UsageError(f"{_describe(source)} is empty", "give a file with some text in it")
-    vocab = vocab or CharVocab.from_chars(chars)
+    summary = _recall(source) or _summarise_and_remember(source)
+    vocab = vocab or CharVocab.from_chars(summary.chars)
     vocab_key = hashlib.sha256("\0".join(vocab.itos).encode("utf-8")).hexdigest()[:16]
-    base = cache_dir() / f"{sha[:32]}-{vocab_key}"
-    ids = _open_cached(base, n_chars) if base.with_suffix(".json").exists() else None
+    base = cache_dir() / f"{summary.sha256[:32]}-{vocab_key}"
+    ids = _open_cached(base, summary.n_chars) if base.with_suffix(".json").exists() else None
     if ids is None:
-        ids = _build_cache(base, source, vocab, n_chars)
-    return EncodedCorpus(source.name, ids, vocab, sha, source.n_bytes)
+        ids = _build_cache(base, source, vocab, summary.n_chars)
+    return EncodedCorpus(source.name, ids, vocab, summary.sha256, source.n_bytes)
 
 
 def encode_text(name: str, text: str, vocab: CharVocab | None = None) -> EncodedCorpus:
@@ -84,6 +91,99 @@ def encode_text(name: str, text: str, vocab: CharVocab | None = None) -> Encoded
     vocab = vocab or CharVocab.from_chars(text)
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return EncodedCorpus(name, vocab.encode_array(text, vocab.smallest_dtype()), vocab, sha, len(text.encode()))
+
+
+def summarise(source: CorpusSource) -> TextSummary:
+    """Read the whole text once: its hash, character set and length, at memory speed."""
+    digest, chars, n_chars = hashlib.sha256(), CharSet(), 0
+    for chunk in iter_text(source):
+        data = chunk.encode("utf-8")
+        digest.update(data)
+        chars.add(data)
+        n_chars += len(chunk)
+    if n_chars == 0:
+        raise UsageError(f"{_describe(source)} is empty", "give a file with some text in it")
+    return TextSummary(digest.hexdigest(), chars.sorted(), n_chars)
+
+
+class CharSet:
+    """The distinct characters of a UTF-8 text fed in pieces. `set(chunk)` costs ~10 ns a
+    character; deleting the ASCII bytes already seen (`bytes.translate`) runs at memory speed
+    and leaves, in most text, almost nothing to look at."""
+
+    def __init__(self):
+        self._ascii = b""           # ASCII bytes seen so far: deleted from every new piece
+        self._codes: set[int] = set()
+
+    def add(self, data: bytes) -> None:
+        # An ASCII byte never occurs inside a multi-byte UTF-8 character, so what is left after
+        # deleting some is still valid UTF-8.
+        rest = data.translate(None, self._ascii)
+        if not rest:
+            return
+        codes = np.frombuffer(rest.decode("utf-8").encode("utf-32-le"), np.uint32)
+        # np.unique sorts (n log n); a bincount is linear but sized by the largest code point.
+        found = np.unique(codes) if len(codes) < DENSE else np.flatnonzero(np.bincount(codes))
+        self._codes.update(found.tolist())
+        self._ascii = bytes(c for c in sorted(self._codes) if c < 128)
+
+    def sorted(self) -> str:
+        return "".join(map(chr, sorted(self._codes)))
+
+
+def _summarise_and_remember(source: CorpusSource) -> TextSummary:
+    before = _stamp(source)
+    summary = summarise(source)
+    if before is not None and _stamp(source) == before:    # a file that changed while read is not remembered
+        _write_json(_index_path(before), {"stamp": before, "sha256": summary.sha256, "chars": summary.chars,
+                                          "n_chars": summary.n_chars})
+    return summary
+
+
+def _recall(source: CorpusSource) -> TextSummary | None:
+    """The summary the index holds for these files, if none of them changed since (same size
+    and mtime_ns): the index is keyed by their resolved paths and the encoding."""
+    stamp = _stamp(source)
+    if stamp is None:
+        return None
+    try:
+        entry = json.loads(_index_path(stamp).read_text(encoding="utf-8"))
+        summary = TextSummary(entry["sha256"], entry["chars"], entry["n_chars"])
+        if entry["stamp"] != stamp or not (isinstance(summary.chars, str) and isinstance(summary.n_chars, int)
+                                           and summary.n_chars > 0 and len(summary.sha256) == 64):
+            return None
+        return summary
+    except (OSError, ValueError, KeyError, TypeError):
+        return None     # missing or damaged: read the text again
+
+
+def _stamp(source: CorpusSource) -> dict | None:
+    """What identifies the text without reading it: each file's resolved path, size and mtime."""
+    try:
+        files = [[str(p.resolve()), st.st_size, st.st_mtime_ns] for p in source.paths for st in [p.stat()]]
+    except OSError:
+        return None     # reading it will say what is wrong
+    return {"format": INDEX_FORMAT, "cache_format": CACHE_FORMAT, "encoding": codecs.lookup(source.encoding).name,
+            "files": files}
+
+
+def _index_path(stamp: dict) -> Path:
+    # One entry per set of paths and encoding: a changed file replaces its entry, never adds one.
+    key = json.dumps([stamp["format"], stamp["cache_format"], stamp["encoding"], [f[0] for f in stamp["files"]]])
+    return cache_dir() / "index" / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.json"
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Write atomically: a reader sees the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _open_cached(base: Path, n_chars: int) -> np.ndarray | None:
@@ -101,18 +201,20 @@ def _build_cache(base: Path, source: CorpusSource, vocab: CharVocab, n_chars: in
     dtype = vocab.smallest_dtype()
     fd, tmp = tempfile.mkstemp(dir=base.parent, suffix=".tmp")
     try:
+        written = 0
         with os.fdopen(fd, "wb") as f:
             for chunk in iter_text(source):
-                f.write(vocab.encode_array(chunk, dtype).tobytes())
+                f.write(vocab.encode_array(chunk, dtype).data)
+                written += len(chunk)
+        if written != n_chars:
+            raise UsageError(f"{_describe(source)} changed while it was being read", "run the command again")
         os.replace(tmp, base.with_suffix(".ids"))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     # The .json is written last: its presence means the .ids beside it is complete.
-    meta = {"format": CACHE_FORMAT, "length": n_chars, "dtype": dtype.name, "name": source.name}
-    tmp_meta = base.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, base.with_suffix(".json"))
+    _write_json(base.with_suffix(".json"), {"format": CACHE_FORMAT, "length": n_chars, "dtype": dtype.name,
+                                            "name": source.name})
     return np.memmap(base.with_suffix(".ids"), dtype=dtype, mode="r", shape=(n_chars,))
 
 

@@ -1,20 +1,29 @@
-"""The encoded corpus: a cached memory map keyed by content, the nanoGPT split, and the parallel
-streams that make carried hidden state valid."""
+"""The encoded corpus: a cached memory map keyed by content and reopened without reading the text,
+the nanoGPT split, and the parallel streams that make carried hidden state valid."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from charlm import corpus as corpus_mod
 from charlm import data as data_mod
-from charlm.corpus import resolve
-from charlm.data import StreamBatches, cache_dir, encode_corpus, encode_text, eval_streams
+from charlm.corpus import read_text, resolve
+from charlm.data import CharSet, StreamBatches, cache_dir, encode_corpus, encode_text, eval_streams
 from charlm.errors import UsageError
 from charlm.vocab import CharVocab
 from conftest import TINY_TEXT
+
+# Every kind of character and line ending the encoder must get right, as bytes in the file.
+MIXED = ("\ufeffPlain ASCII,\ttabs\r\nCRLF and bare CR\rLatin-1: café naïve ß ÿ\n"
+         "CJK 漢字かなカナ 한국어\nemoji 😀🎉 ZWJ 👩\u200d👧 flag 🇳🇱 astral 𝔘𝔫𝔦\n"
+         "combining e\u0301 a\u0308 n\u0303, NEL \x85 LS \u2028 ZWNBSP \ufeff end\r\n").encode("utf-8") * 3
 
 
 def cache_files(suffix: str):
@@ -172,3 +181,101 @@ def test_eval_streams_cover_nearly_every_transition(n):
     assert n - 1 - streams < total <= n - 1
     for x, y in pairs:
         assert torch.equal(y, x + 1)
+
+
+def test_an_unchanged_file_reopens_without_reading_its_text(tiny_corpus, monkeypatch):
+    first = encode_corpus(resolve(str(tiny_corpus)))
+
+    def no_reading(*args):
+        raise AssertionError("the text was read")
+
+    monkeypatch.setattr(data_mod, "iter_text", no_reading)
+    again = encode_corpus(resolve(str(tiny_corpus)))
+    assert again.sha256 == first.sha256 == encode_text("t", TINY_TEXT).sha256   # the same definition as ever
+    assert again.vocab.itos == first.vocab.itos
+    assert np.array_equal(again.ids, first.ids)
+
+
+def test_a_given_vocabulary_gets_the_hash_from_the_index(tiny_corpus, monkeypatch):
+    encode_corpus(resolve(str(tiny_corpus)))
+    vocab = CharVocab.from_chars("The cat")
+    reads = []
+    real_iter_text = data_mod.iter_text
+    monkeypatch.setattr(data_mod, "iter_text", lambda source: reads.append(1) or real_iter_text(source))
+    given = encode_corpus(resolve(str(tiny_corpus)), vocab)
+    assert len(reads) == 1                        # one read to encode with the new vocabulary, none to hash
+    assert given.ids.tolist() == vocab.encode(TINY_TEXT)
+    assert encode_corpus(resolve(str(tiny_corpus)), vocab).sha256 == given.sha256 and len(reads) == 1
+
+
+def _touch(path):
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _same_size_new_text(path):
+    stat = path.stat()
+    path.write_text(TINY_TEXT.replace("cat", "cow"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _new_size_same_mtime(path):
+    stat = path.stat()
+    path.write_text(TINY_TEXT + "more", encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _garbled_index(path):
+    (entry,) = (cache_dir() / "index").glob("*.json")
+    entry.write_text("{not json", encoding="utf-8")
+
+
+@pytest.mark.parametrize("change", [_touch, _same_size_new_text, _new_size_same_mtime, _garbled_index])
+def test_a_changed_file_or_a_damaged_index_is_read_again(tiny_corpus, monkeypatch, change):
+    encode_corpus(resolve(str(tiny_corpus)))
+    change(tiny_corpus)
+    reads = []
+    real_iter_text = data_mod.iter_text
+    monkeypatch.setattr(data_mod, "iter_text", lambda source: reads.append(1) or real_iter_text(source))
+    again = encode_corpus(resolve(str(tiny_corpus)))
+    text = tiny_corpus.read_text(encoding="utf-8")
+    assert reads and again.sha256 == encode_text("t", text).sha256
+    assert again.vocab.decode(again.ids.tolist()) == text
+    reads.clear()
+    encode_corpus(resolve(str(tiny_corpus)))
+    assert not reads                              # and remembered again
+    assert len(list((cache_dir() / "index").glob("*.json"))) == 1     # replaced, not added
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64, 1 << 22])
+def test_the_fast_encode_gives_the_tokenizers_ids_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
+    # Small chunks cut multi-byte characters, CRLFs and the BOM at every possible place.
+    monkeypatch.setattr(corpus_mod, "SNIFF_BYTES", chunk)
+    monkeypatch.setattr(corpus_mod, "CHUNK_BYTES", chunk)
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(MIXED)
+    text = read_text(resolve(str(path)))
+    assert "\r" not in text and not text.startswith("\ufeff") and "😀" in text   # normalised, all there
+    corpus = encode_corpus(resolve(str(path)))
+    assert corpus.vocab.chars == sorted(set(text))
+    assert corpus.ids.tolist() == corpus.vocab.encode(text)
+    assert corpus.sha256 == encode_text("t", text).sha256
+    partial = CharVocab.from_chars("Plain 漢😀e\u0301")                 # unknowns of every width become <unk>
+    assert encode_corpus(resolve(str(path)), partial).ids.tolist() == partial.encode(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(), max_size=6))
+def test_the_character_set_is_every_character_fed_in(pieces):
+    chars = CharSet()
+    for piece in pieces:
+        chars.add(piece.encode("utf-8"))
+    assert chars.sorted() == "".join(sorted(set("".join(pieces))))
+
+
+def test_the_character_set_sees_a_character_late_in_a_long_piece():
+    pieces = ["a" * 5000 + "é", "b" * 3000 + "😀" + "c", "abc", "漢" * 70_000 + "z", "a" * 10_000 + "\x7f"]
+    chars = CharSet()
+    for piece in pieces:
+        chars.add(piece.encode("utf-8"))
+    assert chars.sorted() == "".join(sorted(set("".join(pieces))))
