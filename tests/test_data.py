@@ -1,22 +1,29 @@
 """The encoded corpus: a cached memory map keyed by content and reopened without reading the text,
-the nanoGPT split, and the parallel streams that make carried hidden state valid."""
+the nanoGPT split, the bounded validation sample, and the parallel streams that make carried
+hidden state valid."""
 
 from __future__ import annotations
 
 import json
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charlm import corpus as corpus_mod
 from charlm import data as data_mod
+from charlm.config import ModelConfig
 from charlm.corpus import read_text, resolve
-from charlm.data import CharSet, StreamBatches, cache_dir, encode_corpus, encode_text, eval_streams
+from charlm.data import (VAL_SAMPLE_CHARS, CharSet, StreamBatches, cache_dir, encode_corpus,
+                         encode_text, eval_streams, validation_sample)
 from charlm.errors import UsageError
+from charlm.evaluate import evaluate
+from charlm.model import CharRNN
 from charlm.vocab import CharVocab
 from conftest import TINY_TEXT
 
@@ -183,6 +190,51 @@ def test_eval_streams_cover_nearly_every_transition(n):
         assert torch.equal(y, x + 1)
 
 
+def test_tinyshakespeare_split_is_validated_whole():
+    assert VAL_SAMPLE_CHARS >= 111_540           # its figures must not change
+
+
+def test_the_validation_sample_of_a_small_split_is_the_whole_split():
+    val = np.arange(1000, dtype=np.uint8)
+    assert validation_sample(val, max_chars=1000) is val
+
+
+def test_the_validation_sample_of_a_large_split_is_evenly_spread_windows():
+    n, max_chars, windows = 1_000_003, 1600, 16
+    val = np.arange(n, dtype=np.int64)
+    sample = validation_sample(val, max_chars=max_chars, windows=windows)
+    assert sample.shape == (windows, max_chars // windows) and sample.size <= max_chars
+    starts = sample[:, 0]
+    assert starts[0] == 0 and starts[-1] + sample.shape[1] == n               # from the start to the end
+    gaps = np.diff(starts)
+    assert gaps.max() - gaps.min() <= 1                                        # evenly spaced
+    for row in sample:
+        assert np.array_equal(row, np.arange(row[0], row[0] + sample.shape[1]))   # contiguous
+    assert np.array_equal(validation_sample(val, max_chars=max_chars, windows=windows), sample)
+
+
+def test_the_default_sample_is_bounded(tiny_corpus):
+    big = np.zeros(10 * VAL_SAMPLE_CHARS, dtype=np.uint8)
+    assert validation_sample(big).size <= VAL_SAMPLE_CHARS
+
+
+def test_evaluate_runs_each_window_of_the_sample_as_its_own_stream():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=11, layers=1, hidden=16, embed=8)).eval()
+    val = np.random.default_rng(0).integers(0, 11, size=50_000).astype(np.uint8)
+    sample = validation_sample(val, max_chars=4 * 1200, windows=4)     # windows longer than a 512 chunk
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in sample:                                              # one window, fresh state, one call
+            ids = torch.from_numpy(row.astype(np.int64))[None]
+            logits, _ = model(ids[:, :-1])
+            total += F.cross_entropy(logits.flatten(0, 1), ids[0, 1:], reduction="sum").item()
+            count += len(row) - 1
+    result = evaluate(model, sample, torch.device("cpu"))
+    assert result.chars == count
+    assert result.nats_per_char == pytest.approx(total / count, rel=1e-5)
+
+
 def test_an_unchanged_file_reopens_without_reading_its_text(tiny_corpus, monkeypatch):
     first = encode_corpus(resolve(str(tiny_corpus)))
 
@@ -279,3 +331,31 @@ def test_the_character_set_sees_a_character_late_in_a_long_piece():
     for piece in pieces:
         chars.add(piece.encode("utf-8"))
     assert chars.sorted() == "".join(sorted(set("".join(pieces))))
+
+
+def _eval_streams_materialised(ids, n_streams, chunk=512):
+    """eval_streams as it was: the whole array as int64 first (the reference)."""
+    n_streams = max(1, min(n_streams, (len(ids) - 1) // 64 or 1))
+    stream_len = (len(ids) - 1) // n_streams
+    arr = torch.from_numpy(np.asarray(ids[: n_streams * stream_len + 1], dtype=np.int64))
+    x, y = arr[:-1].view(n_streams, stream_len), arr[1:].view(n_streams, stream_len)
+    for i in range(0, stream_len, chunk):
+        yield x[:, i:i + chunk], y[:, i:i + chunk]
+
+
+@pytest.mark.parametrize("streams", [1, 16])
+def test_eval_streams_on_a_large_memmap_gives_the_same_chunks_in_bounded_memory(tmp_path, streams):
+    n = 3_000_001
+    path = tmp_path / "big.ids"
+    np.random.default_rng(0).integers(0, 256, size=n, dtype=np.uint8).tofile(path)
+    ids = np.memmap(path, dtype=np.uint8, mode="r", shape=(n,))
+    for (x, y), (rx, ry) in zip(eval_streams(ids, streams), _eval_streams_materialised(ids, streams), strict=True):
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+    tracemalloc.start()
+    try:
+        for _ in eval_streams(ids, streams):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20                          # a chunk at a time, not 8 bytes per id (24 MB)
