@@ -28,7 +28,7 @@ import torch
 
 from charlm.corpus import CorpusSource, iter_text
 from charlm.errors import UsageError
-from charlm.vocab import DENSE, CharVocab
+from charlm.vocab import DENSE, UNK_ID, CharVocab
 
 CACHE_FORMAT = 1            # the layout of an .ids file and its .json
 INDEX_FORMAT = 1            # the layout of an index entry (see `_recall`)
@@ -216,6 +216,12 @@ def _build_cache(base: Path, source: CorpusSource, vocab: CharVocab, n_chars: in
     _write_json(base.with_suffix(".json"), {"format": CACHE_FORMAT, "length": n_chars, "dtype": dtype.name,
                                             "name": source.name})
     return np.memmap(base.with_suffix(".ids"), dtype=dtype, mode="r", shape=(n_chars,))
+
+
+def count_unknown(ids: np.ndarray, block: int = 1 << 24) -> int:
+    """How many ids are <unk>, a block at a time: `(ids == 0).sum()` over a memory map would
+    first make a bool array as long as the corpus."""
+    return sum(int(np.count_nonzero(ids[i:i + block] == UNK_ID)) for i in range(0, len(ids), block))
 
 
 def _describe(source: CorpusSource) -> str:

@@ -19,7 +19,7 @@ from charlm import corpus as corpus_mod
 from charlm import data as data_mod
 from charlm.config import ModelConfig
 from charlm.corpus import read_text, resolve
-from charlm.data import (VAL_SAMPLE_CHARS, CharSet, StreamBatches, cache_dir, encode_corpus,
+from charlm.data import (VAL_SAMPLE_CHARS, CharSet, StreamBatches, cache_dir, count_unknown, encode_corpus,
                          encode_text, eval_streams, validation_sample)
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
@@ -359,3 +359,9 @@ def test_eval_streams_on_a_large_memmap_gives_the_same_chunks_in_bounded_memory(
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20                          # a chunk at a time, not 8 bytes per id (24 MB)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 24])
+def test_unknowns_are_counted_a_block_at_a_time(block):
+    ids = np.random.default_rng(1).integers(0, 5, size=1000).astype(np.uint8)
+    assert count_unknown(ids, block) == int((ids == 0).sum()) > 0
