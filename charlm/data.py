@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,11 +202,19 @@ def _build_cache(base: Path, source: CorpusSource, vocab: CharVocab, n_chars: in
     dtype = vocab.smallest_dtype()
     fd, tmp = tempfile.mkstemp(dir=base.parent, suffix=".tmp")
     try:
-        written = 0
-        with os.fdopen(fd, "wb") as f:
+        written, pending = 0, None
+        # Writing waits on the disk once the kernel holds enough unwritten pages (~350 MB/s here,
+        # 1.4 s for 500 MB): a writer thread (the GIL is free during write()) lets the next
+        # chunk be read and encoded meanwhile. One write in flight keeps memory at two chunks.
+        with os.fdopen(fd, "wb") as f, ThreadPoolExecutor(1) as writer:
             for chunk in iter_text(source):
-                f.write(vocab.encode_array(chunk, dtype).data)
+                ids = vocab.encode_array(chunk, dtype)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(f.write, ids.data)
                 written += len(chunk)
+            if pending is not None:
+                pending.result()
         if written != n_chars:
             raise UsageError(f"{_describe(source)} changed while it was being read", "run the command again")
         os.replace(tmp, base.with_suffix(".ids"))
