@@ -149,13 +149,12 @@ def _recall(source: CorpusSource) -> TextSummary | None:
         return None
     try:
         entry = json.loads(_index_path(stamp).read_text(encoding="utf-8"))
-        summary = TextSummary(entry["sha256"], entry["chars"], entry["n_chars"])
-        if entry["stamp"] != stamp or not (isinstance(summary.chars, str) and isinstance(summary.n_chars, int)
-                                           and summary.n_chars > 0 and len(summary.sha256) == 64):
-            return None
-        return summary
+        sha, chars, n_chars = entry["sha256"], entry["chars"], entry["n_chars"]
     except (OSError, ValueError, KeyError, TypeError):
         return None     # missing or damaged: read the text again
+    sound = (isinstance(sha, str) and len(sha) == 64 and set(sha) <= set("0123456789abcdef")   # names files
+             and isinstance(chars, str) and isinstance(n_chars, int) and n_chars >= len(chars) > 0)
+    return TextSummary(sha, chars, n_chars) if sound and entry.get("stamp") == stamp else None
 
 
 def _stamp(source: CorpusSource) -> dict | None:

@@ -282,7 +282,13 @@ def _garbled_index(path):
     entry.write_text("{not json", encoding="utf-8")
 
 
-@pytest.mark.parametrize("change", [_touch, _same_size_new_text, _new_size_same_mtime, _garbled_index])
+def _index_with_a_path_for_a_hash(path):
+    (entry,) = (cache_dir() / "index").glob("*.json")
+    entry.write_text(json.dumps(json.loads(entry.read_text()) | {"sha256": "../" * 21 + "x"}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("change", [_touch, _same_size_new_text, _new_size_same_mtime, _garbled_index,
+                                    _index_with_a_path_for_a_hash])
 def test_a_changed_file_or_a_damaged_index_is_read_again(tiny_corpus, monkeypatch, change):
     encode_corpus(resolve(str(tiny_corpus)))
     change(tiny_corpus)
