@@ -45,11 +45,12 @@ def make_text(path: Path, mb: float) -> None:
 def timed_train(corpus: Path, cache: Path, out: Path, code: Path) -> tuple[float, float]:
     """One `charlm train` as a subprocess: (wall-clock seconds, peak RSS in MB)."""
     report = out.with_name(out.name + ".time")
+    # `python -m` puts the working directory first on sys.path: run in `code`, not just with it on PYTHONPATH.
     env = {**os.environ, "CHARLM_CACHE": str(cache), "PYTHONPATH": str(code)}
     cmd = ["/usr/bin/time", "-v", "-o", str(report), sys.executable, "-m", "charlm", "train", str(corpus),
            *TRAIN_ARGS, "--out", str(out)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=code)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"charlm train failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -86,7 +87,7 @@ def main() -> None:
     ap.add_argument("--path", type=Path, help="the text (default: TMPDIR/charlm-big-<mb>mb.txt, made if missing)")
     ap.add_argument("--before", metavar="REV", help="also run the code of this git revision")
     args = ap.parse_args()
-    path = args.path or Path(tempfile.gettempdir()) / f"charlm-big-{args.mb:g}mb.txt"
+    path = (args.path or Path(tempfile.gettempdir()) / f"charlm-big-{args.mb:g}mb.txt").resolve()
     if not path.exists():
         make_text(path, args.mb)
     mb = path.stat().st_size / 1e6
