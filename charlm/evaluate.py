@@ -38,7 +38,9 @@ def evaluate(model: CharRNN, ids: np.ndarray, device: torch.device, precision: s
 
     The text is cut into `streams` contiguous pieces run side by side (each carries its own
     state from its first character), which is ~streams x faster than one stream and differs
-    from it only in the first few characters of each piece.
+    from it only in the first few characters of each piece. 2-D `ids` (a validation sample of
+    separate windows) runs one stream per row instead, so no state crosses from one window
+    into another.
     """
     was_training = model.training
     model.eval()

@@ -18,7 +18,7 @@ import torch
 from charlm.allocator import keep_freed_memory
 from charlm.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.config import ModelConfig, TrainConfig, to_dict
-from charlm.data import EncodedCorpus, StreamBatches
+from charlm.data import EncodedCorpus, StreamBatches, validation_sample
 from charlm.device import pick_device, pick_precision
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
@@ -95,6 +95,7 @@ class Trainer:
         train_ids, self.val_ids = corpus.split(train_config.val_fraction)
         if len(self.val_ids) < 2:
             raise UsageError(f"the validation split of {corpus.name} is empty", "use a longer text or a larger --val-fraction")
+        self.val_sample = validation_sample(self.val_ids)    # bounded: the same windows at every validation
         self.batches = StreamBatches(train_ids, train_config.batch_size, train_config.seq_len)
         model_config.vocab_size = len(corpus.vocab)
         self.precision = pick_precision(train_config.precision, self.device, model_config, train_config)
@@ -191,7 +192,7 @@ class Trainer:
     def _validate(self) -> None:
         t0 = time.perf_counter()
         self._validated_at = self.step
-        result = evaluate(self.model, self.val_ids, self.device, self.precision)
+        result = evaluate(self.model, self.val_sample, self.device, self.precision)
         self.last_val = result.nats_per_char
         improved = self.last_val < self.best_val
         self.best_val = min(self.best_val, self.last_val)

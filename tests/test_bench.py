@@ -1,4 +1,4 @@
-"""The training benchmark runs end to end and prints every side, the ratios and the machine."""
+"""The benchmarks run end to end and print every side, the ratios and the machine."""
 
 from __future__ import annotations
 
@@ -20,3 +20,16 @@ def test_train_speed_prints_each_side_and_the_ratios(tiny_corpus):
         rate = re.search(rf"^{re.escape(label)}: ([\d,]+) chars/s \(median\)$", out.stdout, re.M)
         assert rate and int(rate.group(1).replace(",", "")) > 0, out.stdout
     assert re.search(r"^ratio charlm/plain: \d+\.\d{3}", out.stdout, re.M), out.stdout
+
+
+def test_big_corpus_prints_both_runs_and_the_goals(tmp_path, tiny_corpus):
+    text = tmp_path / "big.txt"
+    text.write_text(tiny_corpus.read_text() * 40, encoding="utf-8")      # ~290 kB: one batch of `small` fits
+    out = subprocess.run([sys.executable, "-m", "bench.big_corpus", "--path", str(text)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    assert re.search(r"^this code: first run [\d.]+ s \([\d.]+ MB/s, start-up included\), peak RSS [\d,]+ MB; "
+                     r"second run [\d.]+ s, peak RSS [\d,]+ MB$", out.stdout, re.M), out.stdout
+    assert re.search(r"^this code: goals: first >= 50 MB/s \w+, second < 10 s \w+, peak RSS < 2 GB \w+$",
+                     out.stdout, re.M), out.stdout

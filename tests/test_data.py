@@ -1,20 +1,36 @@
-"""The encoded corpus: a cached memory map keyed by content, the nanoGPT split, and the parallel
-streams that make carried hidden state valid."""
+"""The encoded corpus: a cached memory map keyed by content and reopened without reading the text,
+the nanoGPT split, the bounded validation sample, and the parallel streams that make carried
+hidden state valid."""
 
 from __future__ import annotations
 
 import json
+import os
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from charlm import corpus as corpus_mod
 from charlm import data as data_mod
-from charlm.corpus import resolve
-from charlm.data import StreamBatches, cache_dir, encode_corpus, encode_text, eval_streams
+from charlm.config import ModelConfig
+from charlm.corpus import read_text, resolve
+from charlm.data import (VAL_SAMPLE_CHARS, CharSet, StreamBatches, cache_dir, count_unknown, encode_corpus,
+                         encode_text, eval_streams, validation_sample)
 from charlm.errors import UsageError
+from charlm.evaluate import evaluate
+from charlm.model import CharRNN
 from charlm.vocab import CharVocab
 from conftest import TINY_TEXT
+
+# Every kind of character and line ending the encoder must get right, as bytes in the file.
+MIXED = ("\ufeffPlain ASCII,\ttabs\r\nCRLF and bare CR\rLatin-1: café naïve ß ÿ\n"
+         "CJK 漢字かなカナ 한국어\nemoji 😀🎉 ZWJ 👩\u200d👧 flag 🇳🇱 astral 𝔘𝔫𝔦\n"
+         "combining e\u0301 a\u0308 n\u0303, NEL \x85 LS \u2028 ZWNBSP \ufeff end\r\n").encode("utf-8") * 3
 
 
 def cache_files(suffix: str):
@@ -172,3 +188,186 @@ def test_eval_streams_cover_nearly_every_transition(n):
     assert n - 1 - streams < total <= n - 1
     for x, y in pairs:
         assert torch.equal(y, x + 1)
+
+
+def test_tinyshakespeare_split_is_validated_whole():
+    assert VAL_SAMPLE_CHARS >= 111_540           # its figures must not change
+
+
+def test_the_validation_sample_of_a_small_split_is_the_whole_split():
+    val = np.arange(1000, dtype=np.uint8)
+    assert validation_sample(val, max_chars=1000) is val
+
+
+def test_the_validation_sample_of_a_large_split_is_evenly_spread_windows():
+    n, max_chars, windows = 1_000_003, 1600, 16
+    val = np.arange(n, dtype=np.int64)
+    sample = validation_sample(val, max_chars=max_chars, windows=windows)
+    assert sample.shape == (windows, max_chars // windows) and sample.size <= max_chars
+    starts = sample[:, 0]
+    assert starts[0] == 0 and starts[-1] + sample.shape[1] == n               # from the start to the end
+    gaps = np.diff(starts)
+    assert gaps.max() - gaps.min() <= 1                                        # evenly spaced
+    for row in sample:
+        assert np.array_equal(row, np.arange(row[0], row[0] + sample.shape[1]))   # contiguous
+    assert np.array_equal(validation_sample(val, max_chars=max_chars, windows=windows), sample)
+
+
+def test_the_default_sample_is_bounded(tiny_corpus):
+    big = np.zeros(10 * VAL_SAMPLE_CHARS, dtype=np.uint8)
+    assert validation_sample(big).size <= VAL_SAMPLE_CHARS
+
+
+def test_evaluate_runs_each_window_of_the_sample_as_its_own_stream():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=11, layers=1, hidden=16, embed=8)).eval()
+    val = np.random.default_rng(0).integers(0, 11, size=50_000).astype(np.uint8)
+    sample = validation_sample(val, max_chars=4 * 1200, windows=4)     # windows longer than a 512 chunk
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row in sample:                                              # one window, fresh state, one call
+            ids = torch.from_numpy(row.astype(np.int64))[None]
+            logits, _ = model(ids[:, :-1])
+            total += F.cross_entropy(logits.flatten(0, 1), ids[0, 1:], reduction="sum").item()
+            count += len(row) - 1
+    result = evaluate(model, sample, torch.device("cpu"))
+    assert result.chars == count
+    assert result.nats_per_char == pytest.approx(total / count, rel=1e-5)
+
+
+def test_an_unchanged_file_reopens_without_reading_its_text(tiny_corpus, monkeypatch):
+    first = encode_corpus(resolve(str(tiny_corpus)))
+
+    def no_reading(*args):
+        raise AssertionError("the text was read")
+
+    monkeypatch.setattr(data_mod, "iter_text", no_reading)
+    again = encode_corpus(resolve(str(tiny_corpus)))
+    assert again.sha256 == first.sha256 == encode_text("t", TINY_TEXT).sha256   # the same definition as ever
+    assert again.vocab.itos == first.vocab.itos
+    assert np.array_equal(again.ids, first.ids)
+
+
+def test_a_given_vocabulary_gets_the_hash_from_the_index(tiny_corpus, monkeypatch):
+    encode_corpus(resolve(str(tiny_corpus)))
+    vocab = CharVocab.from_chars("The cat")
+    reads = []
+    real_iter_text = data_mod.iter_text
+    monkeypatch.setattr(data_mod, "iter_text", lambda source: reads.append(1) or real_iter_text(source))
+    given = encode_corpus(resolve(str(tiny_corpus)), vocab)
+    assert len(reads) == 1                        # one read to encode with the new vocabulary, none to hash
+    assert given.ids.tolist() == vocab.encode(TINY_TEXT)
+    assert encode_corpus(resolve(str(tiny_corpus)), vocab).sha256 == given.sha256 and len(reads) == 1
+
+
+def _touch(path):
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _same_size_new_text(path):
+    stat = path.stat()
+    path.write_text(TINY_TEXT.replace("cat", "cow"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _new_size_same_mtime(path):
+    stat = path.stat()
+    path.write_text(TINY_TEXT + "more", encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _garbled_index(path):
+    (entry,) = (cache_dir() / "index").glob("*.json")
+    entry.write_text("{not json", encoding="utf-8")
+
+
+def _index_with_a_path_for_a_hash(path):
+    (entry,) = (cache_dir() / "index").glob("*.json")
+    entry.write_text(json.dumps(json.loads(entry.read_text()) | {"sha256": "../" * 21 + "x"}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("change", [_touch, _same_size_new_text, _new_size_same_mtime, _garbled_index,
+                                    _index_with_a_path_for_a_hash])
+def test_a_changed_file_or_a_damaged_index_is_read_again(tiny_corpus, monkeypatch, change):
+    encode_corpus(resolve(str(tiny_corpus)))
+    change(tiny_corpus)
+    reads = []
+    real_iter_text = data_mod.iter_text
+    monkeypatch.setattr(data_mod, "iter_text", lambda source: reads.append(1) or real_iter_text(source))
+    again = encode_corpus(resolve(str(tiny_corpus)))
+    text = tiny_corpus.read_text(encoding="utf-8")
+    assert reads and again.sha256 == encode_text("t", text).sha256
+    assert again.vocab.decode(again.ids.tolist()) == text
+    reads.clear()
+    encode_corpus(resolve(str(tiny_corpus)))
+    assert not reads                              # and remembered again
+    assert len(list((cache_dir() / "index").glob("*.json"))) == 1     # replaced, not added
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64, 1 << 22])
+def test_the_fast_encode_gives_the_tokenizers_ids_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
+    # Small chunks cut multi-byte characters, CRLFs and the BOM at every possible place.
+    monkeypatch.setattr(corpus_mod, "SNIFF_BYTES", chunk)
+    monkeypatch.setattr(corpus_mod, "CHUNK_BYTES", chunk)
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(MIXED)
+    text = read_text(resolve(str(path)))
+    assert "\r" not in text and not text.startswith("\ufeff") and "😀" in text   # normalised, all there
+    corpus = encode_corpus(resolve(str(path)))
+    assert corpus.vocab.chars == sorted(set(text))
+    assert corpus.ids.tolist() == corpus.vocab.encode(text)
+    assert corpus.sha256 == encode_text("t", text).sha256
+    partial = CharVocab.from_chars("Plain 漢😀e\u0301")                 # unknowns of every width become <unk>
+    assert encode_corpus(resolve(str(path)), partial).ids.tolist() == partial.encode(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(), max_size=6))
+def test_the_character_set_is_every_character_fed_in(pieces):
+    chars = CharSet()
+    for piece in pieces:
+        chars.add(piece.encode("utf-8"))
+    assert chars.sorted() == "".join(sorted(set("".join(pieces))))
+
+
+def test_the_character_set_sees_a_character_late_in_a_long_piece():
+    pieces = ["a" * 5000 + "é", "b" * 3000 + "😀" + "c", "abc", "漢" * 70_000 + "z", "a" * 10_000 + "\x7f"]
+    chars = CharSet()
+    for piece in pieces:
+        chars.add(piece.encode("utf-8"))
+    assert chars.sorted() == "".join(sorted(set("".join(pieces))))
+
+
+def _eval_streams_materialised(ids, n_streams, chunk=512):
+    """eval_streams as it was: the whole array as int64 first (the reference)."""
+    n_streams = max(1, min(n_streams, (len(ids) - 1) // 64 or 1))
+    stream_len = (len(ids) - 1) // n_streams
+    arr = torch.from_numpy(np.asarray(ids[: n_streams * stream_len + 1], dtype=np.int64))
+    x, y = arr[:-1].view(n_streams, stream_len), arr[1:].view(n_streams, stream_len)
+    for i in range(0, stream_len, chunk):
+        yield x[:, i:i + chunk], y[:, i:i + chunk]
+
+
+@pytest.mark.parametrize("streams", [1, 16])
+def test_eval_streams_on_a_large_memmap_gives_the_same_chunks_in_bounded_memory(tmp_path, streams):
+    n = 3_000_001
+    path = tmp_path / "big.ids"
+    np.random.default_rng(0).integers(0, 256, size=n, dtype=np.uint8).tofile(path)
+    ids = np.memmap(path, dtype=np.uint8, mode="r", shape=(n,))
+    for (x, y), (rx, ry) in zip(eval_streams(ids, streams), _eval_streams_materialised(ids, streams), strict=True):
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+    tracemalloc.start()
+    try:
+        for _ in eval_streams(ids, streams):
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20                          # a chunk at a time, not 8 bytes per id (24 MB)
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 24])
+def test_unknowns_are_counted_a_block_at_a_time(block):
+    ids = np.random.default_rng(1).integers(0, 5, size=1000).astype(np.uint8)
+    assert count_unknown(ids, block) == int((ids == 0).sum()) > 0

@@ -14,9 +14,10 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from charlm import train as train_mod
 from charlm.checkpoint import load_checkpoint
 from charlm.config import TrainConfig
-from charlm.data import encode_text
+from charlm.data import VAL_SAMPLE_CHARS, VAL_WINDOWS, encode_text
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
 from charlm.metrics import read_metrics
@@ -217,6 +218,17 @@ def test_too_short_a_text_for_one_batch(tmp_path):
 
 
 # -- the learning-rate schedule: a pure function of progress ------------------------------
+
+def test_validation_reads_a_bounded_sample_of_a_large_split(tmp_path, monkeypatch):
+    seen = []
+    real = train_mod.evaluate
+    monkeypatch.setattr(train_mod, "evaluate", lambda model, ids, *a, **k: seen.append(ids) or real(model, ids, *a, **k))
+    text = TINY_TEXT * (VAL_SAMPLE_CHARS * 12 // len(TINY_TEXT))       # a split ~1.2x the bound
+    trainer, result = train_tiny(tmp_path / "run", text=text, steps=2, eval_every=100)
+    assert len(trainer.val_ids) > VAL_SAMPLE_CHARS
+    assert [ids.shape for ids in seen] == [(VAL_WINDOWS, VAL_SAMPLE_CHARS // VAL_WINDOWS)]
+    assert seen[0] is trainer.val_sample and math.isfinite(result.best_val_loss)
+
 
 def test_lr_warms_up_peaks_and_decays_to_the_floor():
     cfg = TrainConfig(lr=0.01, warmup=0.1, min_lr_ratio=0.05)

@@ -97,6 +97,17 @@ def test_encode_array_matches_tokenizers_with_unknown_characters(known, text):
     assert [i == UNK_ID for i in ids] == [c not in set(known) for c in text]
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int64])
+@pytest.mark.parametrize("text", ["plain ASCII only\n", "".join(TRICKY)])
+def test_encode_array_gives_the_same_ids_in_every_dtype(text, dtype):
+    # ASCII text takes the bytes fast path (bytes.translate for uint8); the rest the dense table,
+    # and characters beyond the BMP, known or not, the binary search.
+    v = CharVocab.from_chars("".join(TRICKY).replace("😀", "").replace("a", ""))
+    ids = v.encode_array(text, dtype)
+    assert ids.dtype == dtype
+    assert ids.tolist() == v.encode(text)
+
+
 @pytest.mark.parametrize("n_chars, dtype", [(1, np.uint8), (255, np.uint8), (256, np.uint16),
                                             (65535, np.uint16), (65536, np.uint32)])
 def test_smallest_dtype_holds_every_id(n_chars, dtype):

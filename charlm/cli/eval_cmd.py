@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from charlm.checkpoint import load_checkpoint
-    from charlm.data import encode_corpus
+    from charlm.data import count_unknown, encode_corpus
     from charlm.device import pick_device, pick_precision
     from charlm.evaluate import evaluate
     device = pick_device(args.device)
@@ -37,7 +37,7 @@ def run(args) -> int:
     if args.text:
         corpus = encode_corpus(resolve_corpus(args.text, args.encoding), ckpt.vocab)
         ids, what = corpus.ids, args.text
-        unknown = int((corpus.ids == 0).sum())
+        unknown = count_unknown(corpus.ids)
         if unknown:
             print(f"charlm: warning: {unknown} character(s) of {args.text} are not in the model's vocabulary",
                   file=sys.stderr)
