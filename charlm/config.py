@@ -146,7 +146,8 @@ PRESETS: dict[str, Preset] = {
                dict(layers=3, hidden=512, embed=65, dropout=0.25), dict(batch_size=50, seq_len=100, lr=2e-3)),
     )
 }
-DEFAULT_PRESET = "medium"
+AUTO = "auto"                 # not a preset: charlm.autosize chooses for the budget and machine
+DEFAULT_PRESET = AUTO
 
 
 def preset_configs(name: str) -> tuple[ModelConfig, TrainConfig]:

@@ -2,10 +2,10 @@
 
 `charlm train` with `--preset auto` and the app's model picker both need chars/s for shapes
 that have never trained here. They are timed with `TrainStep` itself (the model, optimizer,
-clipping, precision and allocator setting of a real run) on random ids, for a few steps of
-shortened chunks: a step's cost is T steps of the recurrence plus T-proportional matmuls, so
-chars/s hardly depends on the chunk length and a 16-character chunk measures it 4x sooner
-than a 64-character one. What real runs reach is recorded beside it, for display.
+clipping, precision and allocator setting of a real run) on random ids of the run's own batch
+shape, for a few steps. (Shorter chunks would time faster but not truly: the optimizer's update
+costs the same per step whatever the chunk, and a 16-character chunk measured a 2x256 at 0.8x
+its speed at 64.) What real runs reach is recorded beside it, for display.
 
 Figures are kept in $CHARLM_CACHE/speeds.json under a key naming the machine (CPU model and
 instruction-set flags, thread count, torch version, device), so a different CPU, a new torch,
@@ -15,6 +15,7 @@ or another thread count measures again.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import threading
 import time
@@ -34,8 +35,8 @@ from charlm.step import TrainStep
 # Bumped when charlm's own training speed changes, so figures an older version cached are
 # measured again (2: the allocator setting; 3: timed with the trainer's step, chunks of 16).
 SPEED_REVISION = 3
-PROBE_SEQ_LEN = 16
-PROBE_SECONDS = 0.6          # timed steps per shape and precision, after the warm-up ones
+PROBE_SECONDS = 0.5          # timed steps per shape and precision, after the warm-up ones
+PROBE_MIN_STEPS = 2
 PROBE_MAX_STEPS = 12
 WARMUP_STEPS = 2             # a new model's first steps page in its buffers: never timed
 BF16_MARGIN = 1.1
@@ -55,9 +56,10 @@ def machine_key(device: torch.device | None = None, threads: int | None = None) 
     threads = threads or torch.get_num_threads()
     if device.type == "cuda":
         hw = torch.cuda.get_device_name(device)
-    else:
+    else:   # the CPU's flags, and the instruction sets torch and oneDNN were told to use of them
         flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:12]
-        hw = f"{cpu_model()} flags:{flags}"
+        isa = "/".join(filter(None, (torch.backends.cpu.get_cpu_capability(), os.environ.get("ONEDNN_MAX_CPU_ISA"))))
+        hw = f"{cpu_model()} flags:{flags} isa:{isa}"
     return f"{hw} · {device.type} · {threads}t · torch {torch.__version__} · r{SPEED_REVISION}"
 
 
@@ -74,7 +76,7 @@ def cpu_model() -> str:
 
 def shape_key(m: ModelConfig, t: TrainConfig, precision: str) -> str:
     return (f"{m.cell}:{m.layers}x{m.hidden}:e{m.embed}:v{m.vocab_size}:d{m.dropout:g}:"
-            f"b{t.batch_size}:{precision}")
+            f"b{t.batch_size}x{t.seq_len}:{precision}")
 
 
 def _load_all() -> dict:
@@ -112,6 +114,15 @@ def speed(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Even
     return value
 
 
+def remember(kind: str, key: str, value) -> None:
+    """Keep any measurement of this machine (e.g. the sampler's step rates) under `kind`."""
+    _update(machine_key(), kind, key, value)
+
+
+def recall(kind: str, key: str):
+    return _entry(machine_key()).get(kind, {}).get(key)
+
+
 def record_run(m: ModelConfig, t: TrainConfig, precision: str, chars_per_sec: float) -> None:
     """Remember what a real run of this shape did (shown beside the timed figure)."""
     if chars_per_sec > 0:
@@ -125,14 +136,14 @@ def run_speed(m: ModelConfig, t: TrainConfig, precision: str) -> float | None:
 
 def measure(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Event | None = None,
             seconds: float = PROBE_SECONDS) -> float:
-    """Time the trainer's step on this shape (random ids, chunks of PROBE_SEQ_LEN): chars/s of
-    the fastest timed step, since on a shared machine the slower ones measure the neighbours."""
+    """Time the trainer's step on this shape (random ids): chars/s of the fastest timed step,
+    since on a shared machine the slower ones measure the neighbours."""
     keep_freed_memory()
     device = pick_device(t.device)
     torch.manual_seed(0)
     model = CharRNN(replace(m, vocab_size=max(m.vocab_size, 2))).to(device)
     step = TrainStep(model, build_optimizer(model, t), device, precision, t.grad_clip)
-    seq = min(PROBE_SEQ_LEN, t.seq_len)
+    seq = t.seq_len
     x = torch.randint(1, model.config.vocab_size, (t.batch_size, seq + 1))
     hidden, best, timed_from = None, float("inf"), None
     for i in range(WARMUP_STEPS + PROBE_MAX_STEPS):
@@ -146,7 +157,7 @@ def measure(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Ev
         if i >= WARMUP_STEPS:
             best = min(best, now - t0)
             timed_from = timed_from or t0
-            if now - timed_from >= seconds and i >= WARMUP_STEPS + 2:
+            if now - timed_from >= seconds and i + 1 >= WARMUP_STEPS + PROBE_MIN_STEPS:
                 break
     return t.batch_size * seq / best
 

@@ -7,13 +7,19 @@ the other process, and the waiting thread spins: training crawled at 0.31x of it
 proportion instead. So the trainer measures what the other processes use (/proc/stat minus our
 own time), picks the thread count from that at the start, and looks again every few seconds.
 
+Work of our own on another thread (the app streaming text while it trains) is invisible to
+that measure, since it is our own CPU time: it says so with `reserve()`, and the trainer leaves
+it its core at once.
+
 OMP_NUM_THREADS, or an explicit thread count, turns this off: the person has decided.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +88,28 @@ class CpuMeter:
         return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / wall)
 
 
+_reserved = 0                # cores other threads of this process are computing on right now
+_reserved_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def reserve(cores: int = 1):
+    """For the duration, another thread of this process computes on `cores` cores: training
+    runs on the rest. The thread itself should compute with `cores` threads."""
+    global _reserved
+    with _reserved_lock:
+        _reserved += cores
+    try:
+        yield
+    finally:
+        with _reserved_lock:
+            _reserved -= cores
+
+
+def reserved() -> int:
+    return _reserved
+
+
 @dataclass(frozen=True)
 class ThreadChoice:
     threads: int
@@ -115,6 +143,7 @@ class ThreadGovernor:
         self.choice = ThreadChoice(fixed or torch.get_num_threads(), "")
         self._meter: CpuMeter | None = None
         self._next = 0.0
+        self._reserved = 0
 
     def start(self) -> ThreadChoice:
         if self.fixed is not None:
@@ -122,16 +151,16 @@ class ThreadGovernor:
         else:
             self._meter = CpuMeter()
             time.sleep(FIRST_LOOK_SECONDS)
-            self.choice = threads_for(usable_cores(), self._meter.others())
+            self.choice = self._decide()
             self._next = time.monotonic() + self.interval
         _apply(self.choice.threads)
         return self.choice
 
     def tick(self) -> ThreadChoice | None:
-        if self._meter is None or time.monotonic() < self._next:
+        if self._meter is None or (time.monotonic() < self._next and reserved() == self._reserved):
             return None
         self._next = time.monotonic() + self.interval
-        choice = threads_for(usable_cores(), self._meter.others())
+        choice = self._decide()
         if choice.threads == self.choice.threads:
             return None
         self.choice = choice
@@ -139,6 +168,29 @@ class ThreadGovernor:
         return choice
 
 
+    def _decide(self) -> ThreadChoice:
+        self._reserved = reserved()
+        choice = threads_for(max(1.0, usable_cores() - self._reserved), self._meter.others())
+        if self._reserved:
+            return ThreadChoice(choice.threads, f"{choice.reason}; {self._reserved} kept for generating text")
+        return choice
+
+
 def _apply(n: int) -> None:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def settle(fixed: int | None = None) -> ThreadChoice:
+    """Choose and set the thread count on the calling thread, once (for work that is not a
+    training loop, such as timing model shapes)."""
+    return ThreadGovernor(fixed).start()
+
+
+@contextlib.contextmanager
+def one_core_of_our_own():
+    """Compute on this thread with one thread, its core reserved (a trainer in this process
+    leaves it alone): for the app's text generation, which may run beside training."""
+    with reserve(1):
+        _apply(1)
+        yield

@@ -33,3 +33,29 @@ def test_big_corpus_prints_both_runs_and_the_goals(tmp_path, tiny_corpus):
                      r"second run [\d.]+ s, peak RSS [\d,]+ MB$", out.stdout, re.M), out.stdout
     assert re.search(r"^this code: goals: first >= 50 MB/s \w+, second < 10 s \w+, peak RSS < 2 GB \w+$",
                      out.stdout, re.M), out.stdout
+
+
+def test_busy_prints_idle_and_beside_a_hog_and_the_ratio(tiny_corpus):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}      # the sides choose threads
+    out = subprocess.run([sys.executable, "-m", "bench.busy", "--preset", "tiny", "--rounds", "1",
+                          "--seconds", "0.5", "--corpus", str(tiny_corpus)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    for label in ("idle machine", "beside a one-core hog", "beside the hog, a thread per core"):
+        assert re.search(rf"^{re.escape(label)}: [\d,]+ chars/s \(median\)$", out.stdout, re.M), out.stdout
+    assert re.search(r"^ratio hog/idle: \d\.\d\d", out.stdout, re.M), out.stdout
+    assert re.search(r"round 1: idle [\d,]+ \(\d thr\) · hog [\d,]+ \(\d thr\) · hog-fixed [\d,]+ \(\d thr\)",
+                     out.stdout), out.stdout
+
+
+def test_quality_prints_both_sides_per_budget(tiny_corpus):
+    text = tiny_corpus.parent / "longer.txt"
+    text.write_text(tiny_corpus.read_text() * 20, encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "bench.quality", "--minutes", "0.02", "--corpus", str(text)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    assert re.search(r"^0\.02 min: charlm \d\.\d{4} nats/char \(lstm \d+x\d+, [\d,]+ steps, [\d,]+ chars/s\) · "
+                     r"plain loop \d\.\d{4} \([\d,]+ steps, [\d,]+ chars/s\)", out.stdout, re.M), out.stdout
+    assert "auto: lstm" in out.stdout

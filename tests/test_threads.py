@@ -82,3 +82,25 @@ def test_the_governor_sets_torch_threads_on_the_calling_thread_and_follows_the_l
     worker.start()
     worker.join()
     assert seen == [(1, 1), (2, 2), None]
+
+
+def test_a_reserved_core_is_left_to_our_own_other_thread_at_once(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(T, "FIRST_LOOK_SECONDS", 0.0)
+    monkeypatch.setattr(T, "usable_cores", lambda: 2.0)
+    monkeypatch.setattr(CpuMeter, "others", lambda self: 0.0)
+    seen = []
+
+    def train():
+        governor = ThreadGovernor(interval=3600.0)            # no timed look: only the reservation
+        seen.append(governor.start().threads)
+        with T.reserve(1):
+            change = governor.tick()
+            seen.append((change.threads, "kept for generating text" in change.reason))
+        seen.append(governor.tick().threads)
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    worker.join()
+    assert seen == [2, (1, True), 2]
+    assert T.reserved() == 0

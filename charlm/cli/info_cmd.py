@@ -8,6 +8,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from charlm.references import reading, references, verdict
 
 
 def register(sub) -> None:
@@ -29,6 +30,9 @@ def summary(ckpt) -> dict:
         "best_val_bpc": best / math.log(2) if best is not None else None,
         "train": ckpt.meta.get("train", {}), "saved_at": ckpt.meta.get("saved_at"),
         "versions": ckpt.meta.get("versions", {}),
+        "references": [{"label": r.label, "nats_per_char": r.nats_per_char, "source": r.source}
+                       for r in references(ckpt.corpus.get("sha256"))],
+        "reading": reading(best) if best is not None else None,
     }
 
 
@@ -54,6 +58,9 @@ def run(args) -> int:
         ("best val", f"{best:.4f} nats/char · {info['best_val_bpc']:.4f} bits/char" if best is not None else "not evaluated"),
         ("saved", f"{info['saved_at']} · charlm {info['versions'].get('charlm')} · torch {info['versions'].get('torch')}"),
     ]
+    if best is not None:
+        rows += [("compared", line) for line in verdict(best, info["corpus_sha256"])[:-1]]
+        rows.append(("reads like", info["reading"]))
     for k, v in rows:
         table.add_row(k, v)
     Console().print(table)

@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from charlm.config import param_count
+from charlm.autosize import AutoChoice
+from charlm.references import verdict
+from charlm.threads import ThreadChoice
 from charlm.train import EvalReport, StepReport, TrainCallbacks, Trainer, TrainingDiverged
 
 
@@ -21,6 +24,12 @@ class _RichProgress(TrainCallbacks):
     def __init__(self, console: Console, progress: Progress, quiet: bool):
         self.console, self.progress, self.quiet = console, progress, quiet
         self.task = progress.add_task("training", total=1.0, loss="-", val="-", cps="-", lr="-")
+
+    def on_start(self, trainer: Trainer) -> None:
+        self.console.print(f"threads: {trainer.threads.choice.reason}", style="dim", highlight=False)
+
+    def on_threads(self, choice: ThreadChoice) -> None:
+        self.console.print(f"threads: now {choice.reason}", style="dim", highlight=False)
 
     def on_step(self, r: StepReport) -> None:
         self.progress.update(self.task, completed=r.progress, description=f"step {r.step}",
@@ -33,7 +42,7 @@ class _RichProgress(TrainCallbacks):
             self.console.print(r.sample, markup=False, highlight=False)
 
 
-def train_with_progress(trainer: Trainer, quiet: bool) -> int:
+def train_with_progress(trainer: Trainer, quiet: bool, choice: AutoChoice | None = None) -> int:
     console = Console(stderr=False)
     cfg, mcfg = trainer.cfg, trainer.model.config
     budget = f"{cfg.steps} steps" if cfg.budget_seconds is None else f"{cfg.budget_seconds / 60:g} min"
@@ -41,6 +50,9 @@ def train_with_progress(trainer: Trainer, quiet: bool) -> int:
                   f"{mcfg.cell} {mcfg.layers}x{mcfg.hidden}, {param_count(mcfg):,} params · "
                   f"{trainer.device.type} {trainer.precision} · budget {budget}" +
                   (f" · resuming at step {trainer.step}" if trainer.step else ""))
+    if choice is not None:
+        console.print(f"auto: {choice.summary()}", highlight=False)
+        console.print(f"  why: {choice.reason()}", style="dim", highlight=False)
     console.print(f"run directory: {trainer.run_dir}")
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -66,5 +78,8 @@ def train_with_progress(trainer: Trainer, quiet: bool) -> int:
     how = "stopped early; saved" if result.stopped_early else "done"
     console.print(f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min, {result.chars_per_sec:,.0f} chars/s · "
                   f"best val {result.best_val_loss:.4f} nats/char ({result.best_val_loss / math.log(2):.4f} bits/char)")
+    if math.isfinite(result.best_val_loss):
+        for line in verdict(result.best_val_loss, trainer.corpus.sha256):
+            console.print(f"  {line}", highlight=False)
     console.print(f"next: charlm sample {result.run_dir}   ·   charlm eval {result.run_dir}")
     return 0

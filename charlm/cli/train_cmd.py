@@ -7,14 +7,15 @@ from pathlib import Path
 from rich.console import Console
 
 from charlm.cli import args as A
-from charlm.config import CELLS, DEFAULT_LR, DEFAULT_PRESET, OPTIMIZERS, PRESETS, preset_configs
+from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, OPTIMIZERS, PRESETS, ModelConfig,
+                           TrainConfig, preset_configs)
 from charlm.corpora import default_corpus, record_spec, resolve_corpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optimizer", "steps", "minutes", "eval_every", "val_fraction",
-               "device", "precision", "seed", "weight_decay", "grad_clip")
+               "device", "precision", "seed", "weight_decay", "grad_clip", "threads")
 
 
 def register(sub) -> None:
@@ -26,7 +27,9 @@ def register(sub) -> None:
     p.add_argument("--encoding", default="utf-8", help="text encoding of the corpus (default utf-8)")
     p.add_argument("--out", type=Path, help="run directory (default checkpoints/<corpus>-<date>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run exactly where it stopped")
-    p.add_argument("--preset", choices=PRESETS, default=None, help=f"model size (default {DEFAULT_PRESET})")
+    p.add_argument("--preset", choices=(AUTO, *PRESETS), default=None,
+                   help=f"model size (default {DEFAULT_PRESET}: the shape that learns most in this budget "
+                   "on this machine, timed here; model flags given alongside are kept)")
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=CELLS)
     m.add_argument("--layers", type=A.positive_int)
@@ -47,6 +50,8 @@ def register(sub) -> None:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     t.add_argument("--seed", type=A.nonneg_int)
+    t.add_argument("--threads", type=A.positive_int, help="compute threads (default: one per core no other "
+                   "process is using, looked at again every few seconds)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or samples, just the summary")
     p.set_defaults(func=run)
 
@@ -58,20 +63,50 @@ def run(args) -> int:
     from charlm.runs import new_trainer
     if args.resume is not None:
         return _resume(args)
-    model_cfg, train_cfg = preset_configs(args.preset or DEFAULT_PRESET)
+    _check_flags(args)                  # before the corpus is read: a typo should cost nothing
+    source, spec = _source(args)
+    corpus = encode_corpus(source)
+    model_cfg, train_cfg, choice = _configs(args, corpus)
+    run_dir = args.out or new_run_dir(corpus.name)
+    trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
+    return train_with_progress(trainer, args.quiet, choice)
+
+
+def _configs(args, corpus):
+    """The model and training configs the flags ask for: a named preset's, or the auto choice
+    for this corpus, budget and machine; model and training flags given win either way."""
+    preset = args.preset or DEFAULT_PRESET
+    if preset == AUTO:
+        from charlm.autosize import plan
+        base = TrainConfig()
+        _apply_train_flags(args, base)
+        base.validate()
+        fixed = {n: getattr(args, n) for n in MODEL_FLAGS if getattr(args, n) is not None}
+        with Console(stderr=True).status("auto: timing model shapes on this machine (once per machine)…"):
+            choice = plan(len(corpus.split(base.val_fraction)[0]), len(corpus.vocab), base, fixed)
+        model_cfg, train_cfg = choice.configs(len(corpus.vocab), base)
+    else:
+        choice = None
+        model_cfg, train_cfg = preset_configs(preset)
+    if args.optimizer and args.optimizer != "adamw" and args.lr is None:
+        train_cfg.lr = DEFAULT_LR[args.optimizer]     # a preset's rate is an AdamW rate
     for name in MODEL_FLAGS:
         if getattr(args, name) is not None:
             setattr(model_cfg, name, getattr(args, name))
-    if args.optimizer and args.lr is None:
-        train_cfg.lr = DEFAULT_LR[args.optimizer]
     _apply_train_flags(args, train_cfg)
     model_cfg.validate()
     train_cfg.validate()
-    source, spec = _source(args)
-    corpus = encode_corpus(source)
-    run_dir = args.out or new_run_dir(corpus.name)
-    trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
-    return train_with_progress(trainer, args.quiet)
+    return model_cfg, train_cfg, choice
+
+
+def _check_flags(args) -> None:
+    model_cfg, train_cfg = ModelConfig(vocab_size=2), TrainConfig()
+    for name in MODEL_FLAGS:
+        if getattr(args, name) is not None:
+            setattr(model_cfg, name, getattr(args, name))
+    _apply_train_flags(args, train_cfg)
+    model_cfg.validate()
+    train_cfg.validate()
 
 
 def _source(args):
