@@ -9,7 +9,6 @@ the very next character uses the new values.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -46,85 +45,187 @@ class Token:
     prob: float   # the probability the model itself (temperature 1) gave this character
 
 
-def next_ids(logits: torch.Tensor, controls: SampleControls, generator: torch.Generator | None) -> torch.Tensor:
-    """Pick one id per row of logits (N, V) under the controls as they are right now."""
-    logits = logits.float().clone()
-    logits[:, UNK_ID] = -math.inf                      # <unk> is never a thing to say
-    t = controls.temperature
+def pick(logits: torch.Tensor, controls: SampleControls,
+         generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One id per row of logits (N, V) under the controls as they are right now, and the
+    probability the model itself (temperature 1) gave each. Few operations: at batch 1 each
+    costs more in dispatch than in arithmetic."""
+    logits = logits.float()
+    model_probs = torch.softmax(logits, dim=-1)
+    t, k, p = controls.temperature, controls.top_k, controls.top_p
     if t <= 0:
-        return logits.argmax(dim=-1)
-    logits = logits / t
-    k = controls.top_k
-    if 0 < k < logits.size(-1):
-        kth = torch.topk(logits, k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    probs = torch.softmax(logits, dim=-1)
-    if controls.top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        # drop a character when the mass before it already reaches p (the top one always stays)
-        drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= controls.top_p
-        probs = probs.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), 0.0)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        scores = logits.clone()
+        scores[:, UNK_ID] = -math.inf                  # <unk> is never a thing to say
+        ids = scores.argmax(dim=-1)
+    else:
+        if t == 1.0 and not 0 < k < logits.size(-1) and p >= 1.0:
+            probs = model_probs.clone()                # multinomial renormalises what is left
+            probs[:, UNK_ID] = 0.0
+        else:
+            scores = logits / t
+            scores[:, UNK_ID] = -math.inf
+            if 0 < k < scores.size(-1):
+                kth = torch.topk(scores, k, dim=-1).values[:, -1:]
+                scores.masked_fill_(scores < kth, -math.inf)
+            probs = torch.softmax(scores, dim=-1)
+            if p < 1.0:
+                sorted_p, order = probs.sort(dim=-1, descending=True)
+                # drop a character when the mass before it already reaches p (the top one always stays)
+                drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= p
+                probs.masked_fill_(drop_sorted.scatter(-1, order, drop_sorted), 0.0)
+        ids = draw(probs, generator)
+    return ids, model_probs.gather(-1, ids[:, None])[:, 0]
+
+
+def draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One index per row of non-negative `weights` (N, V), with probability proportional to
+    its weight: the inverse of the cumulative sum at a uniform draw (torch.multinomial took
+    50 us a call at batch 1, this a fifth of it). A zero weight is never drawn."""
+    cdf = weights.cumsum(-1)                                               # (N, V)
+    u = torch.rand(weights.size(0), 1, generator=generator) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=weights.size(-1) - 1)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where a stream stopped, to go on from exactly there: the state after every character fed
+    so far, and the characters last yielded (one per sample), not yet fed."""
+    hidden: Hidden
+    pending: tuple[int, ...]
+
+
+class Stream:
+    """The characters of one generation, a list of `num_samples` Tokens per step. (No autograd
+    context is needed: the fast step's tensors are detached copies; the reference one opts out.)
+
+    Iterate it; stop whenever you like (`close()`, or just stop iterating); `continuation()`
+    says where it stands, for a later stream to go on from. With `stop`, a sample is finished
+    once its text ends with that string (`finished[i]`), and the stream ends when all are."""
+
+    def __init__(self, sampler: "Sampler", ids: list[int], controls: SampleControls, length: int | None,
+                 seed: int | None, num_samples: int, after: Continuation | None, stop: str | None):
+        self.sampler, self.controls, self.length, self.stop = sampler, controls, length, stop
+        self.num_samples = len(after.pending) if after is not None else num_samples
+        self.finished = [False] * self.num_samples
+        self.produced = 0
+        self._tails = [""] * self.num_samples          # the last len(stop) characters of each sample
+        self._gen = torch.Generator(device="cpu")
+        self._gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        self._seed = controls.seed
+        self._stepper = sampler.stepper(self.num_samples)
+        self._stepper.load(after.hidden if after is not None else None)
+        self._pending: list[int] = []                  # yielded, not yet fed: what continuation() reports
+        self._fed: torch.Tensor | None = None          # the same, as the tensor the next step feeds
+        self._logits = None
+        if after is not None and after.pending:        # the characters yielded last time go in first
+            self._logits = self._stepper.step(torch.tensor(after.pending))
+        if ids:
+            self._logits = self._stepper.feed(torch.tensor([ids] * self.num_samples))
+        if self._logits is None:
+            raise UsageError("there is nothing to continue from", "give a prompt")
+
+    def __iter__(self) -> "Stream":
+        return self
+
+    def __next__(self) -> list[Token]:
+        if (self.length is not None and self.produced >= self.length) or all(self.finished):
+            raise StopIteration
+        if self._fed is not None:                      # feed what the caller has seen
+            self._logits = self._stepper.step(self._fed)
+        if self.controls.seed is not None and self.controls.seed != self._seed:
+            self._gen.manual_seed(self.controls.seed)  # a seed set mid-stream reseeds the next character
+            self._seed = self.controls.seed
+        nxt, probs = pick(self._logits, self.controls, self._gen)                    # (N,), (N,)
+        itos = self.sampler.vocab.itos
+        self._pending = nxt.tolist()
+        self._fed = nxt
+        tokens = [Token(itos[i], i, p) for i, p in zip(self._pending, probs.tolist())]
+        self.produced += 1
+        if self.stop:
+            for i, tok in enumerate(tokens):
+                self._tails[i] = (self._tails[i] + tok.char)[-len(self.stop):]
+                self.finished[i] = self.finished[i] or self._tails[i] == self.stop
+        return tokens
+
+    def close(self) -> None:
+        """Nothing to release: stopping is just not asking for more."""
+
+    def continuation(self) -> Continuation:
+        return Continuation(self._stepper.state(), tuple(self._pending))
 
 
 class Sampler:
-    """Generates text from a trained model."""
+    """Generates text from a trained model, through the fast step (charlm.stepper) on the CPU,
+    or the model's own forward pass, one character at a time (`weights="reference"`: the simple
+    path the fast one is tested against, and the one used on a GPU)."""
 
-    def __init__(self, model: CharRNN, vocab: CharVocab, device: torch.device | str = "cpu"):
+    def __init__(self, model: CharRNN, vocab: CharVocab, device: torch.device | str = "cpu", weights: str = "fp32"):
         self.model, self.vocab, self.device = model, vocab, torch.device(device)
+        self.weights = weights if self.device.type == "cpu" else "reference"
+
+    def stepper(self, batch: int):
+        """A per-character step for `batch` streams (a fresh one per stream: it holds the state)."""
+        if self.weights == "reference":
+            return ReferenceStepper(self.model, self.device)
+        from charlm.stepper import Stepper, fastest_weights
+        weights = fastest_weights(self.model, batch) if self.weights == "auto" else self.weights
+        return Stepper(self.model, batch, weights)
 
     def prompt_ids(self, prime: str) -> list[int]:
-        """Prime ids with characters the vocabulary lacks skipped (callers warn about them)."""
+        """Prime ids with characters the vocabulary lacks skipped (see `unknown_note`)."""
         return [self.vocab.stoi[c] for c in prime if c in self.vocab.stoi]
 
-    @torch.no_grad()
     def stream(self, prime: str = "", controls: SampleControls | None = None, length: int | None = 500,
-               seed: int | None = None, num_samples: int = 1,
-               hidden: Hidden | None = None) -> Iterator[list[Token]]:
-        """Yield one Token per sample at each step; `length=None` runs until the caller stops.
-
-        With `hidden` given (continuing an earlier stream) the prime is fed on top of it.
-        The state after the last yielded character is kept in `self.last_hidden`.
-        """
+               seed: int | None = None, num_samples: int = 1, after: Continuation | None = None,
+               stop: str | None = None) -> Stream:
+        """A Stream of one Token per sample at each step; `length=None` runs until the caller stops.
+        With `after` (an earlier stream's continuation) it goes on from there, `prime` on top."""
         controls = controls or SampleControls()
         controls.validate()
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
         ids = self.prompt_ids(prime)
-        if not ids and hidden is None:
+        if not ids and after is None:
             ids = [self.vocab.stoi.get("\n", 1)]         # an empty prompt starts at a line break
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            logits = None
-            if ids:
-                x = torch.tensor([ids] * num_samples, device=self.device)   # (N, P)
-                out, hidden = self.model(x, hidden)
-                logits = out[:, -1]
-            elif hidden is not None:
-                logits = self._last_logits
-            produced, applied_seed = 0, controls.seed
-            while length is None or produced < length:
-                if controls.seed is not None and controls.seed != applied_seed:
-                    gen.manual_seed(controls.seed)
-                    applied_seed = controls.seed
-                self.last_hidden, self._last_logits = hidden, logits
-                nxt = next_ids(logits, controls, gen)                          # (N,)
-                probs = torch.softmax(logits.float(), dim=-1).gather(-1, nxt[:, None]).squeeze(-1)
-                yield [Token(self.vocab.itos[i], i, p) for i, p in zip(nxt.tolist(), probs.tolist())]
-                produced += 1
-                out, hidden = self.model(nxt[:, None], hidden)
-                logits = out[:, -1]
-            self.last_hidden, self._last_logits = hidden, logits
-        finally:
-            self.model.train(was_training)
+        return Stream(self, ids, controls, length, seed, num_samples, after, stop)
 
     def generate(self, prime: str = "", length: int = 500, controls: SampleControls | None = None,
                  seed: int | None = None, stop: str | None = None) -> str:
         """One sample as a string; stops early after `stop` appears."""
-        text = []
-        for (tok,) in self.stream(prime, controls, length, seed):
-            text.append(tok.char)
-            if stop and "".join(text[-len(stop):]) == stop:
-                break
-        return "".join(text)
+        return "".join(tok.char for (tok,) in self.stream(prime, controls, length, seed, stop=stop))
+
+
+class ReferenceStepper:
+    """The model's own forward pass, one character at a time: the reference path."""
+
+    def __init__(self, model: CharRNN, device: torch.device):
+        self.model, self.device, self.hidden = model, device, None
+
+    def load(self, hidden: Hidden | None) -> None:
+        self.hidden = hidden
+
+    def state(self) -> Hidden:
+        return self.hidden
+
+    def feed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._run(ids)
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._run(ids[:, None])
+
+    @torch.no_grad()
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out, self.hidden = self.model(x.to(self.device), self.hidden)
+        finally:
+            self.model.train(was_training)
+        return out[:, -1].float().cpu()
+
+
+def unknown_note(vocab: CharVocab, prime: str) -> str | None:
+    """What to tell a person whose prompt has characters the model never saw (they are skipped)."""
+    missing = vocab.unknown_chars(prime)
+    if not missing:
+        return None
+    shown = "".join(missing[:20]).replace("\n", "\\n")
+    return f"the model never saw {len(missing)} character(s) of the prompt; they are skipped: {shown!r}"

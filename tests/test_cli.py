@@ -28,6 +28,8 @@ from conftest import TINY_TEXT, run_cli
 
 FAST = ("--preset", "tiny", "--batch-size", "4", "--seq-len", "16", "--steps", "3", "--eval-every", "2",
         "--device", "cpu", "--precision", "fp32", "--quiet")
+# Texts compared with the in-process fp32 Sampler: the step in fp32 whatever auto would pick here.
+EXACT = ("--weights", "fp32")
 EVAL_KEYS = {"nats_per_char", "bits_per_char", "perplexity", "chars"}
 
 
@@ -50,6 +52,26 @@ def test_train_writes_a_run_directory(trained_run):
     meta = json.loads((run / "best" / "config.json").read_text())
     assert meta["train"]["steps"] == 60 and meta["train"]["precision"] == "fp32"
     assert meta["corpus"]["sha256"] == hashlib.sha256(TINY_TEXT.encode()).hexdigest()
+
+
+def test_train_with_defaults_sizes_the_model_itself_and_says_what_it_chose_and_why(tmp_path, tiny_corpus):
+    run = tmp_path / "auto"
+    out = ok(run_cli("train", str(tiny_corpus), "--minutes", "0.03", "--layers", "1", "--hidden", "32",
+                     "--device", "cpu", "--precision", "fp32", "--out", str(run), "--quiet",
+                     env={"COLUMNS": "250"})).stdout
+    auto = next(line for line in out.splitlines() if line.startswith("auto:"))
+    assert re.search(r"auto: lstm 1x32, (\d+)x64 fp32: ~[\d.]+k? chars/s here, ~[\d,]+ steps, [\d.]+ passes", auto), auto
+    assert re.search(r"^  why: predicted val ≈\d\.\d\d nats/char", out, re.M)
+    assert re.search(r"^threads: \d thread", out, re.M)
+    assert re.search(r"^  reads like: ", out, re.M)                     # what the loss means, at the end
+    meta = json.loads((run / "last" / "config.json").read_text())
+    batch = int(re.search(r"(\d+)x64", auto).group(1))
+    assert (meta["model"]["hidden"], meta["model"]["layers"], meta["train"]["batch_size"]) == (32, 1, batch)
+    assert meta["train"]["seq_len"] == 64 and meta["train"]["minutes"] == 0.03
+
+
+def test_a_named_preset_is_not_sized(trained_run):
+    assert "auto:" not in trained_run.result.stdout
 
 
 def joined(*parts: str) -> str:
@@ -189,13 +211,14 @@ def test_info_json_and_text(trained_run):
                                       ("--temperature", "1.5", "--top-p", "1e-9", "--seed", "4")],
                          ids=["temperature-0", "top-k-1", "tiny-top-p"])
 def test_sample_greedy_prints_the_prime_and_the_argmax_text(trained_run, controls):
-    out = ok(run_cli("sample", str(trained_run.run_dir), "--prime", "The ", *controls, "--length", "80")).stdout
+    out = ok(run_cli("sample", str(trained_run.run_dir), "--prime", "The ", *controls, "--length", "80",
+                     *EXACT)).stdout
     ck = load_checkpoint(trained_run.run_dir)
     assert out == "The " + Sampler(ck.model, ck.vocab).generate("The ", 80, SampleControls(0.0)) + "\n"
 
 
 def test_sample_same_seed_same_text(trained_run):
-    args = ("sample", str(trained_run.run_dir), "--length", "150", "--temperature", "1.0", "--seed", "3")
+    args = ("sample", str(trained_run.run_dir), "--length", "150", "--temperature", "1.0", "--seed", "3", *EXACT)
     a = ok(run_cli(*args)).stdout
     assert a == ok(run_cli(*args)).stdout and len(a) == 150 + 1
     ck = load_checkpoint(trained_run.run_dir)
@@ -217,7 +240,7 @@ def test_sample_stop_ends_a_single_sample(trained_run):
     ck = load_checkpoint(trained_run.run_dir)
     full = Sampler(ck.model, ck.vocab).generate("The ", 300, SampleControls(0.0))
     out = ok(run_cli("sample", str(trained_run.run_dir), "--prime", "The ", "--temperature", "0",
-                     "--length", "300", "--stop", "mat")).stdout
+                     "--length", "300", "--stop", "mat", *EXACT)).stdout
     assert out == "The " + full[:full.index("mat") + 3] + "\n"
 
 
@@ -225,7 +248,7 @@ def test_sample_prime_file_with_an_unknown_character(trained_run, tmp_path):
     prime = tmp_path / "prime.txt"
     prime.write_bytes("The ☃ sat\r\non the €".encode("utf-8"))
     proc = ok(run_cli("sample", str(trained_run.run_dir), "--prime-file", str(prime), "--no-prime",
-                      "--seed", "2", "--length", "60"))
+                      "--seed", "2", "--length", "60", *EXACT))
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("charlm: warning:") and "2 character(s)" in line and "☃€" in line
     ck = load_checkpoint(trained_run.run_dir)
@@ -239,7 +262,7 @@ def test_sample_from_a_run_directory_uses_best(trained_run, tmp_path):
     torch.manual_seed(0)
     untrained = CharRNN(ck.model_config)            # make last/ differ from best/
     save_checkpoint(run / "last", untrained, ck.vocab, TrainConfig(), ck.corpus, {"step": 1})
-    out = ok(run_cli("sample", str(run), "--seed", "9", "--length", "100")).stdout
+    out = ok(run_cli("sample", str(run), "--seed", "9", "--length", "100", *EXACT)).stdout
     c = SampleControls(0.8)
     assert out == Sampler(ck.model, ck.vocab).generate("", 100, c, seed=9) + "\n"
     assert out != Sampler(untrained, ck.vocab).generate("", 100, c, seed=9) + "\n"

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
                    help="fp32 by default: the reference figure")
+    p.add_argument("--weights", choices=("fp32", "bf16", "int8"),
+                   help="evaluate through the sampler's per-character step with weights in this precision "
+                   "(what `charlm sample` computes), instead of the model's own forward pass")
     p.set_defaults(func=run)
 
 
@@ -31,7 +34,7 @@ def run(args) -> int:
     from charlm.checkpoint import load_checkpoint
     from charlm.data import count_unknown, encode_corpus
     from charlm.device import pick_device, pick_precision
-    from charlm.evaluate import evaluate
+    from charlm.evaluate import evaluate, evaluate_stepped
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if args.text:
@@ -50,7 +53,10 @@ def run(args) -> int:
         what = f"validation split of {corpus.name}"
     if len(ids) < 2:
         raise UsageError(f"{what} is too short to evaluate", "give a text of at least two characters")
-    result = evaluate(ckpt.model, ids, device, pick_precision(args.precision, device), streams=args.streams)
+    if args.weights:
+        result = evaluate_stepped(ckpt.model.cpu(), ids, args.weights, streams=args.streams)
+    else:
+        result = evaluate(ckpt.model, ids, device, pick_precision(args.precision, device), streams=args.streams)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:

@@ -1,0 +1,148 @@
+"""Generation speed: charlm's sampler vs a plain nn.LSTM step loop, against the memory bound.
+
+For each model shape (random weights: speed does not depend on them), in this one run:
+  plain      the loop a person writes: embedding -> nn.LSTM -> linear, one character per call,
+             softmax + multinomial (temperature 1)
+  charlm     charlm.sample.Sampler as `charlm sample` uses it (weights auto: the fastest step
+             here that keeps the loss), and in each precision on its own
+  bound      the weight-streaming bound: chars/s if a character cost only reading the step's
+             weights once at that precision, measured by one matrix-vector product over the
+             same number of bytes (the fraction of it reached is printed)
+Also the time to read a 1,000-character prompt (vs generating 700 characters), and chars/s
+per sample and in total for --num-samples 1, 8 and 64.
+
+    python -m bench.sample_speed [--chars 3000] [--shapes 2x512,2x256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import torch
+import torch.nn as nn
+
+from bench.machine import describe
+from charlm.config import ModelConfig
+from charlm.model import CharRNN
+from charlm.sample import SampleControls, Sampler
+from charlm.stepper import GATES, available_weights, fastest_weights
+from charlm.vocab import CharVocab
+
+VOCAB = CharVocab.from_chars("".join(chr(c) for c in range(32, 97)))     # 65 characters + <unk>
+WARMUP = 100
+
+
+def model_of(shape: str) -> CharRNN:
+    layers, hidden = map(int, shape.split("x"))
+    torch.manual_seed(0)
+    return CharRNN(ModelConfig(vocab_size=len(VOCAB), layers=layers, hidden=hidden, embed=64)).eval()
+
+
+@torch.no_grad()
+def plain_rate(model: CharRNN, chars: int) -> float:
+    """The beginner's loop over the same weights: nn.LSTM called on one character at a time."""
+    cfg = model.config
+    lstm = nn.LSTM(cfg.embed, cfg.hidden, cfg.layers, batch_first=True).eval()
+    for i, layer in enumerate(model.rnn):
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lstm, f"{name}_l{i}").copy_(getattr(layer, f"{name}_l0"))
+    x, hidden = torch.tensor([[1]]), None
+    t0 = None
+    for n in range(chars + WARMUP):
+        if n == WARMUP:
+            t0 = time.perf_counter()
+        out, hidden = lstm(model.embed(x), hidden)
+        probs = torch.softmax(model.head(out[:, -1]), -1)
+        x = torch.multinomial(probs, 1)
+    return chars / (time.perf_counter() - t0)
+
+
+def sampler_rate(model: CharRNN, chars: int, weights: str, num_samples: int = 1) -> float:
+    """Characters per second per sample, through the Stream exactly as `charlm sample` drives it."""
+    stream = Sampler(model, VOCAB, weights=weights).stream("The ", SampleControls(1.0), None, seed=0,
+                                                           num_samples=num_samples)
+    for _ in range(WARMUP):
+        next(stream)
+    t0 = time.perf_counter()
+    for _ in range(chars):
+        next(stream)
+    return chars / (time.perf_counter() - t0)
+
+
+def step_bytes(model: CharRNN, weights: str) -> int:
+    """Bytes of weights one character reads: each layer's recurrent (and, above the first,
+    input) matrix, and the head; the first layer's input is one table row."""
+    cfg = model.config
+    G, H, E, V = GATES[cfg.cell] * cfg.hidden, cfg.hidden, cfg.embed, cfg.vocab_size
+    elements = sum((H if i else 0) * G + H * G for i in range(cfg.layers)) + H * V
+    del E
+    return elements * {"fp32": 4, "bf16": 2, "int8": 1}[weights]
+
+
+@torch.no_grad()
+def bound_rate(n_bytes: int, weights: str, seconds: float = 0.5) -> float:
+    """Matrix-vector products per second over a matrix of `n_bytes` in `weights` precision."""
+    cols = 1024
+    rows = max(1, n_bytes // ({"fp32": 4, "bf16": 2, "int8": 1}[weights] * cols))
+    v = torch.randn(1, cols)
+    if weights == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            w = torch.quantize_per_channel(torch.randn(rows, cols), torch.full((rows,), 0.01),
+                                           torch.zeros(rows, dtype=torch.long), 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(w, None)
+        op = lambda: torch.ops.quantized.linear_dynamic(v, packed, True)   # noqa: E731
+    else:
+        dtype = torch.bfloat16 if weights == "bf16" else torch.float32
+        m, vv = torch.randn(cols, rows).to(dtype), v.to(dtype)
+        op = lambda: torch.mm(vv, m)                                        # noqa: E731  (the sampler's layout)
+    for _ in range(10):
+        op()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        op()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def prompt_seconds(model: CharRNN, weights: str, chars: int = 1000) -> float:
+    prompt = "".join(VOCAB.itos[1 + i % (len(VOCAB) - 1)] for i in range(chars))
+    sampler = Sampler(model, VOCAB, weights=weights)
+    sampler.stream(prompt[:50], SampleControls(1.0), 1, seed=0)              # warm up
+    t0 = time.perf_counter()
+    sampler.stream(prompt, SampleControls(1.0), 1, seed=0)                   # reads the prompt, makes nothing yet
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chars", type=int, default=3000, help="characters timed per side")
+    ap.add_argument("--shapes", default="2x512,2x256", help="LAYERSxHIDDEN, comma-separated")
+    args = ap.parse_args()
+    print(f"machine: {describe()}")
+    for shape in args.shapes.split(","):
+        model = model_of(shape)
+        chosen = fastest_weights(model, 1)
+        plain = plain_rate(model, max(args.chars // 10, 200))
+        print(f"\nlstm {shape}, batch 1 (weights auto -> {chosen}):")
+        print(f"  plain nn.LSTM step loop: {plain:,.0f} chars/s")
+        for weights in ("auto", *available_weights()):
+            w = chosen if weights == "auto" else weights
+            rate = sampler_rate(model, args.chars, w)
+            bound = bound_rate(step_bytes(model, w), w)
+            print(f"  charlm {weights:<5}{'(' + w + ')' if weights == 'auto' else '':<7} {rate:8,.0f} chars/s · "
+                  f"{rate / plain:5.1f}x the plain loop · bound {bound:8,.0f} chars/s "
+                  f"({step_bytes(model, w) / 1e6:.1f} MB a char), {rate / bound:4.0%} of it")
+        read = prompt_seconds(model, chosen)
+        make = 700 / sampler_rate(model, 700, chosen)
+        print(f"  reading a 1,000-char prompt: {read * 1e3:.0f} ms · generating 700 chars: {make * 1e3:.0f} ms "
+              f"({'met' if read <= make else 'NOT met'}: reading must take no longer)")
+        for n in (1, 8, 64):
+            per = sampler_rate(model, max(args.chars // n, 50), "auto", num_samples=n)
+            print(f"  --num-samples {n:>2}: {per:8,.0f} chars/s per sample, {per * n:9,.0f} in total")
+
+
+if __name__ == "__main__":
+    main()
