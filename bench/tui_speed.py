@@ -68,7 +68,7 @@ def headless_child(preset: str, seconds: float, run_dir: str) -> None:
 def tui_child(preset: str) -> None:
     from charlm.tui.options import AppOptions
     from charlm.tui.run import run_app
-    options = AppOptions(preset=preset, calibrate_speed=False, eval_every=TUI_DEFAULTS["eval_every"],
+    options = AppOptions(preset=preset, time_presets=False, eval_every=TUI_DEFAULTS["eval_every"],
                          sample_length=TUI_DEFAULTS["sample_length"], budget=TUI_DEFAULTS["minutes"])
     sys.exit(run_app(options))
 

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from charlm.model import CharRNN, Hidden
-from charlm.sample import SampleControls, Sampler, Token
+from charlm.model import CharRNN
+from charlm.sample import Continuation, SampleControls, Sampler, Token
+from charlm.threads import one_core_of_our_own
 from charlm.vocab import CharVocab
 
 POST_INTERVAL = 1 / 30       # seconds between batches of characters sent to the screen
@@ -25,7 +26,7 @@ POST_INTERVAL = 1 / 30       # seconds between batches of characters sent to the
 class LiveSettings:
     controls: SampleControls = field(default_factory=lambda: SampleControls(temperature=0.8))
     length: int = 1000           # characters per Generate / Continue
-    pace: float = 300.0          # characters per second on screen (0 = as fast as the model goes)
+    pace: float = 300.0          # characters per second on screen (0 = fast: as fast as the model goes)
 
 
 @dataclass
@@ -44,17 +45,17 @@ class StreamJob:
     source: Source
     prime: str
     seed: int
-    hidden: Hidden | None = None          # continuing: the state after the last character shown
+    after: Continuation | None = None     # continuing: where the last stream stopped
     stop: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
 class StreamEnd:
     sampler: Sampler
-    hidden: Hidden | None                 # state before `last_char` was fed: continue feeds it
-    last_char: str | None
+    continuation: Continuation | None     # where Continue goes on from (None: nothing produced yet)
     produced: int
     stopped: bool                         # stopped by the user before `length`
+    chars_per_sec: float                  # the model's own speed (time spent making characters)
 
 
 def new_seed() -> int:
@@ -63,25 +64,34 @@ def new_seed() -> int:
 
 def make_sampler(source: Source) -> Sampler:
     model = source.snapshot() if source.snapshot is not None else source.model
-    return Sampler(model, source.vocab, "cpu")
+    return Sampler(model, source.vocab, "cpu", weights="auto")
 
 
-def run_stream(job: StreamJob, settings: LiveSettings, emit: Callable[[list[Token]], None],
+def run_stream(job: StreamJob, settings: LiveSettings, emit: Callable[[list[Token], float], None],
                cancelled: Callable[[], bool] = lambda: False) -> StreamEnd:
-    """Generate until `settings.length` characters, a stop, or cancellation; `emit` batches."""
+    """Generate until `settings.length` characters, a stop, or cancellation. `emit(tokens,
+    chars_per_sec)` gets the characters in batches (at most POST_INTERVAL apart, so the screen
+    keeps up at any pace) with the model's own speed so far."""
+    with one_core_of_our_own():         # a run training beside us keeps the other core
+        return _run(job, settings, emit, cancelled)
+
+
+def _run(job: StreamJob, settings: LiveSettings, emit, cancelled) -> StreamEnd:
     sampler = job.sampler or make_sampler(job.source)
-    prime = job.prime
-    stream = sampler.stream(prime, settings.controls, None, job.seed, 1, job.hidden)
+    stream = sampler.stream(job.prime, settings.controls, None, job.seed, 1, after=job.after)
     batch: list[Token] = []
-    produced, last_char, stopped = 0, None, False
+    produced, stopped, busy = 0, False, 0.0
     start = last_post = time.monotonic()
     try:
-        for (tok,) in stream:
+        while True:
+            t0 = time.perf_counter()
+            (tok,) = next(stream)
+            busy += time.perf_counter() - t0
             batch.append(tok)
-            produced, last_char = produced + 1, tok.char
+            produced += 1
             now = time.monotonic()
             if now - last_post >= POST_INTERVAL:
-                emit(batch)
+                emit(batch, produced / busy)
                 batch, last_post = [], now
             if produced >= settings.length:
                 break
@@ -97,7 +107,7 @@ def run_stream(job: StreamJob, settings: LiveSettings, emit: Callable[[list[Toke
                 if due < now - 0.5:       # fell behind (pace raised, or a slow model): no catch-up burst
                     start = now - produced / pace
     finally:
-        stream.close()
         if batch:
-            emit(batch)
-    return StreamEnd(sampler, sampler.last_hidden if produced else job.hidden, last_char, produced, stopped)
+            emit(batch, produced / max(busy, 1e-9))
+    return StreamEnd(sampler, stream.continuation() if produced else job.after, produced, stopped,
+                     produced / max(busy, 1e-9))

@@ -70,3 +70,4 @@ class Generated(Message):
     """Characters the sampler produced since the last message (batched ~30 times a second)."""
     tokens: list[Token]
     generation: int           # which Generate press they belong to (stale ones are dropped)
+    chars_per_sec: float = 0.0   # the model's own speed so far (time spent making characters)

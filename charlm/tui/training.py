@@ -101,7 +101,7 @@ class PostingCallbacks(TrainCallbacks):
     def on_start(self, trainer: Trainer) -> None:
         m = trainer.model.config
         summary = (f"{m.cell} {m.layers}x{m.hidden} · {trainer.model.num_params():,} params · "
-                   f"{trainer.device.type} {trainer.precision}")
+                   f"{trainer.device.type} {trainer.precision} · {trainer.threads.choice.reason}")
         self.target.post_message(TrainingStarted(trainer.run_dir, trainer.step, trainer.model.num_params(), summary))
 
     def on_step(self, report: StepReport) -> None:

@@ -28,7 +28,7 @@ def tiny_options(corpus: Path, **changes) -> AppOptions:
     opts = AppOptions(corpus=str(corpus), preset="tiny", model=dict(layers=1, hidden=32, embed=8),
                       train=dict(batch_size=8, seq_len=32, lr=1e-2, device="cpu", precision="fp32", seed=1),
                       budget=2000, budget_unit="steps", eval_every=10, sample_length=40,
-                      calibrate_speed=False, step_hz=50, chart_interval=0.0)
+                      time_presets=False, step_hz=50, chart_interval=0.0)
     for k, v in changes.items():
         setattr(opts, k, v)
     return opts

@@ -3,10 +3,11 @@ the temperature changed mid-stream and checked through the controls the sampler 
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
-from textual.widgets import TextArea
+from textual.widgets import Select, TextArea
 
 from charlm.sample import SampleControls
 from charlm.tui.app import CharLMApp
@@ -120,6 +121,26 @@ async def test_top_k_top_p_length_change_live(tiny_corpus, trained_run):
         assert screen.query_one(OutputView).colour
 
 
+async def test_fast_pace_streams_thousands_of_characters_in_blocks_and_shows_the_models_speed(tiny_corpus, trained_run):
+    install_run(trained_run)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        screen.query_one("#pace", Select).value = 0.0                 # "fast": as fast as the model goes
+        await pilot.pause()
+        assert screen.live.pace == 0.0
+        screen.length = 6000
+        screen.query_one("#prompt", TextArea).text = "The cat"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: screen.end is not None, timeout=60, what="6,000 characters")
+        out = screen.query_one(OutputView)
+        assert len(out.tokens) == 6000 and out.text == "The cat" + "".join(t.char for t in out.tokens)
+        blocks = list(out.query(".output-block"))
+        assert len(blocks) >= 3, "long output is kept in blocks, only the last redrawn"
+        assert "".join(str(b.render()) for b in blocks) == out.text, "the blocks, in order, are the text"
+        assert re.search(r"model [\d,]+ chars/s", str(out.border_title)), out.border_title
+        assert screen.end.chars_per_sec > 100
+
+
 async def test_generate_from_the_run_being_trained(tiny_corpus):
     app = CharLMApp(tiny_options(tiny_corpus))
     async with app.run_test(size=SIZE) as pilot:
@@ -129,11 +150,17 @@ async def test_generate_from_the_run_being_trained(tiny_corpus):
         await wait_for(pilot, lambda: screen.source is not None, what="the live run to be picked")
         assert screen.query_one("#gen-model").value == LIVE
         step_before = session.trainer.step
-        screen.live.pace = 0
-        screen.length = 50
+        screen.live.pace = 0                                   # fast: as fast as the model writes
+        screen.length = 10_000_000                             # streams until stopped
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: screen.end is not None, what="text from the live weights")
-        assert len(screen.query_one(OutputView).tokens) == 50
+        out = screen.query_one(OutputView)
+        await wait_for(pilot, lambda: len(out.tokens) > 0, what="text from the live weights")
+        shown_step, shown_chars = session.last_step.step, len(out.tokens)
+        await wait_for(pilot, lambda: session.last_step.step > shown_step + 3,
+                       what="the training steps shown to advance while text streams")
+        assert screen.end is None and len(out.tokens) > shown_chars, "…and the text went on streaming"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen.end is not None, what="the stream to stop")
         await wait_for(pilot, lambda: session.trainer.step > step_before + 5, what="training to go on meanwhile")
         await pilot.press("1", "x")
         await wait_for(pilot, lambda: not session.active, what="the run to stop")

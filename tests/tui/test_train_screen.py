@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.widgets import ProgressBar
+from textual.widgets import Input, ProgressBar, Select
 
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import QuitDialog
 from charlm.tui.screens.train import TrainScreen
 from charlm.tui.training import TrainingSession
 from charlm.tui.widgets.loss_chart import LossChart
+from charlm.tui.widgets.model_picker import ModelPicker
 from charlm.tui.widgets.train_stats import SampleLog, TrainStats
 
 from .conftest import SIZE, corpus_ready, start_training, tiny_options, wait_for
@@ -54,7 +55,8 @@ async def test_start_shows_losses_and_samples_then_stop_saves(tiny_app: CharLMAp
         run_dir = session.run_dir
         meta = json.loads((run_dir / "last" / "config.json").read_text())
         assert meta["metrics"]["step"] == session.trainer.step > 0
-        assert "saved" in " ".join(line.text for line in samples.lines[-3:])
+        tail = " ".join(line.text for line in samples.lines[-10:])
+        assert "saved" in tail and "reads like:" in tail, "the end says where it is saved and what the loss means"
         assert not screen.query_one("#setup").disabled, "the setup comes back after the run"
 
 
@@ -162,3 +164,31 @@ async def test_whole_flow_train_stop_generate_models_resume(tiny_corpus):
         await pilot.press("x")
         await wait_for(pilot, lambda: not session.active, what="the resumed run to stop")
         assert session.run_dir == run_dir
+
+
+async def test_auto_chooses_for_the_budget_says_why_and_trains_what_it_chose(tiny_corpus):
+    # A shape fixed by the app's options (as by --hidden/--layers): auto then times just that
+    # one and chooses the rest (batch, learning rate, dropout, precision) for the budget.
+    app = CharLMApp(tiny_options(tiny_corpus, preset="auto", budget=0.05, budget_unit="minutes",
+                                 train=dict(device="cpu", precision="fp32", seed=1)))
+    async with app.run_test(size=SIZE) as pilot:
+        await corpus_ready(pilot)
+        picker = app.screen.query_one(ModelPicker)
+        await wait_for(pilot, lambda: picker.auto is not None, what="auto to choose")
+        chosen = picker.auto.chosen
+        info = rendered(picker.query_one("#model-info"))
+        assert "lstm 1x32" in info and "chars/s here" in info and "steps" in info and "why:" in info
+        assert picker.query_one("#batch_size", Input).value == str(chosen.batch_size)
+        assert picker.query_one("#lr", Input).value == f"{chosen.shape.lr():g}"
+
+        picker.query_one("#budget", Input).value = "300"               # a new budget: chosen again
+        picker.query_one("#budget-unit", Select).value = "steps"
+        await wait_for(pilot, lambda: picker.auto is None, what="the old choice to go")
+        await wait_for(pilot, lambda: picker.auto is not None, what="auto to choose again")
+        assert picker.auto.chosen.steps == 300 and "300 steps" in rendered(picker.query_one("#model-info"))
+
+        await pilot.press("s")
+        session = app.session
+        await wait_for(pilot, lambda: session.trainer is not None, what="training to start")
+        assert session.trainer.cfg.batch_size == picker.auto.chosen.batch_size
+        assert session.trainer.model.config.hidden == 32

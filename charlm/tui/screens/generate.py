@@ -26,6 +26,8 @@ from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.output import OutputView
 
 LIVE = "__live__"
+# Characters a second on screen: readable ones, and fast (as fast as the model writes).
+PACES = [("30/s", 30.0), ("100/s", 100.0), ("300/s", 300.0), ("1k/s", 1000.0), ("fast", 0.0)]
 
 
 class GenerateScreen(GenerateActions):
@@ -61,6 +63,7 @@ class GenerateScreen(GenerateActions):
         self.job: StreamJob | None = None
         self.generation = 0
         self.seed: int | None = None
+        self.rate = 0.0                          # the model's chars/s in the last stream
         self._extra: list[Path] = []             # checkpoints opened from outside checkpoints/
 
     def compose(self) -> ComposeResult:
@@ -80,8 +83,8 @@ class GenerateScreen(GenerateActions):
             yield Label("seed")
             yield Input("", id="seed", type="integer", compact=True, placeholder="random",
                         validators=[Integer(0, 2**62)], valid_empty=True)
-            yield Label("chars/s")
-            yield Input("300", id="pace", type="number", compact=True, validators=[Number(0, 1e6)])
+            yield Label("pace")
+            yield Select(PACES, id="pace", value=300.0, allow_blank=False, compact=True)
         with Horizontal(id="gen-buttons"):
             for label, action, variant in (("Generate", "generate", "success"), ("Stop", "stop", "error"),
                                            ("Continue", "continue", "primary"), ("Clear", "clear", "default"),
@@ -204,15 +207,17 @@ class GenerateScreen(GenerateActions):
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def _stream(self, job: StreamJob, generation: int) -> StreamEnd:
         worker = get_current_worker()
-        return run_stream(job, self.live, lambda tokens: self.post_message(Generated(tokens, generation)),
+        return run_stream(job, self.live, lambda tokens, rate: self.post_message(Generated(tokens, generation, rate)),
                           lambda: worker.is_cancelled)
 
     def on_generated(self, event: Generated) -> None:
         if event.generation == self.generation:
+            self.rate = event.chars_per_sec
             self.query_one(OutputView).add(event.tokens)
             self._show_counts()
 
     def _show_counts(self, done: bool = False) -> None:
         out = self.query_one(OutputView)
         state = "" if done else " · streaming (esc stops)"
-        out.border_title = f"Output · {len(out.tokens):,} chars · seed {self.seed}{state}"
+        speed = f" · model {self.rate:,.0f} chars/s" if self.rate else ""
+        out.border_title = f"Output · {len(out.tokens):,} chars · seed {self.seed}{speed}{state}"

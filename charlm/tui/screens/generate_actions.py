@@ -8,8 +8,9 @@ from pathlib import Path
 
 from textual import on
 from textual.screen import Screen
-from textual.widgets import Input, TextArea
+from textual.widgets import Input, Select, TextArea
 
+from charlm.sample import unknown_note
 from charlm.tui.generation import StreamJob, new_seed
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.widgets.gauge import Gauge
@@ -29,11 +30,9 @@ class GenerateActions(Screen):
             self.query_one("#gen-model").focus()
             return
         prompt = self.query_one("#prompt", TextArea).text
-        missing = sorted({c for c in prompt if c not in self.source.vocab.stoi})
-        if missing:
-            shown = "".join(missing[:20]).replace("\n", "\\n")
-            self.notify(f"the model never saw {len(missing)} character(s) of the prompt; they are skipped: {shown!r}",
-                        severity="warning")
+        note = unknown_note(self.source.vocab, prompt)
+        if note:
+            self.notify(note, severity="warning")
         self.seed = self._seed_from_field()
         self.query_one(OutputView).start(prompt)
         self._begin(StreamJob(None, self.source, prompt, self.seed))
@@ -41,11 +40,11 @@ class GenerateActions(Screen):
     def action_continue(self) -> None:
         """Go on from where the text stopped."""
         end = self.end
-        if end is None or end.last_char is None or self.source is None:
+        if end is None or end.continuation is None or self.source is None:
             self.action_generate()
             return
         self.seed = self._seed_from_field(offset=len(self.query_one(OutputView).tokens))
-        self._begin(StreamJob(end.sampler, self.source, end.last_char, self.seed, hidden=end.hidden))
+        self._begin(StreamJob(end.sampler, self.source, "", self.seed, after=end.continuation))
 
     def _begin(self, job: StreamJob) -> None:
         self.action_stop()
@@ -126,13 +125,15 @@ class GenerateActions(Screen):
         """Set the temperature where the gauge was clicked."""
         self.temperature = event.value
 
-    @on(Input.Changed, "#top-k, #top-p, #length, #pace")
+    @on(Select.Changed, "#pace")
+    def _pace_picked(self, event: Select.Changed) -> None:
+        """A pace picked: the stream takes it up at its next character."""
+        self.live.pace = float(event.value)
+
+    @on(Input.Changed, "#top-k, #top-p, #length")
     def _knob_typed(self, event: Input.Changed) -> None:
         """A setting typed: applied at once if valid."""
         if event.validation_result is not None and not event.validation_result.is_valid:
-            return
-        if event.input.id == "pace":
-            self.live.pace = float(event.value)
             return
         name, kind = KNOBS[event.input.id]
         setattr(self, name, kind(event.value))

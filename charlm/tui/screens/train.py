@@ -3,6 +3,7 @@ loss fall and the samples turn from noise into words into verse."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from pathlib import Path
@@ -15,13 +16,14 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState
 
+from charlm import speed
 from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
+from charlm.references import verdict
 from charlm.runs import is_run_dir, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.train import TrainResult
 from charlm.tui import format as fmt
-from charlm.tui import speeds
 from charlm.tui.errors import describe_error
 from charlm.tui.messages import CorpusFailed, CorpusReady, TrainingEval, TrainingSaved, TrainingStarted, TrainingStep
 from charlm.tui.training import Abandoned, PostingCallbacks, TrainingSession, TrainPlan
@@ -79,7 +81,9 @@ class TrainScreen(Screen):
     # -- corpus and speed estimates ------------------------------------------------------
     def on_corpus_ready(self, event: CorpusReady) -> None:
         self.corpus = event
-        self.query_one(ModelPicker).set_vocab_size(len(event.corpus.vocab))
+        corpus = event.corpus
+        val_fraction = self.query_one(ModelPicker).initial[2].get("val_fraction", 0.1)
+        self.query_one(ModelPicker).set_corpus(len(corpus.split(val_fraction)[0]), len(corpus.vocab))
         self._status()
 
     def on_corpus_failed(self, event: CorpusFailed) -> None:
@@ -225,7 +229,7 @@ class TrainScreen(Screen):
             self.notify(message, title="Training stopped", severity="error", timeout=15)
         trainer = self.session.trainer
         if trainer is not None and self.session.last_step is not None and trainer.step > 0:
-            speeds.record(trainer.model.config, trainer.cfg, self.session.last_step.chars_per_sec)
+            speed.record_run(trainer.model.config, trainer.cfg, trainer.precision, self.session.last_step.chars_per_sec)
             self.query_one(ModelPicker).refresh_presets()
         self.session.state = TrainingSession.IDLE
         self._set_running(False)
@@ -235,7 +239,11 @@ class TrainScreen(Screen):
         name = result.run_dir.name
         text = (f"{how} {name} at step {result.steps:,} · best val {fmt.loss(result.best_val_loss)} nats/char "
                 f"({fmt.bpc(result.best_val_loss)} bits/char)")
-        self.query_one("#samples", SampleLog).add_note(text + " · press 2 to play with it")
+        samples = self.query_one("#samples", SampleLog)
+        samples.add_note(text + " · press 2 to play with it")
+        if math.isfinite(result.best_val_loss):
+            for line in verdict(result.best_val_loss, _corpus_sha(self.session)):
+                samples.add_note(line)
         self.notify(f"{text}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
 
     # -- live updates ----------------------------------------------------------------------
@@ -252,7 +260,7 @@ class TrainScreen(Screen):
         s.train_points.append((r.step, r.elapsed, r.train_loss))
         trainer = s.trainer
         total = trainer.cfg.steps if trainer is not None and trainer.cfg.budget_seconds is None else None
-        self.query_one("#stats", TrainStats).show(r, s.last_eval, total)
+        self.query_one("#stats", TrainStats).show(r, s.last_eval, total, _corpus_sha(s))
         self.query_one("#progress", ProgressBar).update(progress=r.progress)
         now = time.monotonic()
         if now - self._last_chart >= self.app.options.chart_interval:
@@ -267,7 +275,8 @@ class TrainScreen(Screen):
         self.query_one("#samples", SampleLog).add_sample(r)
         self.query_one(LossChart).show(s.train_points, s.val_points)
         self.query_one("#stats", TrainStats).show(s.last_step, r, None if s.trainer is None or
-                                                  s.trainer.cfg.budget_seconds is not None else s.trainer.cfg.steps)
+                                                  s.trainer.cfg.budget_seconds is not None else s.trainer.cfg.steps,
+                                                  _corpus_sha(s))
 
     def on_training_saved(self, event: TrainingSaved) -> None:
         self._status()
@@ -295,3 +304,7 @@ class TrainScreen(Screen):
         else:
             text = "ready · s starts"
         self.query_one("#train-status", Static).update(text, layout=False)
+
+
+def _corpus_sha(session: TrainingSession) -> str | None:
+    return session.trainer.corpus.sha256 if session.trainer is not None else None

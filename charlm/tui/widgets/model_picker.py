@@ -1,5 +1,6 @@
-"""Choose the model: a preset (with its size and speed on this machine), the budget, and the
-advanced fields, each validated as it is typed."""
+"""Choose the model: auto (the shape that learns most in this budget on this machine, timed
+here) or a preset (with its size and speed on this machine), the budget, and the advanced
+fields, each validated as it is typed."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from textual.validation import Integer, Number
 from textual.widgets import Collapsible, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from charlm.config import CELLS, PRESETS, ModelConfig, TrainConfig, preset_configs
+from charlm import speed
+from charlm.autosize import AutoChoice, plan
+from charlm.config import AUTO, CELLS, PRESETS, ModelConfig, TrainConfig, preset_configs
+from charlm.device import pick_device, precision_candidates
 from charlm.errors import UsageError
 from charlm.model import param_count
 from charlm.tui import format as fmt
-from charlm.tui import speeds
 from charlm.tui.errors import describe_error
+
+AUTO_PLACEHOLDER = "small"      # what the fields hold until auto has chosen
 
 # (field, label, int?, which config, validator)
 FIELDS = (
@@ -37,16 +42,18 @@ def _text(value) -> str:
 
 
 class ModelPicker(Vertical):
-    """Preset select, model info, budget, and an Advanced section."""
+    """Preset select (auto first), model info, budget, and an Advanced section."""
 
     def __init__(self, preset: str, model: dict, train: dict, budget: float, unit: str, **kwargs):
         super().__init__(**kwargs)
         self.initial = (preset, model, train)
         self.budget, self.unit = budget, unit
-        self.vocab_size = 66
+        self.vocab_size, self.train_chars = 66, 0
         self.filled: str | None = None      # the preset whose values are in the fields
+        self.auto: AutoChoice | None = None  # what auto chose for the corpus and budget shown
+        self._auto_note = "auto: waiting for the corpus"
         self._cancel = threading.Event()
-        self._measure_timer = None
+        self._timer = None
 
     def compose(self) -> ComposeResult:
         yield Label("Model", classes="field-title")
@@ -72,9 +79,19 @@ class ModelPicker(Vertical):
         name, model, train = self.initial
         self.fill(name, model, train)
 
+    @property
+    def preset(self) -> str:
+        return str(self.query_one("#preset", Select).value)
+
     def fill(self, preset: str, model: dict | None = None, train: dict | None = None) -> None:
-        """Put a preset's values (plus overrides) into the fields."""
-        m, t = preset_configs(preset)
+        """Put a preset's values (plus overrides) into the fields; for auto, what it chose (or,
+        until it has, a placeholder) and a new choice is made."""
+        if preset == AUTO and self.auto is not None:
+            m, t = self.auto.configs(self.vocab_size, TrainConfig())
+        else:
+            m, t = preset_configs(AUTO_PLACEHOLDER if preset == AUTO else preset)
+        if preset == AUTO:      # what the app was started with holds for auto's choices too
+            model, train = model or self.initial[1], train or self.initial[2]
         for k, v in (model or {}).items():
             setattr(m, k, v)
         for k, v in (train or {}).items():
@@ -82,18 +99,29 @@ class ModelPicker(Vertical):
         self.filled = preset
         if "eval_every" not in (train or {}):
             t.eval_every = self.app.options.eval_every
-        with self.prevent(Select.Changed):
+        with self.prevent(Select.Changed, Input.Changed):
             self.query_one("#cell", Select).value = m.cell
-        for name, _, _, which, _ in FIELDS:
-            self.query_one(f"#{name}", Input).value = _text(getattr(m if which == "model" else t, name))
+            for name, _, _, which, _ in FIELDS:
+                self.query_one(f"#{name}", Input).value = _text(getattr(m if which == "model" else t, name))
         self._train_extra = {k: v for k, v in vars(t).items() if k not in {f[0] for f in FIELDS}}
+        if preset == AUTO and self.auto is None:
+            self._choose_soon()
         self.update_info()
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
-        """A preset picked: its values fill the fields."""
+        """A preset picked: its values fill the fields (auto: its choice, made now if need be)."""
         if event.value != self.filled:
             self.fill(str(event.value))
+
+    @on(Input.Changed, "#budget")
+    @on(Select.Changed, "#budget-unit")
+    def _budget_changed(self) -> None:
+        """A new budget: auto chooses again."""
+        if self.preset == AUTO:
+            self.auto = None
+            self._choose_soon()
+        self.update_info()
 
     @on(Input.Changed)
     @on(Select.Changed, "#cell")
@@ -101,23 +129,27 @@ class ModelPicker(Vertical):
         """Any field edited: re-check and show size and speed."""
         self.update_info()
 
-    def set_vocab_size(self, n: int) -> None:
-        self.vocab_size = n
+    def set_corpus(self, train_chars: int, vocab_size: int) -> None:
+        """The corpus is read: its size sizes auto's model, its vocabulary every model."""
+        self.train_chars, self.vocab_size = train_chars, vocab_size
+        self.auto = None
         self.refresh_presets()
+        if self.preset == AUTO:
+            self._choose_soon()
 
     def _preset_options(self) -> list[tuple[str, str]]:
-        """Each preset with its size and its speed on this machine (≈ estimated)."""
-        options = []
+        """auto, then each preset with its size and its speed on this machine (when timed)."""
+        options = [(f"{AUTO:<8} chosen for your budget", AUTO)]
         for name, p in PRESETS.items():
             m, t = preset_configs(name)
             m.vocab_size = self.vocab_size
-            cps, kind = speeds.estimate(m, t)
-            speed = "" if cps is None else f" {'≈' if kind == 'estimated' else ''}{fmt.count(cps)}/s"
-            options.append((f"{name:<8} {m.layers}x{m.hidden:<4} {fmt.count(param_count(m)):>5}{speed}", name))
+            cps = _timed_speed(m, t)
+            speed_text = f" {fmt.count(cps)}/s" if cps else ""
+            options.append((f"{name:<8} {m.layers}x{m.hidden:<4} {fmt.count(param_count(m)):>5}{speed_text}", name))
         return options
 
     def refresh_presets(self) -> None:
-        """Relabel the presets (the vocabulary or the speed estimates changed)."""
+        """Relabel the presets (the vocabulary or the timed speeds changed)."""
         select = self.query_one("#preset", Select)
         value = select.value
         with self.prevent(Select.Changed):
@@ -142,34 +174,56 @@ class ModelPicker(Vertical):
         if errors:
             info.update("[dim]fix the fields in red[/]")
             return
+        if self.preset == AUTO:
+            if self.auto is None:
+                info.update(f"[dim]{self._auto_note}[/]", layout=True)
+            else:
+                info.update(f"{self.auto.summary()}\n[dim]why: {self.auto.reason()}[/]")
+            return
         m, t = self.configs()
-        cps, kind = speeds.estimate(m, t)
-        if cps is None:
-            speed = "speed: not measured yet"
-        else:
-            how = {"measured": "", "quick": " (tested)", "estimated": " (est.)"}[kind]
-            speed = f"{'≈ ' if kind == 'estimated' else ''}{fmt.count(cps)} chars/s{how}"
-        if kind in ("", "estimated"):
-            self._measure_soon(m, t)
-        preset = PRESETS.get(str(self.query_one("#preset", Select).value))
+        cps = _timed_speed(m, t)
+        speed_text = f"{fmt.count(cps)} chars/s here" if cps else "speed: timing…"
+        if not cps:
+            self._time_soon(m, t)
+        preset = PRESETS.get(self.preset)
         desc = preset.description.split(": ", 1)[-1] if preset else ""
-        info.update(f"{fmt.count(param_count(m))} params · {speed}\n[dim]{desc}[/]")
+        info.update(f"{fmt.count(param_count(m))} params · {speed_text}\n[dim]{desc}[/]")
 
     # -- timing this machine, while nothing else runs ---------------------------------------
-    def _measure_soon(self, m: ModelConfig, t: TrainConfig) -> None:
-        """Time this shape a second after the fields stop changing, unless a run is on."""
-        if not self.app.options.calibrate_speed or self.app.session.active:
+    def _choose_soon(self) -> None:
+        """Let auto choose half a second after the budget stops changing, unless a run is on."""
+        if self.train_chars <= 0 or self.app.session.active:
             return
-        if self._measure_timer is not None:
-            self._measure_timer.stop()
-        self._measure_timer = self.set_timer(1.0, lambda: self._start_measure(m, t))
+        self._auto_note = "auto: timing model shapes on this machine (once per machine)…"
+        self._later(0.5, self._start_choosing)
 
-    def _start_measure(self, m: ModelConfig, t: TrainConfig) -> None:
-        if self.app.session.active:
-            return
+    def _time_soon(self, m: ModelConfig, t: TrainConfig) -> None:
+        """Time this shape a second after the fields stop changing, unless a run is on."""
+        if self.app.options.time_presets and not self.app.session.active:
+            self._later(1.0, lambda: self._start_timing(m, t))
+
+    def _later(self, delay: float, callback) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(delay, callback)
+
+    def _fresh_cancel(self) -> threading.Event:
         self.cancel_measure()
         self._cancel = threading.Event()
-        self._measure(m, t, self._cancel)
+        return self._cancel
+
+    def _start_choosing(self) -> None:
+        if self.app.session.active or self.preset != AUTO:
+            return
+        try:
+            budget = self._budget_config()
+        except UsageError:
+            return              # the budget field is being edited: its error shows already
+        self._choose(budget, dict(self.initial[1]), self._fresh_cancel())
+
+    def _start_timing(self, m: ModelConfig, t: TrainConfig) -> None:
+        if not self.app.session.active:
+            self._time(m, t, self._fresh_cancel())
 
     def on_unmount(self) -> None:
         self.cancel_measure()
@@ -177,42 +231,76 @@ class ModelPicker(Vertical):
     def cancel_measure(self) -> None:
         """A run starts: timing now would only measure the two competing for the CPU."""
         self._cancel.set()
-        if self._measure_timer is not None:
-            self._measure_timer.stop()
+        if self._timer is not None:
+            self._timer.stop()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="measure")
-    def _measure(self, m: ModelConfig, t: TrainConfig, cancel: threading.Event) -> None:
+    def _choose(self, budget: TrainConfig, fixed: dict, cancel: threading.Event) -> AutoChoice | None:
         try:
-            if not speeds.calibrated():
-                speeds.calibrate(cancel=cancel)
-            speeds.quick_measure(m, t, cancel)
-        except speeds.Cancelled:
+            return plan(self.train_chars, self.vocab_size, budget, fixed, cancel=cancel)
+        except speed.Cancelled:
+            return None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="measure")
+    def _time(self, m: ModelConfig, t: TrainConfig, cancel: threading.Event) -> None:
+        try:
+            for precision in _precisions(t):
+                speed.speed(m, t, precision, cancel)
+        except speed.Cancelled:
             pass        # the run's own measured speed will be recorded instead
 
     @on(Worker.StateChanged)
     def _measured(self, event: Worker.StateChanged) -> None:
-        """Show the new speeds (or say why there are none)."""
-        if event.worker.group != "measure":
+        """Show what timing found: auto's choice, or a preset's speed (or why there is none)."""
+        worker = event.worker
+        if worker.group != "measure":
             return
-        if event.worker.state == WorkerState.SUCCESS:
+        if worker.state == WorkerState.SUCCESS and isinstance(worker.result, AutoChoice):
+            self.auto = worker.result
+            if self.preset == AUTO:
+                self.fill(AUTO)
+        elif worker.state == WorkerState.SUCCESS:
             self.refresh_presets()
-        elif event.worker.state == WorkerState.ERROR:
-            self.notify(f"could not time this machine: {describe_error(event.worker.error)}", severity="warning")
+        elif worker.state == WorkerState.ERROR:
+            self._auto_note = f"auto could not time this machine: {describe_error(worker.error)}"
+            self.notify(f"could not time this machine: {describe_error(worker.error)}", severity="warning")
+            self.update_info()
+
+    def _budget_config(self) -> TrainConfig:
+        """The budget fields as a TrainConfig (everything else at its default)."""
+        raw = self.query_one("#budget", Input)
+        result = raw.validate(raw.value)
+        if result is not None and not result.is_valid:
+            raise UsageError("the budget is invalid", "fix the budget field")
+        t = TrainConfig(**{k: v for k, v in self._train_extra.items() if k not in ("steps", "minutes")})
+        budget = float(raw.value)
+        if self.query_one("#budget-unit", Select).value == "steps":
+            t.steps, t.minutes = max(1, int(budget)), None
+        else:
+            t.steps, t.minutes = None, budget
+        return t
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
         """The configs the fields describe; UsageError naming the fields that are wrong."""
         errors = self.errors()
         if errors:
             raise UsageError("some model settings are invalid: " + "; ".join(errors), "fix the fields in red")
+        if self.preset == AUTO and self.auto is None:
+            raise UsageError("auto is still choosing a model for this budget", "wait a moment, or pick a preset")
         m = ModelConfig(vocab_size=self.vocab_size, cell=str(self.query_one("#cell", Select).value))
-        t = TrainConfig(**self._train_extra)
+        t = self._budget_config()
         for name, _, is_int, which, _ in FIELDS:
             raw = self.query_one(f"#{name}", Input).value
             setattr(m if which == "model" else t, name, int(raw) if is_int else float(raw))
-        budget = float(self.query_one("#budget", Input).value)
-        if self.query_one("#budget-unit", Select).value == "steps":
-            t.steps, t.minutes = max(1, int(budget)), None
-        else:
-            t.steps, t.minutes = None, budget
         t.sample_length = self.app.options.sample_length
         return m, t
+
+
+def _precisions(t: TrainConfig) -> tuple[str, ...]:
+    return (t.precision,) if t.precision != "auto" else precision_candidates(pick_device(t.device))
+
+
+def _timed_speed(m: ModelConfig, t: TrainConfig) -> float | None:
+    """The best chars/s timed (or reached by a run) for this shape here, in any precision."""
+    found = [v for p in _precisions(t) for v in (speed.cached(m, t, p), speed.run_speed(m, t, p)) if v]
+    return max(found) if found else None

@@ -22,8 +22,14 @@ def colour_of(prob: float) -> str:
     return next(c for floor, c in BUCKETS if prob >= floor)
 
 
+# Characters a block holds before it is frozen (at the next line break, or at twice this): only
+# the last block is drawn again as text streams, so a 100k-character output costs what 2k do.
+BLOCK_CHARS = 2000
+
+
 class OutputView(VerticalScroll, can_focus=True):
-    """Scrolls to follow the text while it streams, unless you scrolled up to read."""
+    """Scrolls to follow the text while it streams, unless you scrolled up to read. The text is
+    kept in blocks (one Static each); new characters only redraw the last one."""
 
     colour: reactive[bool] = reactive(False)
 
@@ -31,10 +37,11 @@ class OutputView(VerticalScroll, can_focus=True):
         super().__init__(**kwargs)
         self.prompt = ""
         self.tokens: list[Token] = []
-        self._text = Text()
+        self._tail = Text()              # the last block's text
+        self._tail_chars = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="output-text")
+        yield Static("", id="output-text", classes="output-block")
 
     @property
     def generated(self) -> str:
@@ -54,8 +61,7 @@ class OutputView(VerticalScroll, can_focus=True):
     def add(self, tokens: list[Token]) -> None:
         following = self.scroll_y >= self.max_scroll_y - 1
         self.tokens.extend(tokens)
-        self._append(self._text, tokens)
-        self.query_one("#output-text", Static).update(self._text)
+        self._extend(tokens)
         if following:
             self.call_after_refresh(self.scroll_end, animate=False)
 
@@ -63,10 +69,26 @@ class OutputView(VerticalScroll, can_focus=True):
         self._rebuild()
 
     def _rebuild(self) -> None:
-        self._text = Text(self.prompt, style="bold")
-        self._append(self._text, self.tokens)
-        if self.is_mounted:
-            self.query_one("#output-text", Static).update(self._text)
+        if not self.is_mounted:
+            return
+        for block in self.query(".output-block").results(Static):
+            if block.id != "output-text":
+                block.remove()
+        self._tail, self._tail_chars = Text(self.prompt, style="bold"), len(self.prompt)
+        self._extend(self.tokens)
+
+    def _extend(self, tokens: list[Token]) -> None:
+        """Append to the last block; freeze it into its own Static once it is long enough."""
+        tail = self.query_one("#output-text", Static)
+        start = 0
+        for i, t in enumerate(tokens):
+            self._tail_chars += 1
+            if (t.char == "\n" and self._tail_chars >= BLOCK_CHARS) or self._tail_chars >= 2 * BLOCK_CHARS:
+                self._append(self._tail, tokens[start:i + 1])
+                self.mount(Static(self._tail, classes="output-block"), before=tail)
+                self._tail, self._tail_chars, start = Text(), 0, i + 1
+        self._append(self._tail, tokens[start:])
+        tail.update(self._tail)
 
     def _append(self, text: Text, tokens: list[Token]) -> None:
         if not self.colour:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
+from charlm.references import meaning
 from charlm.train import EvalReport, StepReport
 from charlm.tui import format as fmt
 
 
 class TrainStats(Static):
-    """Two lines: losses, then speed and time."""
+    """Three lines: losses, then speed and time, then what the validation loss means."""
 
-    def show(self, step: StepReport | None, last_eval: EvalReport | None, total_steps: int | None) -> None:
+    def show(self, step: StepReport | None, last_eval: EvalReport | None, total_steps: int | None,
+             corpus_sha256: str | None = None) -> None:
         if step is None:
-            self.update("[dim]step – · loss – · val – · – chars/s · elapsed – · ETA –[/]", layout=False)
+            self.update("[dim]step – · loss – · val – · – chars/s · elapsed – · ETA –[/]\n", layout=False)
             return
         of = f" / {total_steps:,}" if total_steps else ""
         val = best = "–"
@@ -23,8 +26,10 @@ class TrainStats(Static):
             best = fmt.loss(last_eval.best_val_loss)
         self.update(
             f"step [b]{step.step:,}[/b]{of} · loss [b]{fmt.loss(step.train_loss)}[/b] · val [b]{val}[/b] · best {best}\n"
-            f"[b]{step.chars_per_sec:,.0f}[/b] chars/s · lr {step.lr:.1e} · elapsed {fmt.duration(step.elapsed)}"
-            f" · ETA {fmt.duration(step.eta)}", layout=False)   # fixed size: no layout pass 10 times a second
+            f"[b]{step.chars_per_sec:,.0f}[/b] chars/s · {step.threads} thread{'s' * (step.threads > 1)} · "
+            f"lr {step.lr:.1e} · elapsed {fmt.duration(step.elapsed)} · ETA {fmt.duration(step.eta)}\n"
+            f"[dim]{escape(meaning(last_eval.best_val_loss, corpus_sha256)) if last_eval else ''}[/]",
+            layout=False)   # fixed size: no layout pass 10 times a second
 
 
 class SampleLog(RichLog):
