@@ -114,3 +114,11 @@ def test_plan_for_a_steps_budget_times_only_the_choice():
     plan(TINYSHAKESPEARE_TRAIN, 66, TrainConfig(steps=500), timer=lambda m, t, p: timed.append(m.hidden) or 1e4,
          precision_for=lambda m, t: "fp32")
     assert len(timed) == 1
+
+
+def test_the_precision_is_the_one_that_wins_at_the_chosen_batch_size():
+    # bf16 gains more with more streams: faster at 64, slower at 32 (a 2x256 on a Zen 5)
+    choice = plan(TINYSHAKESPEARE_TRAIN, 66, TrainConfig(minutes=5), timer=lambda m, t, p: laptop_speed(m.hidden),
+                  precision_for=lambda m, t: "bf16" if t.batch_size >= 64 else "fp32")
+    assert choice.chosen.batch_size == 32 and choice.chosen.precision == "fp32"
+    assert choice.configs(66, TrainConfig(minutes=5))[1].precision == "fp32"
