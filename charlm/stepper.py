@@ -11,12 +11,13 @@ weights once takes 0.2 ms). So a trained CharRNN is rewritten once into plain ma
 - the head as it is.
 
 A step then is, per layer, one matmul into a preallocated gate buffer, the gate nonlinearities
-in place and the new state in place; then the head. A prompt is read layer by layer: each
-layer's input projection for the whole prompt is one matmul and only the recurrence steps.
+in place and the new state in place; then the head. A prompt is read by the model's own fused
+kernel, which projects each layer's input for the whole prompt at once and steps only the
+recurrence; evaluation does the same here, through the step's own weights.
 
 Weights can be fp32, bf16, or int8 (per-channel, activations quantized on the fly, fbgemm /
-onednn): `fastest_weights` times them on this machine and keeps one only if its logits stay
-within a tolerance of fp32's on the model's own text.
+onednn): `fastest_weights` times them on this machine and keeps a reduced one only if the
+model's loss on its own text moves by at most QUALITY_TOLERANCE.
 """
 
 from __future__ import annotations

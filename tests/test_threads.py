@@ -17,7 +17,8 @@ from charlm.threads import CpuMeter, ThreadGovernor, threads_for
 
 @pytest.mark.parametrize("usable, others, expected", [
     (2, 0.0, 2), (2, 0.1, 2), (2, 0.25, 2),   # a light background: both cores
-    (2, 0.4, 1), (2, 0.67, 1), (2, 1.0, 1),   # a process on one core: one thread
+    (2, 0.4, 2), (2, 0.55, 1),                # a passing load is shared; over half a core is not
+    (2, 0.67, 1), (2, 1.0, 1),                # a process on one core (0.67: its share beside us)
     (2, 1.9, 1), (2, 3.0, 1),                 # never fewer than one
     (8, 2.0, 6), (8, 0.0, 8), (1, 0.0, 1),
     (2, None, 2),                             # no /proc/stat: all cores
