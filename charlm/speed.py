@@ -9,7 +9,8 @@ its speed at 64.) What real runs reach is recorded beside it, for display.
 
 Figures are kept in $CHARLM_CACHE/speeds.json under a key naming the machine (CPU model and
 instruction-set flags, thread count, torch version, device), so a different CPU, a new torch,
-or another thread count measures again.
+or another thread count measures again. A figure taken while other processes used the cores
+our threads ran on is used for the run at hand but not kept: it measured the neighbours too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from charlm.model import CharRNN
 from charlm.optim import build_optimizer
 from charlm.paths import cache_root, read_json_dict, write_json_atomic
 from charlm.step import TrainStep
+from charlm.threads import CpuMeter, usable_cores
 
 # Bumped when charlm's own training speed changes, so figures an older version cached are
 # measured again (2: the allocator setting; 3: timed with the trainer's step, chunks of 16).
@@ -40,6 +42,9 @@ PROBE_MIN_STEPS = 2
 PROBE_MAX_STEPS = 12
 WARMUP_STEPS = 2             # a new model's first steps page in its buffers: never timed
 BF16_MARGIN = 1.1
+# Other processes may use this much of the cores our threads run on while a figure is timed
+# and it is still kept: more than that and the figure measured them too.
+NEIGHBOURS_TOLERATED = 0.25
 
 
 class Cancelled(Exception):
@@ -105,13 +110,23 @@ def cached(m: ModelConfig, t: TrainConfig, precision: str, machine: str | None =
 
 
 def speed(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Event | None = None) -> float:
-    """chars/s of this shape here: from the cache, else timed now (and cached)."""
+    """chars/s of this shape here: from the cache, else timed now (and cached if timed quietly)."""
     machine = machine_key()
     value = cached(m, t, precision, machine)
     if value is None:
-        value = measure(m, t, precision, cancel)
-        _update(machine, "timed", shape_key(m, t, precision), round(value))
+        value, quiet = timed_quietly(lambda: measure(m, t, precision, cancel))
+        if quiet:
+            _update(machine, "timed", shape_key(m, t, precision), round(value))
     return value
+
+
+def timed_quietly(timing):
+    """(timing(), whether other processes left our threads' cores alone while it ran)."""
+    meter = CpuMeter()
+    value = timing()
+    others = meter.others()
+    spare = max(0.0, usable_cores() - torch.get_num_threads())
+    return value, others is None or others <= spare + NEIGHBOURS_TOLERATED
 
 
 def remember(kind: str, key: str, value) -> None:

@@ -237,8 +237,9 @@ def fastest_weights(model: CharRNN, batch: int = 1) -> str:
     key = f"{cfg.cell}:{cfg.layers}x{cfg.hidden}:e{cfg.embed}:v{cfg.vocab_size}:n{batch}"
     rates = speed.recall("sampling", key)
     if not isinstance(rates, dict) or not rates:
-        rates = {w: step_rate(model, batch, w) for w in available_weights()}
-        speed.remember("sampling", key, {w: round(r) for w, r in rates.items()})
+        rates, quiet = speed.timed_quietly(lambda: {w: step_rate(model, batch, w) for w in available_weights()})
+        if quiet:
+            speed.remember("sampling", key, {w: round(r) for w, r in rates.items()})
     choice = "fp32"
     for weights in sorted(rates, key=rates.get, reverse=True):
         if weights == "fp32" or rates[weights] < REDUCED_MARGIN * rates.get("fp32", 0):
