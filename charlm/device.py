@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -66,3 +67,16 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def compute_deterministically(device: torch.device) -> None:
+    """Make every kernel give the same bits on the same inputs (for `--deterministic`): torch
+    refuses the nondeterministic ones (CUDA's atomic-add reductions) instead of running them,
+    cuDNN keeps to its deterministic algorithms and does not pick one by timing, and cuBLAS
+    gets the fixed workspace its deterministic mode needs (read when it first starts). The
+    thread count, which changes how CPU kernels split their sums, is fixed by the trainer."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)

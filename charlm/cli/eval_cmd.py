@@ -66,15 +66,15 @@ def run(args) -> int:
 
 
 def _checkpoint_corpus(ckpt, args):
+    from charlm.rundir import RunDir
     if args.corpus:
         return resolve_corpus(args.corpus, args.encoding)
-    src = ckpt.path.parent / "source.json"
-    try:
-        info = json.loads(src.read_text())
-        return resolve_corpus(info["spec"], info.get("encoding", "utf-8"))
-    except (OSError, ValueError, KeyError):
+    source = RunDir(ckpt.path.parent).read_source()
+    if source is None:
         raise UsageError(f"{ckpt.path} does not say where its corpus is",
-                         "pass it with --corpus, or give a TEXT file to evaluate on") from None
+                         "pass it with --corpus, or give a TEXT file to evaluate on")
+    try:
+        return resolve_corpus(*source)
     except UsageError as e:
         raise UsageError(f"the corpus of {ckpt.path} cannot be read ({e.problem})",
                          "pass its new location with --corpus") from None
