@@ -15,7 +15,7 @@ from charlm.data import EncodedCorpus, encode_corpus
 from charlm.errors import UsageError
 from charlm.metrics import read_metrics
 from charlm.paths import checkpoints_dir
-from charlm.rundir import LAST, ResumeState, RunDir
+from charlm.rundir import LAST, LOCK, SOURCE, ResumeState, RunDir
 from charlm.train import TrainCallbacks, Trainer
 from charlm.vocab import CharVocab
 
@@ -107,10 +107,11 @@ def delete_run(run_dir: Path) -> None:
 
 def new_trainer(corpus: EncodedCorpus, spec: str, model_config: ModelConfig, train_config: TrainConfig,
                 run_dir: Path, callbacks: TrainCallbacks | None = None, encoding: str = "utf-8") -> Trainer:
-    """A fresh run in `run_dir` (created; must be empty) that remembers its corpus as `spec`."""
+    """A fresh run in `run_dir` (created; must be empty, or hold only the corpus record of a run
+    that was stopped before its first checkpoint) that remembers its corpus as `spec`."""
     model_config.validate()
     train_config.validate()
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and (not run_dir.is_dir() or any(p.name not in (SOURCE, LOCK) for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} already exists and is not empty", "choose another run directory (--out), or resume it")
     trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks)   # refuses a too-short text
     RunDir(run_dir).write_source(spec, encoding)                               # before anything is written
