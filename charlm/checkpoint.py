@@ -12,9 +12,11 @@ is expected a run directory means its best/.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -64,7 +66,7 @@ def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: 
     tmp.mkdir(parents=True)
     try:
         weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, tmp / "model.safetensors")
+        _save_tensors(weights, tmp / "model.safetensors")
         vocab.save(tmp / "tokenizer.json")
         meta = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -76,7 +78,7 @@ def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: 
         (tmp / "config.json").write_text(json.dumps(meta, indent=2))
         if resume is not None:
             tensors, state = resume
-            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp / RESUME_TENSORS)
+            _save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp / RESUME_TENSORS)
             (tmp / RESUME_JSON).write_text(json.dumps(state.to_json(), indent=2))
         _fsync_dir(tmp)
         swap_in(tmp, path)
@@ -84,6 +86,16 @@ def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors' save_file, its failed writes (a full disk) raised as the OSError they are."""
+    try:
+        save_file(tensors, path)
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        code = int(code.group(1)) if code else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from e
 
 
 def _fsync_dir(d: Path) -> None:

@@ -50,8 +50,8 @@ def check_fits(model: ModelConfig, train: TrainConfig, device) -> None:
     need, have = training_bytes(model, train), available_bytes(device)
     if have is not None and need > have:
         where = "GPU memory" if getattr(device, "type", device) == "cuda" else "memory"
-        raise UsageError(f"a {model.cell} {model.layers}x{model.hidden} model trained {train.batch_size} x "
-                         f"{train.seq_len} at a time needs at least {_gib(need)} of {where}, and {_gib(have)} is free",
+        raise UsageError(f"training {model.cell} {model.layers}x{model.hidden} on batches of {train.batch_size} x "
+                         f"{train.seq_len} needs at least {_gib(need)} of {where}, and {_gib(have)} is free",
                          "choose a smaller --hidden, --layers, --batch-size or --seq-len")
 
 

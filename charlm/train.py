@@ -27,7 +27,7 @@ from charlm.allocator import keep_freed_memory
 from charlm.checkpoint import load_checkpoint, load_resume_state, read_meta, save_checkpoint
 from charlm.config import ModelConfig, TrainConfig, to_dict
 from charlm.data import EncodedCorpus, StreamBatches, validation_sample
-from charlm.device import compute_deterministically, pick_device, pick_precision
+from charlm.device import deterministic_compute, pick_device, pick_precision
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
 from charlm.footprint import check_fits
@@ -126,9 +126,8 @@ class Trainer:
         self.callbacks = callbacks or TrainCallbacks()
         self.device = pick_device(train_config.device)
         if train_config.deterministic:
-            compute_deterministically(self.device)
-            # CPU kernels split their sums by thread: the count is fixed, and recorded, so a
-            # resumed run computes alike.
+            # CPU kernels split their sums by thread: the count is fixed, and recorded with the
+            # run, so a resumed run computes alike.
             train_config.threads = train_config.threads or ThreadGovernor().fixed or max(1, int(usable_cores()))
         self.threads = ThreadGovernor(train_config.threads)
         train_ids, self.val_ids = corpus.split(train_config.val_fraction)
@@ -168,7 +167,8 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> TrainResult:
         stop, pause = stop or threading.Event(), pause or threading.Event()
-        with self.rundir.claim():            # the one writer; settles what a crash left half-done
+        exact = deterministic_compute(self.device) if self.cfg.deterministic else contextlib.nullcontext()
+        with self.rundir.claim(), exact:     # the one writer; settles what a crash left half-done
             with self._writing(self.rundir.metrics_path):
                 self.rundir.trim_metrics(self.step)      # the steps a crash undid are done again
             if self.saved_step is None:
