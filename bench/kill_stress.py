@@ -28,8 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from charlm.rundir import LOCK
+
 HERE = Path(__file__).resolve().parent.parent
-from charlm.rundir import LOCK  # noqa: E402  (torch-free)
 
 STARTUP_KILLS = 0.2     # the share of kills that come during start-up rather than training
 TINY = dict(batch_size=8, seq_len=32, device="cpu", precision="fp32", seed=3, threads=1, log_every=1,

@@ -17,7 +17,6 @@ sees a half-written one. No torch here: listing and reading runs does not need i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -26,6 +25,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from charlm.errors import UsageError
+
+try:
+    import fcntl
+except ImportError:         # not on Windows: one writer is then the person's to keep to
+    fcntl = None
 from charlm.metrics import truncate_after
 from charlm.paths import read_json_dict, write_json_atomic
 
@@ -176,13 +180,17 @@ class RunDir:
         spec, encoding = src.get("spec"), src.get("encoding", "utf-8")
         return (spec, encoding) if isinstance(spec, str) and spec and isinstance(encoding, str) else None
 
-    def read_resume(self) -> ResumeState:
-        """The resume state of last/ (without its tensors), or a UsageError saying why not."""
+    def resume_checkpoint(self) -> Path:
+        """`resumable()`, or a UsageError saying there is nothing to resume."""
         where = self.resumable()
         if where is None:
             raise UsageError(f"{self.path} is not a charlm run directory that can be resumed: it holds no resume "
                              "state (last/)", "give a run directory that charlm created under checkpoints/")
-        return read_resume_json(where)
+        return where
+
+    def read_resume(self) -> ResumeState:
+        """The resume state of last/ (without its tensors), or a UsageError saying why not."""
+        return read_resume_json(self.resume_checkpoint())
 
     def trim_metrics(self, step: int) -> None:
         """Forget metrics rows after `step`: the steps a crash or a rollback undid, which the
@@ -230,7 +238,8 @@ class RunDir:
                 raise UsageError(f"cannot write to the run directory {self.path} ({e.strerror})",
                                  "free some space or fix its permissions") from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 holder = lock.read_text(errors="replace").strip() if lock.exists() else ""

@@ -50,17 +50,13 @@ class RunInfo:
         return f"{self.cell} {self.layers}x{self.hidden}" if self.cell else "?"
 
 
-def is_run_dir(path: Path) -> bool:
-    return RunDir(path).is_run()
-
-
 def list_runs(root: Path | None = None) -> list[RunInfo]:
     """Every run under `root` (checkpoints/ by default), newest first; unreadable ones included
     with their problem, so a corrupt checkpoint is shown rather than fatal."""
     root = root or checkpoints_dir()
     if not root.is_dir():
         return []
-    runs = [run_info(p) for p in root.iterdir() if not p.name.startswith(".") and is_run_dir(p)]
+    runs = [run_info(p) for p in root.iterdir() if not p.name.startswith(".") and RunDir(p).is_run()]
     return sorted(runs, key=lambda r: (r.saved_at or "", r.name), reverse=True)
 
 
@@ -122,7 +118,7 @@ def resume_state(run_dir: Path) -> tuple[ModelConfig, TrainConfig, ResumeState]:
     """The model and training config of a run, and where it stopped."""
     run = RunDir(run_dir)
     state = run.read_resume()
-    meta = read_meta(run.resumable())
+    meta = read_meta(run.resume_checkpoint())
     return ModelConfig.from_dict(meta.get("model", {})), TrainConfig.from_dict(meta.get("train", {})), state
 
 
@@ -144,5 +140,5 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
         if source is None:
             raise UsageError(f"{run.path} does not record its corpus (no readable source.json)",
                              "resume it from the command line: charlm train CORPUS --resume RUN_DIR")
-    corpus = encode_corpus(resolve(*(source or ("", "utf-8"))), CharVocab.load(run.resumable() / "tokenizer.json"))
+    corpus = encode_corpus(resolve(*(source or ("", "utf-8"))), CharVocab.load(run.resume_checkpoint() / "tokenizer.json"))
     return Trainer(corpus, model_cfg, train_cfg, run_dir, callbacks, resume=True)

@@ -122,7 +122,6 @@ class Trainer:
         train_config.validate()
         keep_freed_memory()               # ~1.5x faster steps on glibc: see charlm/allocator.py
         self.corpus, self.cfg, self.rundir = corpus, train_config, RunDir(run_dir)
-        self.run_dir = self.rundir.path
         self.callbacks = callbacks or TrainCallbacks()
         self.device = pick_device(train_config.device)
         if train_config.deterministic:
@@ -154,6 +153,10 @@ class Trainer:
         if resume:
             self._restore()
         self.metrics = MetricsLog(self.rundir.metrics_path)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.rundir.path
 
     # -- the budget ------------------------------------------------------------------
     def progress(self) -> float:
@@ -329,9 +332,7 @@ class Trainer:
 
     def _restore(self) -> None:
         """Everything from last/ (or its previous copy, if a save was cut off mid-swap)."""
-        where = self.rundir.resumable()
-        if where is None:
-            self.rundir.read_resume()        # raises the error that says why
+        where = self.rundir.resume_checkpoint()
         ckpt = load_checkpoint(where, self.device)
         if ckpt.corpus.get("sha256") not in (None, self.corpus.sha256):
             raise UsageError(f"{self.run_dir} was trained on a different text than {self.corpus.name}",

@@ -32,7 +32,7 @@ from charlm.rundir import RunDir
 from charlm.runs import new_trainer
 from charlm.train import MAX_ROLLBACKS, RunNotWritable, TrainingDiverged
 from conftest import ROOT, TINY_TEXT, run_cli
-from helpers import Recorder, assert_usage_error, tiny_configs, train_tiny
+from helpers import Recorder, assert_usage_error, make_trainer, tiny_configs, train_tiny
 
 
 class Rollbacks(Recorder):
@@ -234,6 +234,19 @@ def test_a_loss_that_keeps_diverging_stops_after_the_last_rollback(tmp_path):
         assert all(torch.isfinite(p).all() for p in ckpt.model.parameters())
     assert RunDir(run).read_resume().step == 10
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
+
+
+def test_a_nan_gradient_under_a_finite_loss_changes_no_weight(tmp_path):
+    """Otherwise the NaN weights would be validated and saved as last/ before the next loss showed them."""
+    trainer = make_trainer(tmp_path / "run", steps=5)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    handle = trainer.model.head.weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+    loss, _ = trainer._step(*trainer.batches.batch(0), None, 1e-2)
+    assert math.isnan(loss)
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    handle.remove()
+    loss, _ = trainer._step(*trainer.batches.batch(0), None, 1e-2)
+    assert math.isfinite(loss) and not torch.equal(before["head.weight"], trainer.model.head.weight)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import sys
 from charlm.cli import args as A
 from charlm.corpora import resolve_corpus
 from charlm.errors import UsageError
+from charlm.rundir import RunDir
 
 
 def register(sub) -> None:
@@ -66,7 +67,6 @@ def run(args) -> int:
 
 
 def _checkpoint_corpus(ckpt, args):
-    from charlm.rundir import RunDir
     if args.corpus:
         return resolve_corpus(args.corpus, args.encoding)
     source = RunDir(ckpt.path.parent).read_source()
