@@ -209,7 +209,11 @@ class RunDir:
             raise UsageError(f"cannot create the run directory {self.path} ({e.strerror})",
                              "choose another place with --out, or fix its permissions") from None
         with self._locked():
-            self.recover()
+            try:
+                self.recover()
+            except OSError as e:
+                raise UsageError(f"cannot tidy the run directory {self.path} ({e.strerror})",
+                                 "free some space or fix its permissions") from None
             yield self
 
     def recover(self) -> None:

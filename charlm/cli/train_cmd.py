@@ -133,6 +133,8 @@ def _apply_train_flags(args, train_cfg) -> None:
             setattr(train_cfg, name, getattr(args, name))
     if args.steps is not None and args.minutes is None:
         train_cfg.minutes = None
+    if train_cfg.deterministic and train_cfg.precision == "auto":
+        train_cfg.precision = "fp32"        # so auto sizes the model for the precision it will train in
 
 
 def _resume(args) -> int:
