@@ -42,7 +42,7 @@ class Trial:
     n: int
     reached: int             # the last step logged before the kill
     kept: int | None         # the step last/ holds after it (None: nothing saved yet)
-    mid_save: bool           # the kill left a temporary or previous copy: it cut a save short
+    mid_save: bool           # the kill left a new temporary or previous copy: it cut a save short
     problems: list[str]
 
     @property
@@ -62,21 +62,24 @@ def corpus_text(chars: int = 20_000, seed: int = 0) -> str:
     return "\n".join(out) + "\n"
 
 
-def check_run(run: Path) -> tuple[int | None, bool, list[str]]:
-    """Load every checkpoint in `run` as a reader would. Returns the step last/ holds, whether a
-    save was cut short (a temporary or previous copy left), and what is wrong (nothing, we hope).
-    A temporary copy is a save in progress, not a checkpoint (nothing reads it; the next writer
-    removes it); a previous copy beside its whole successor is on its way out, likewise."""
+def leftovers(run: Path) -> set[str]:
+    """What saves cut short left: temporary copies, previous copies."""
+    return {p.name for p in run.iterdir() if ".tmp-" in p.name or p.name.endswith(".old")} if run.is_dir() else set()
+
+
+def check_run(run: Path) -> tuple[int | None, list[str]]:
+    """Load every checkpoint in `run` as a reader would. Returns the step last/ holds and what is
+    wrong (nothing, we hope). A temporary copy is a save in progress, not a checkpoint (nothing
+    reads it; the next writer removes it); a previous copy beside its whole successor is on its
+    way out, likewise."""
     import torch
     from charlm.checkpoint import load_checkpoint, load_resume_state
     from charlm.errors import UsageError
     from charlm.rundir import RunDir
-    problems, mid_save = [], False
+    problems = []
     for d in sorted(p for p in run.iterdir() if p.is_dir()):
         if ".tmp-" in d.name or (d.name.endswith(".old") and (run / d.name[1:-4] / "config.json").is_file()):
-            mid_save = True
             continue
-        mid_save |= d.name.endswith(".old")
         try:
             ckpt = load_checkpoint(d)
             tensors = list(ckpt.model.state_dict().values())
@@ -93,7 +96,7 @@ def check_run(run: Path) -> tuple[int | None, bool, list[str]]:
     except UsageError as e:
         problems.append(str(e))
         kept = None
-    return kept, mid_save, problems
+    return kept, problems
 
 
 def last_logged_step(run: Path) -> int:
@@ -185,6 +188,7 @@ def stress(trials: int, via: str, steps: int, eval_every: int, max_delay: float,
     ok, results, startup = True, [], 3.0
     for n in range(1, trials + 1):
         log_path = work / f"trial-{n}.log"
+        left_before = leftovers(run)
         with open(log_path, "wb") as log:
             launched = time.monotonic()
             proc = launch(via, corpus, run, runs_root, steps, eval_every, env, log)
@@ -210,14 +214,15 @@ def stress(trials: int, via: str, steps: int, eval_every: int, max_delay: float,
             out(f"trial {n}: {when}, before the run directory existed")
             continue
         reached = last_logged_step(run)
-        kept, mid_save, problems = check_run(run)
-        trial = Trial(n, reached, kept, mid_save, problems)
+        kept, problems = check_run(run)
+        trial = Trial(n, reached, kept, bool(leftovers(run) - left_before), problems)
         results.append(trial)
-        held = not problems and trial.lost <= eval_every
-        ok &= held
+        if trial.lost > eval_every:
+            problems.append(f"{trial.lost} steps lost, more than the evaluation interval")
+        ok &= not problems
         out(f"trial {n}: {when} · last step logged {reached} · last/ holds "
             f"{'nothing yet' if kept is None else f'step {kept}'} · lost {trial.lost} step(s)"
-            f"{' · cut a save short' if mid_save else ''}{'' if held else ' · FAILED: ' + '; '.join(problems)}")
+            f"{' · cut a save short' if trial.mid_save else ''}{' · FAILED: ' + '; '.join(problems) if problems else ''}")
         if proc.returncode == 0:
             out(f"trial {n}: the run finished before the kill; no more trials")
             break
