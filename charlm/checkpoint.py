@@ -3,18 +3,20 @@
     model.safetensors   the model's weights
     config.json         model + training config, corpus, vocab size, metrics, versions
     tokenizer.json      the character vocabulary (tokenizers format)
-    resume.safetensors  optimizer moments, RNG state, carried hidden state   } only in
-    resume.json         step, elapsed, data position, optimizer settings      } resumable ones
+    resume.safetensors  optimizer moments, RNG states, carried hidden state   } only in
+    resume.json         charlm.rundir.ResumeState: step, elapsed, data order  } resumable ones
 
-A run directory holds `best/` and `last/` checkpoints and `metrics.jsonl`; wherever a
-checkpoint is expected a run directory means its `best/`.
+Checkpoints live in run directories (charlm.rundir: best/ and last/); wherever a checkpoint
+is expected a run directory means its best/.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ import charlm
 from charlm.config import ModelConfig, TrainConfig, to_dict
 from charlm.errors import UsageError
 from charlm.model import CharRNN
+from charlm.rundir import BEST, RESUME_JSON, RESUME_TENSORS, ResumeState, RunDir, read_resume_json, swap_in, temp_copy
 from charlm.vocab import CharVocab
 
 FORMAT = "charlm-checkpoint"
@@ -53,16 +56,17 @@ class Checkpoint:
         return self.meta.get("metrics", {})
 
 
-def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: TrainConfig,
-                    corpus: dict, metrics: dict, resume: tuple[dict[str, torch.Tensor], dict] | None = None) -> Path:
-    """Write a checkpoint directory atomically: a crash mid-save leaves the old one whole."""
+def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: TrainConfig, corpus: dict,
+                    metrics: dict, resume: tuple[dict[str, torch.Tensor], ResumeState] | None = None) -> Path:
+    """Write a checkpoint directory atomically: it is written whole beside `path`, then swapped
+    in (charlm.rundir.swap_in), so a crash or a full disk mid-save leaves the old one whole."""
     path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp = temp_copy(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, tmp / "model.safetensors")
+        _save_tensors(weights, tmp / "model.safetensors")
         vocab.save(tmp / "tokenizer.json")
         meta = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -74,26 +78,24 @@ def save_checkpoint(path: Path, model: CharRNN, vocab: CharVocab, train_config: 
         (tmp / "config.json").write_text(json.dumps(meta, indent=2))
         if resume is not None:
             tensors, state = resume
-            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp / "resume.safetensors")
-            (tmp / "resume.json").write_text(json.dumps(state, indent=2))
+            _save_tensors({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp / RESUME_TENSORS)
+            (tmp / RESUME_JSON).write_text(json.dumps(state.to_json(), indent=2))
         _fsync_dir(tmp)
-        _swap_in(tmp, path)
+        swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _swap_in(tmp: Path, path: Path) -> None:
-    """Replace `path` with `tmp`: two renames, and the old copy stays until the new one is in place."""
-    old = path.parent / f".{path.name}.old"
-    if old.exists() and not path.exists():
-        os.replace(old, path)       # an earlier save was cut off between its renames: restore first
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors' save_file, its failed writes (a full disk) raised as the OSError they are."""
+    try:
+        save_file(tensors, path)
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        code = int(code.group(1)) if code else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from e
 
 
 def _fsync_dir(d: Path) -> None:
@@ -113,10 +115,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
             raise UsageError(f"{path} is a file, not a checkpoint directory", "give the directory that holds model.safetensors")
     if (p / "config.json").exists() or (p / "model.safetensors").exists():
         return p
-    for sub in ("best", "last"):
-        for cand in (p / sub, p / f".{sub}.old"):   # .old: a save was cut off between its two renames
-            if (cand / "config.json").exists():
-                return cand
+    found = RunDir(p).checkpoint(BEST)
+    if found is not None:
+        return found
     raise UsageError(f"{path} is not a charlm checkpoint or run directory (no config.json inside)",
                      "give a run directory under checkpoints/, or run `charlm train` first")
 
@@ -163,13 +164,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     return Checkpoint(path, model, vocab, model_config, TrainConfig.from_dict(meta.get("train", {})), meta)
 
 
-def load_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+def load_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], ResumeState]:
+    """The resume state of checkpoint `path`: its tensors and `ResumeState`."""
+    state = read_resume_json(path)
     try:
-        tensors = load_file(path / "resume.safetensors", device="cpu")
-        state = json.loads((path / "resume.json").read_text())
+        tensors = load_file(path / RESUME_TENSORS, device="cpu")
     except FileNotFoundError:
         raise UsageError(f"{path} holds no resume state", "resume from a run directory written by `charlm train`") from None
-    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError) as e:
         raise UsageError(f"the resume state in {path} is corrupt ({_short(e)})", "start a new run instead") from None
     return tensors, state
 

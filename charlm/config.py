@@ -51,18 +51,21 @@ class TrainConfig:
     optimizer: str = "adamw"    # adamw | adagrad | rmsprop
     steps: int | None = None    # budget in optimizer steps ...
     minutes: float | None = None  # ... or in wall-clock minutes (default 5 when neither is set)
-    eval_every: int = 500       # steps between validations (and samples)
+    eval_every: int = 500       # steps between validations (and samples) and last/ checkpoints
+    log_every: int = 20         # steps between train-loss rows in metrics.jsonl
     sample_length: int = 200    # characters sampled at each validation
     val_fraction: float = 0.1   # last fraction of the corpus held out
     device: str = "auto"        # auto | cpu | cuda
     precision: str = "auto"     # auto | fp32 | bf16
     threads: int | None = None  # compute threads (None: one per core no other process is using)
     seed: int = 1337
+    deterministic: bool = False  # same bits every time: fp32, fixed threads, a steps budget
 
     def validate(self) -> None:
         _positive("batch-size", self.batch_size)
         _positive("seq-len", self.seq_len)
         _positive("eval-every", self.eval_every)
+        _positive("log-every", self.log_every)
         for name, v in (("lr", self.lr), ("grad-clip", self.grad_clip)):
             if not (v > 0 and math.isfinite(v)):
                 raise UsageError(f"--{name} must be a positive number, got {v}", f"try --{name} {TrainConfig.__dataclass_fields__[name.replace('-', '_')].default}")
@@ -82,6 +85,11 @@ class TrainConfig:
             raise UsageError(f"unknown precision {self.precision!r}", "use auto, fp32 or bf16")
         if self.threads is not None:
             _positive("threads", self.threads)
+        if self.deterministic and self.budget_seconds is not None:
+            raise UsageError("--deterministic needs a --steps budget (under a wall-clock one the learning rate "
+                             "follows the clock)", "pass --steps N instead of --minutes")
+        if self.deterministic and self.precision == "bf16":
+            raise UsageError("--deterministic trains in fp32", "drop --precision bf16")
 
     @property
     def budget_seconds(self) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -66,3 +67,23 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def deterministic_compute(device: torch.device):
+    """For the duration, every kernel gives the same bits on the same inputs (`--deterministic`):
+    torch refuses nondeterministic kernels (CUDA's atomic-add reductions) instead of running
+    them, cuDNN keeps to its deterministic algorithms and picks none by timing, and cuBLAS gets
+    the fixed workspace its deterministic mode needs (read when it first starts). The thread
+    count, which changes how CPU kernels split their sums, is the trainer's to fix."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]

@@ -1,16 +1,11 @@
-"""Runs under checkpoints/: list, rename and delete them, read their loss history, and build
-the trainer for a new or resumed run. No UI here; the app and the CLI share it.
-
-A run directory holds best/ and last/ checkpoints, metrics.jsonl and source.json (how to find
-its corpus again: {"spec", "encoding"}).
+"""Runs under checkpoints/: list them, read their loss history, and build the trainer for a new
+or resumed run. No UI here; the app and the CLI share it. What a run directory holds, and how
+it is read, written, renamed and deleted, is charlm.rundir's.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +15,7 @@ from charlm.data import EncodedCorpus, encode_corpus
 from charlm.errors import UsageError
 from charlm.metrics import read_metrics
 from charlm.paths import checkpoints_dir
+from charlm.rundir import LAST, LOCK, SOURCE, ResumeState, RunDir
 from charlm.train import TrainCallbacks, Trainer
 from charlm.vocab import CharVocab
 
@@ -54,22 +50,19 @@ class RunInfo:
         return f"{self.cell} {self.layers}x{self.hidden}" if self.cell else "?"
 
 
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / sub).is_dir() for sub in ("best", "last", ".best.old", ".last.old"))
-
-
 def list_runs(root: Path | None = None) -> list[RunInfo]:
     """Every run under `root` (checkpoints/ by default), newest first; unreadable ones included
     with their problem, so a corrupt checkpoint is shown rather than fatal."""
     root = root or checkpoints_dir()
     if not root.is_dir():
         return []
-    runs = [run_info(p) for p in root.iterdir() if not p.name.startswith(".") and is_run_dir(p)]
+    runs = [run_info(p) for p in root.iterdir() if not p.name.startswith(".") and RunDir(p).is_run()]
     return sorted(runs, key=lambda r: (r.saved_at or "", r.name), reverse=True)
 
 
 def run_info(run_dir: Path) -> RunInfo:
-    ckpt = _checkpoint_dir(run_dir)
+    run = RunDir(run_dir)
+    ckpt = run.checkpoint(LAST)           # the newest figures
     if ckpt is None:
         return RunInfo(run_dir, problem="no checkpoint inside")
     try:
@@ -82,21 +75,14 @@ def run_info(run_dir: Path) -> RunInfo:
     return RunInfo(run_dir, corpus=meta.get("corpus", {}).get("name"), cell=model.get("cell"),
                    layers=model.get("layers"), hidden=model.get("hidden"), params=meta.get("params"),
                    steps=step, elapsed=elapsed, best_val_loss=metrics.get("best_val_loss"),
-                   saved_at=meta.get("saved_at"), resumable=(run_dir / "last" / "resume.json").exists(),
+                   saved_at=meta.get("saved_at"), resumable=run.resumable() is not None,
                    progress=train.budget_fraction(step or 0, elapsed or 0.0))
-
-
-def _checkpoint_dir(run_dir: Path) -> Path | None:
-    for sub in ("last", "best", ".last.old", ".best.old"):
-        if (run_dir / sub / "config.json").exists():
-            return run_dir / sub
-    return None
 
 
 def loss_history(run_dir: Path) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
     """(train, val) points as (step, elapsed seconds, nats/char) from metrics.jsonl."""
     train, val = [], []
-    for row in read_metrics(run_dir / "metrics.jsonl"):
+    for row in read_metrics(RunDir(run_dir).metrics_path):
         step, elapsed = row.get("step"), row.get("elapsed")
         if not isinstance(step, int) or not isinstance(elapsed, (int, float)):
             continue
@@ -108,63 +94,32 @@ def loss_history(run_dir: Path) -> tuple[list[tuple[int, float, float]], list[tu
 
 
 def rename_run(run_dir: Path, new_name: str) -> Path:
-    """Rename a run directory in place (same parent); refuses names that would move it."""
-    new_name = new_name.strip()
-    if not new_name or new_name in (".", "..") or "/" in new_name or os.sep in new_name or new_name.startswith("."):
-        raise UsageError(f"{new_name!r} is not a usable run name", "use letters, digits, '-', '_' or '.', no slashes")
-    target = run_dir.parent / new_name
-    if target.exists():
-        raise UsageError(f"a run called {new_name} already exists", "choose another name")
-    os.rename(run_dir, target)
-    return target
+    return RunDir(run_dir).rename(new_name).path
 
 
 def delete_run(run_dir: Path) -> None:
-    """Delete a run directory, after checking it is one (never an arbitrary directory)."""
-    if not is_run_dir(run_dir):
-        raise UsageError(f"{run_dir} is not a charlm run directory", "nothing was deleted")
-    shutil.rmtree(run_dir)
-
-
-def write_source(run_dir: Path, spec: str, encoding: str = "utf-8") -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "source.json").write_text(json.dumps({"spec": spec, "encoding": encoding}))
-
-
-def read_source(run_dir: Path) -> tuple[str, str]:
-    try:
-        src = json.loads((run_dir / "source.json").read_text())
-        return src["spec"], src.get("encoding", "utf-8")
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"{run_dir} does not record its corpus (no readable source.json)",
-                         "resume it from the command line: charlm train CORPUS --resume RUN_DIR") from None
+    RunDir(run_dir).delete()
 
 
 def new_trainer(corpus: EncodedCorpus, spec: str, model_config: ModelConfig, train_config: TrainConfig,
                 run_dir: Path, callbacks: TrainCallbacks | None = None, encoding: str = "utf-8") -> Trainer:
-    """A fresh run in `run_dir` (created; must be empty) that remembers its corpus as `spec`."""
+    """A fresh run in `run_dir` (created; must be empty, or hold only the corpus record of a run
+    that was stopped before its first checkpoint) that remembers its corpus as `spec`."""
     model_config.validate()
     train_config.validate()
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and (not run_dir.is_dir() or any(p.name not in (SOURCE, LOCK) for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} already exists and is not empty", "choose another run directory (--out), or resume it")
     trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks)   # refuses a too-short text
-    write_source(run_dir, spec, encoding)                                      # before anything is written
+    RunDir(run_dir).write_source(spec, encoding)                               # before anything is written
     return trainer
 
 
-def resume_state(run_dir: Path) -> tuple[ModelConfig, TrainConfig, int, float]:
-    """The model and training config of a run, and the step and elapsed seconds it stopped at."""
-    last = run_dir / "last"
-    if not run_dir.is_dir() or not (last / "resume.json").exists():
-        raise UsageError(f"{run_dir} is not a charlm run directory that can be resumed (no last/ checkpoint "
-                         "with resume state)", "give a run directory that charlm created under checkpoints/")
-    meta = read_meta(last)
-    try:
-        state = json.loads((last / "resume.json").read_text())
-        step, elapsed = int(state["step"]), float(state["elapsed"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"the resume state in {last} is corrupt", "start a new run instead") from None
-    return ModelConfig.from_dict(meta.get("model", {})), TrainConfig.from_dict(meta.get("train", {})), step, elapsed
+def resume_state(run_dir: Path) -> tuple[ModelConfig, TrainConfig, ResumeState]:
+    """The model and training config of a run, and where it stopped."""
+    run = RunDir(run_dir)
+    state = run.read_resume()
+    meta = read_meta(run.resume_checkpoint())
+    return ModelConfig.from_dict(meta.get("model", {})), TrainConfig.from_dict(meta.get("train", {})), state
 
 
 def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train_overrides: dict | None = None,
@@ -174,12 +129,16 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
     `train_overrides` changes training settings (e.g. a larger budget); `resolve(spec, encoding)`
     finds the corpus (default: charlm.corpora.resolve_corpus, which knows catalog names).
     """
-    model_cfg, train_cfg, _, _ = resume_state(run_dir)
+    run = RunDir(run_dir)
+    model_cfg, train_cfg, _ = resume_state(run.path)
     for key, value in (train_overrides or {}).items():
         setattr(train_cfg, key, value)
     train_cfg.validate()
-    spec, encoding = read_source(run_dir)
+    source = run.read_source()
     if resolve is None:
         from charlm.corpora import resolve_corpus as resolve
-    corpus = encode_corpus(resolve(spec, encoding), CharVocab.load(run_dir / "last" / "tokenizer.json"))
+        if source is None:
+            raise UsageError(f"{run.path} does not record its corpus (no readable source.json)",
+                             "resume it from the command line: charlm train CORPUS --resume RUN_DIR")
+    corpus = encode_corpus(resolve(*(source or ("", "utf-8"))), CharVocab.load(run.resume_checkpoint() / "tokenizer.json"))
     return Trainer(corpus, model_cfg, train_cfg, run_dir, callbacks, resume=True)

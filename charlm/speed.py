@@ -28,6 +28,7 @@ import torch
 from charlm.allocator import keep_freed_memory
 from charlm.config import ModelConfig, TrainConfig
 from charlm.device import cpu_flags, pick_device
+from charlm.footprint import check_fits
 from charlm.model import CharRNN
 from charlm.optim import build_optimizer
 from charlm.paths import cache_root, read_json_dict, write_json_atomic
@@ -155,6 +156,7 @@ def measure(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Ev
     since on a shared machine the slower ones measure the neighbours."""
     keep_freed_memory()
     device = pick_device(t.device)
+    check_fits(m, t, device)              # a shape that cannot fit is an error, not an allocation
     torch.manual_seed(0)
     model = CharRNN(replace(m, vocab_size=max(m.vocab_size, 2))).to(device)
     step = TrainStep(model, build_optimizer(model, t), device, precision, t.grad_clip)

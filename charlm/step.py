@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 
 import torch
@@ -27,7 +28,8 @@ class TrainStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None, lr: float) -> tuple[float, Hidden]:
         """Train on inputs x and targets y, both (B, T) ids, from `hidden`. Returns the loss
         (nats/char, a Python float: the step is finished when this returns) and the state after
-        the chunk, detached from the graph."""
+        the chunk, detached from the graph. A NaN/Inf gradient (the loss may still be finite)
+        changes no weight and returns a NaN loss: the trainer then rolls back."""
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -37,7 +39,9 @@ class TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # Clip the global norm: a rare exploding gradient would otherwise undo hours of work.
-        torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if not math.isfinite(norm.item()):
+            return math.nan, detach(hidden)      # clipping cannot tame it: it would make every weight NaN
         with self.lock:
             self.optimizer.step()
         return loss.item(), detach(hidden)

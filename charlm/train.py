@@ -1,11 +1,18 @@
 """The trainer: truncated BPTT over parallel streams, reporting through callbacks.
 
 A UI drives it with two `threading.Event`s (stop, pause) and listens through a
-`TrainCallbacks` object (minGPT's seam); it never needs to know about torch.
+`TrainCallbacks` object (minGPT's seam); it never needs to know about torch. Where it writes,
+and how, is charlm.rundir's: the trainer claims its run directory while it trains.
+
+No lost work: last/ is saved at the start and at every validation, each save atomic, so a kill
+at any moment loses at most one evaluation interval. A NaN/Inf loss rolls back to last/ with
+the learning rate halved (at most MAX_ROLLBACKS times); a run directory that cannot be written
+stops training with the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -15,26 +22,37 @@ from pathlib import Path
 
 import torch
 
+from charlm import faults
 from charlm.allocator import keep_freed_memory
-from charlm.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
+from charlm.checkpoint import load_checkpoint, load_resume_state, read_meta, save_checkpoint
 from charlm.config import ModelConfig, TrainConfig, to_dict
 from charlm.data import EncodedCorpus, StreamBatches, validation_sample
-from charlm.device import pick_device, pick_precision
+from charlm.device import deterministic_compute, pick_device, pick_precision
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
+from charlm.footprint import check_fits
 from charlm.metrics import MetricsLog
 from charlm.model import CharRNN
 from charlm.optim import build_optimizer, lr_at, optimizer_state, restore_optimizer
+from charlm.rundir import BEST, LAST, ResumeState, RunDir
 from charlm.sample import SampleControls, Sampler
 from charlm.step import TrainStep
-from charlm.threads import ThreadChoice, ThreadGovernor
+from charlm.threads import ThreadChoice, ThreadGovernor, usable_cores
 
-LOG_EVERY = 20              # steps between metrics.jsonl train-loss lines
 SAMPLE_TEMPERATURE = 0.8    # evaluation samples: a little conservative, so progress reads clearly
+MAX_ROLLBACKS = 3           # NaN/Inf losses a run recovers from (each halves the learning rate)
 
 
-class TrainingDiverged(Exception):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
+class TrainingStopped(Exception):
+    """Training cannot go on; the last good checkpoint is kept. The message says why and what to do."""
+
+
+class TrainingDiverged(TrainingStopped):
+    """The loss became NaN or Inf again after MAX_ROLLBACKS rollbacks."""
+
+
+class RunNotWritable(TrainingStopped):
+    """The run directory cannot be written (a full disk, a read-only directory)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,20 @@ class EvalReport:
 
 
 @dataclass(frozen=True)
+class RollbackReport:
+    failed_step: int         # the step whose loss was not finite
+    loss: float
+    step: int                # the checkpoint's step, where training goes on from
+    lr_scale: float          # the learning rate's factor from now on
+    rollback: int            # this is rollback number `rollback` of MAX_ROLLBACKS
+
+    def describe(self) -> str:
+        return (f"the loss became {self.loss} at step {self.failed_step}: back to the checkpoint at step "
+                f"{self.step} with the learning rate lowered to {self.lr_scale:g}x "
+                f"(rollback {self.rollback} of {MAX_ROLLBACKS})")
+
+
+@dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     steps: int
@@ -81,6 +113,7 @@ class TrainCallbacks:
     def on_eval(self, report: EvalReport) -> None: ...
     def on_checkpoint(self, path: Path) -> None: ...
     def on_threads(self, choice: ThreadChoice) -> None: ...
+    def on_rollback(self, report: RollbackReport) -> None: ...
 
 
 class Trainer:
@@ -88,9 +121,13 @@ class Trainer:
                  run_dir: Path, callbacks: TrainCallbacks | None = None, resume: bool = False):
         train_config.validate()
         keep_freed_memory()               # ~1.5x faster steps on glibc: see charlm/allocator.py
-        self.corpus, self.cfg, self.run_dir = corpus, train_config, Path(run_dir)
+        self.corpus, self.cfg, self.rundir = corpus, train_config, RunDir(run_dir)
         self.callbacks = callbacks or TrainCallbacks()
         self.device = pick_device(train_config.device)
+        if train_config.deterministic:
+            # CPU kernels split their sums by thread: the count is fixed, and recorded with the
+            # run, so a resumed run computes alike.
+            train_config.threads = train_config.threads or ThreadGovernor().fixed or max(1, int(usable_cores()))
         self.threads = ThreadGovernor(train_config.threads)
         train_ids, self.val_ids = corpus.split(train_config.val_fraction)
         if len(self.val_ids) < 2:
@@ -98,7 +135,9 @@ class Trainer:
         self.val_sample = validation_sample(self.val_ids)    # bounded: the same windows at every validation
         self.batches = StreamBatches(train_ids, train_config.batch_size, train_config.seq_len)
         model_config.vocab_size = len(corpus.vocab)
-        self.precision = pick_precision(train_config.precision, self.device, model_config, train_config)
+        check_fits(model_config, train_config, self.device)  # before anything is allocated
+        self.precision = ("fp32" if train_config.deterministic else
+                          pick_precision(train_config.precision, self.device, model_config, train_config))
         torch.manual_seed(train_config.seed)
         self.model = CharRNN(model_config).to(self.device)
         self.optimizer = build_optimizer(self.model, train_config)
@@ -106,10 +145,18 @@ class Trainer:
         self._step = TrainStep(self.model, self.optimizer, self.device, self.precision, train_config.grad_clip, self._lock)
         self.step, self.elapsed, self.chunk, self.hidden = 0, 0.0, 0, None
         self.best_val, self.last_val, self.train_loss = math.inf, math.inf, math.nan
+        self.log_window = [0.0, 0]        # train-loss sum and count since the last metrics row
+        self.lr_scale, self.rollbacks = 1.0, 0
+        self.saved_step: int | None = None   # the step last/ holds
         self._validated_at = -1
+        self._nan_at = faults.nan_steps()
         if resume:
             self._restore()
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.rundir.metrics_path)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.rundir.path
 
     # -- the budget ------------------------------------------------------------------
     def progress(self) -> float:
@@ -123,12 +170,20 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> TrainResult:
         stop, pause = stop or threading.Event(), pause or threading.Event()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        exact = deterministic_compute(self.device) if self.cfg.deterministic else contextlib.nullcontext()
+        with self.rundir.claim(), exact:     # the one writer; settles what a crash left half-done
+            with self._writing(self.rundir.metrics_path):
+                self.rundir.trim_metrics(self.step)      # the steps a crash undid are done again
+            if self.saved_step is None:
+                self._save(LAST)          # from the first step on, there is a checkpoint to go back to
+            return self._loop(stop, pause)
+
+    def _loop(self, stop: threading.Event, pause: threading.Event) -> TrainResult:
         self.threads.start()              # on this thread: OpenMP's thread count is per thread
         self.callbacks.on_start(self)
         window_chars, window_start = 0, time.perf_counter()
         clock = time.perf_counter()
-        chars_per_sec, loss_sum, loss_n = 0.0, 0.0, 0
+        chars_per_sec = 0.0
         start_step, start_elapsed = self.step, self.elapsed
         while self.progress() < 1.0 and not stop.is_set():
             if pause.is_set():
@@ -138,19 +193,19 @@ class Trainer:
                 clock = window_start = time.perf_counter()
                 window_chars = 0
                 continue
-            lr = lr_at(self.progress(), self.cfg)
+            lr = lr_at(self.progress(), self.cfg) * self.lr_scale
             loss = self._train_step(lr)
             if not math.isfinite(loss):
-                kept = (f"the last good checkpoint is kept in {self.run_dir / 'last'}" if (self.run_dir / "last").exists()
-                        else "no checkpoint had been saved yet")
-                raise TrainingDiverged(f"the loss became {loss} at step {self.step}; {kept}; "
-                                       "try a lower --lr or --grad-clip")
+                self._roll_back(loss)
+                clock = window_start = time.perf_counter()
+                window_chars = 0
+                continue
             now = time.perf_counter()
             self.elapsed += now - clock
             clock = now
             window_chars += self.cfg.batch_size * self.cfg.seq_len
             self.train_loss = loss if math.isnan(self.train_loss) else 0.95 * self.train_loss + 0.05 * loss
-            loss_sum, loss_n = loss_sum + loss, loss_n + 1
+            self.log_window = [self.log_window[0] + loss, self.log_window[1] + 1]
             if now - window_start > 1.0:
                 chars_per_sec = window_chars / (now - window_start)
                 window_chars, window_start = 0, now
@@ -162,10 +217,11 @@ class Trainer:
             progress = self.progress()
             self.callbacks.on_step(StepReport(self.step, min(progress, 1.0), self.elapsed, self.eta(progress),
                                               self.train_loss, lr, chars_per_sec, self.threads.choice.threads))
-            if self.step % LOG_EVERY == 0:
-                self.metrics.write(step=self.step, elapsed=round(self.elapsed, 3), train_loss=loss_sum / loss_n,
-                                   chars_per_sec=round(chars_per_sec), lr=lr)
-                loss_sum, loss_n = 0.0, 0
+            if self.step % self.cfg.log_every == 0:
+                total, count = self.log_window
+                self._log(step=self.step, elapsed=round(self.elapsed, 3), train_loss=total / count,
+                          chars_per_sec=round(chars_per_sec), lr=lr)
+                self.log_window = [0.0, 0]
             if self.step % self.cfg.eval_every == 0 and progress < 1.0:
                 self._validate()
                 clock = time.perf_counter()   # _validate added its own time (saves too): the budget is wall clock
@@ -184,6 +240,9 @@ class Trainer:
             # 5-minute run's state drifted on the 111k-char stream `charlm eval` reads
             # (1.46 nats/char over 16 streams, 1.68 as one).
             self.chunk = 0
+        if self.step + 1 in self._nan_at:
+            self._nan_at.discard(self.step + 1)
+            faults.poison(self.model)
         loss, self.hidden = self._step(*self.batches.batch(self.chunk), self.hidden, lr)
         self.chunk += 1
         self.step += 1
@@ -200,15 +259,48 @@ class Trainer:
             length=self.cfg.sample_length, controls=SampleControls(SAMPLE_TEMPERATURE), seed=self.step)
         t1 = time.perf_counter()
         self.elapsed += t1 - t0
-        self.metrics.write(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val,
-                           train_loss=self.train_loss)
+        self._log(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val, train_loss=self.train_loss)
         self.callbacks.on_eval(EvalReport(self.step, self.elapsed, self.train_loss, self.last_val, self.best_val, sample))
         if improved:
-            self._save("best")
-        self._save("last")
+            self._save(BEST)
+        self._save(LAST)
         self.elapsed += time.perf_counter() - t1     # saving is wall clock too
 
-    # -- checkpoints ------------------------------------------------------------------
+    def _roll_back(self, loss: float) -> None:
+        """A NaN/Inf loss: the weights are lost. Go back to last/ with the learning rate halved;
+        after MAX_ROLLBACKS such returns in a run, stop."""
+        failed_step = self.step
+        if self.rollbacks >= MAX_ROLLBACKS:
+            raise TrainingDiverged(
+                f"the loss became {loss} at step {failed_step}, after {MAX_ROLLBACKS} rollbacks that lowered the "
+                f"learning rate to {self.lr_scale:g}x; the last good checkpoint (step {self.saved_step}) is kept in "
+                f"{self.rundir.last}; try a lower --lr or --grad-clip")
+        scale, rollbacks = self.lr_scale, self.rollbacks     # a run's count, not the checkpoint's
+        self._restore()
+        self.lr_scale, self.rollbacks = scale / 2, rollbacks + 1
+        report = RollbackReport(failed_step, loss, self.step, self.lr_scale, self.rollbacks)
+        with self._writing(self.rundir.metrics_path):
+            self.rundir.trim_metrics(self.step)
+        self._log(step=self.step, elapsed=round(self.elapsed, 3), rollback=f"{loss} at step {failed_step}",
+                  lr_scale=self.lr_scale)
+        self.callbacks.on_rollback(report)
+
+    # -- writing the run -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self, what: Path):
+        """A failed write (a full disk, a read-only directory) stops training, saying so in one line."""
+        try:
+            yield
+        except OSError as e:
+            kept = (f"the checkpoint before it (step {self.saved_step}) is intact in {self.rundir.last}"
+                    if self.saved_step is not None else "nothing had been saved yet")
+            raise RunNotWritable(f"could not write {what} ({e.strerror or e}); {kept}; free some space or fix "
+                                 f"the permissions, then continue with: charlm train --resume {self.rundir.path}") from e
+
+    def _log(self, **row) -> None:
+        with self._writing(self.rundir.metrics_path):
+            self.metrics.write(**row)
+
     def _metrics(self) -> dict:
         return {"step": self.step, "elapsed": round(self.elapsed, 3), "train_loss": _finite(self.train_loss),
                 "val_loss": _finite(self.last_val), "best_val_loss": _finite(self.best_val),
@@ -219,38 +311,51 @@ class Trainer:
                 "sha256": self.corpus.sha256, "val_fraction": self.cfg.val_fraction}
 
     def _save(self, which: str) -> None:
-        resume = None
-        if which == "last":
-            tensors, opt_state = optimizer_state(self.optimizer)
-            tensors["rng.torch"] = torch.get_rng_state()
-            if self.hidden is not None:
-                for i, h in enumerate(self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)):
-                    tensors[f"hidden.{i}"] = h.float()
-            resume = (tensors, {"step": self.step, "elapsed": self.elapsed, "chunk": self.chunk,
-                                "best_val_loss": _finite(self.best_val), "train_loss": _finite(self.train_loss),
-                                "optimizer": opt_state})
-        path = save_checkpoint(self.run_dir / which, self.model, self.corpus.vocab, self.cfg,
-                               self._corpus_meta(), self._metrics(), resume)
+        path = self.rundir.path / which
+        with self._writing(path):
+            save_checkpoint(path, self.model, self.corpus.vocab, self.cfg, self._corpus_meta(), self._metrics(),
+                            self._resume_state() if which == LAST else None)
+        if which == LAST:
+            self.saved_step = self.step
         self.callbacks.on_checkpoint(path)
 
+    def _resume_state(self) -> tuple[dict[str, torch.Tensor], ResumeState]:
+        tensors, opt_state = optimizer_state(self.optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()                 # dropout masks
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.hidden is not None:
+            for i, h in enumerate(self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)):
+                tensors[f"hidden.{i}"] = h.float()
+        return tensors, ResumeState(self.step, self.elapsed, self.chunk, opt_state, _finite(self.best_val),
+                                    _finite(self.train_loss), list(self.log_window), self.lr_scale, self.rollbacks)
+
     def _restore(self) -> None:
-        last = self.run_dir / "last"
-        ckpt = load_checkpoint(last, self.device)
+        """Everything from last/ (or its previous copy, if a save was cut off mid-swap)."""
+        where = self.rundir.resume_checkpoint()
+        ckpt = load_checkpoint(where, self.device)
         if ckpt.corpus.get("sha256") not in (None, self.corpus.sha256):
             raise UsageError(f"{self.run_dir} was trained on a different text than {self.corpus.name}",
                              "resume with the same corpus, or start a new run")
         if to_dict(ckpt.model_config) != to_dict(self.model.config):
             raise UsageError(f"{self.run_dir} has a different model shape than the flags ask for",
                              "resume without model flags (the run's own config is used)")
-        self.model.load_state_dict(ckpt.model.state_dict())
-        tensors, state = load_resume_state(last)
-        restore_optimizer(self.optimizer, tensors, state["optimizer"])
+        tensors, state = load_resume_state(where)
+        with self._lock:
+            self.model.load_state_dict(ckpt.model.state_dict())
+            restore_optimizer(self.optimizer, tensors, state.optimizer)
         torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         hidden = [tensors[k].to(self.device) for k in sorted(t for t in tensors if t.startswith("hidden."))]
         self.hidden = None if not hidden else (tuple(hidden) if len(hidden) > 1 else hidden[0])
-        self.step, self.elapsed, self.chunk = state["step"], state["elapsed"], state["chunk"]
-        self.best_val = state.get("best_val_loss") or math.inf
-        self.train_loss = state.get("train_loss") or math.nan
+        self.step, self.elapsed, self.chunk = state.step, state.elapsed, state.chunk
+        self.saved_step = state.step
+        # best/ may be newer than last/ (a crash between their saves): never replace it with worse.
+        self.best_val = min(_or_inf(state.best_val_loss), _saved_best(self.rundir))
+        self.train_loss = math.nan if state.train_loss is None else state.train_loss
+        self.log_window = list(state.log_window)
+        self.lr_scale, self.rollbacks = state.lr_scale, state.rollbacks
 
     # -- for a UI: the model as it is right now ----------------------------------------
     def snapshot(self) -> CharRNN:
@@ -262,3 +367,18 @@ class Trainer:
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _or_inf(x: float | None) -> float:
+    return math.inf if x is None else x
+
+
+def _saved_best(run: RunDir) -> float:
+    """The validation loss best/ was saved at (inf when there is none, or it cannot be read)."""
+    if not (run.best / "config.json").is_file():
+        return math.inf
+    try:
+        value = read_meta(run.best).get("metrics", {}).get("best_val_loss")
+    except UsageError:
+        return math.inf
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf

@@ -93,7 +93,7 @@ def test_loading_never_unpickles(run, monkeypatch):
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     assert load_checkpoint(run).model.num_params() > 0
     tensors, state = load_resume_state(run / "last")
-    assert "rng.torch" in tensors and state["step"] == 60
+    assert "rng.torch" in tensors and state.step == 60
     assert not [p for p in run.rglob("*") if p.suffix in (".pt", ".pth", ".pkl", ".bin", ".ckpt")]
 
 

@@ -129,6 +129,52 @@ def test_a_damaged_cache_is_rebuilt(tiny_corpus, damage):
     assert json.loads(meta.read_text())["length"] == len(TINY_TEXT)   # and the entry is whole again
 
 
+def _no_checksum(base):
+    meta = json.loads(base.with_suffix(".json").read_text())
+    base.with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "crc32"}))
+
+
+def test_a_cache_entry_without_a_checksum_is_rebuilt(tiny_corpus):
+    """Entries written before the checksum cannot be checked: they are rebuilt, once."""
+    good = encode_corpus(resolve(str(tiny_corpus))).ids.tolist()
+    (meta,) = cache_files(".json")
+    _no_checksum(meta.with_suffix(""))
+    assert encode_corpus(resolve(str(tiny_corpus))).ids.tolist() == good
+    assert isinstance(json.loads(meta.read_text())["crc32"], int)
+
+
+def test_a_corrupt_cache_file_of_the_right_length_is_detected_and_rebuilt(tiny_corpus):
+    good = encode_corpus(resolve(str(tiny_corpus))).ids.tolist()
+    (ids,) = cache_files(".ids")
+    size = ids.stat().st_size
+    with open(ids, "r+b") as f:              # flip bytes in place: same length, wrong ids
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0x01]) * 16)
+    st = ids.stat()
+    # A real corruption comes long after the file was written; within one clock tick of the
+    # write its mtime might not move, so move it as the passing of time would.
+    os.utime(ids, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert ids.stat().st_size == size
+    assert encode_corpus(resolve(str(tiny_corpus))).ids.tolist() == good
+
+
+def test_an_unchanged_cache_file_is_not_read_to_check_it(tiny_corpus, monkeypatch):
+    encode_corpus(resolve(str(tiny_corpus)))
+    checked = []
+    real = data_mod._crc32
+    monkeypatch.setattr(data_mod, "_crc32", lambda ids: checked.append(len(ids)) or real(ids))
+    encode_corpus(resolve(str(tiny_corpus)))
+    assert checked == []                      # as it was written: trusted without a read
+    (ids,) = cache_files(".ids")
+    st = ids.stat()
+    os.utime(ids, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched, not changed
+    encode_corpus(resolve(str(tiny_corpus)))
+    encode_corpus(resolve(str(tiny_corpus)))
+    assert checked == [len(TINY_TEXT)]        # checked once, then remembered as whole again
+
+
 def test_an_empty_corpus_is_a_usage_error(tmp_path):
     path = tmp_path / "empty.txt"
     path.write_bytes(b"\xef\xbb\xbf")          # a BOM and nothing else is still empty

@@ -8,6 +8,7 @@ import sys
 from charlm.cli import args as A
 from charlm.corpora import resolve_corpus
 from charlm.errors import UsageError
+from charlm.rundir import RunDir
 
 
 def register(sub) -> None:
@@ -68,13 +69,12 @@ def run(args) -> int:
 def _checkpoint_corpus(ckpt, args):
     if args.corpus:
         return resolve_corpus(args.corpus, args.encoding)
-    src = ckpt.path.parent / "source.json"
-    try:
-        info = json.loads(src.read_text())
-        return resolve_corpus(info["spec"], info.get("encoding", "utf-8"))
-    except (OSError, ValueError, KeyError):
+    source = RunDir(ckpt.path.parent).read_source()
+    if source is None:
         raise UsageError(f"{ckpt.path} does not say where its corpus is",
-                         "pass it with --corpus, or give a TEXT file to evaluate on") from None
+                         "pass it with --corpus, or give a TEXT file to evaluate on")
+    try:
+        return resolve_corpus(*source)
     except UsageError as e:
         raise UsageError(f"the corpus of {ckpt.path} cannot be read ({e.problem})",
                          "pass its new location with --corpus") from None

@@ -15,7 +15,7 @@ from charlm.config import param_count
 from charlm.autosize import AutoChoice
 from charlm.references import verdict
 from charlm.threads import ThreadChoice
-from charlm.train import EvalReport, StepReport, TrainCallbacks, Trainer, TrainingDiverged
+from charlm.train import EvalReport, RollbackReport, StepReport, TrainCallbacks, Trainer, TrainingStopped
 
 
 class _RichProgress(TrainCallbacks):
@@ -34,6 +34,9 @@ class _RichProgress(TrainCallbacks):
     def on_step(self, r: StepReport) -> None:
         self.progress.update(self.task, completed=r.progress, description=f"step {r.step}",
                              loss=f"{r.train_loss:.3f}", cps=f"{r.chars_per_sec:,.0f}", lr=f"{r.lr:.1e}")
+
+    def on_rollback(self, r: RollbackReport) -> None:
+        self.console.print(f"charlm: warning: {r.describe()}", style="yellow", markup=False, highlight=False)
 
     def on_eval(self, r: EvalReport) -> None:
         self.progress.update(self.task, val=f"{r.val_loss:.3f}")
@@ -70,7 +73,7 @@ def train_with_progress(trainer: Trainer, quiet: bool, choice: AutoChoice | None
     try:
         with progress:
             result = trainer.run(stop)
-    except TrainingDiverged as e:
+    except TrainingStopped as e:
         print(f"charlm: error: {e}", file=sys.stderr)
         return 1
     finally:

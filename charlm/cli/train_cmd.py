@@ -14,8 +14,8 @@ from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
-TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optimizer", "steps", "minutes", "eval_every", "val_fraction",
-               "device", "precision", "seed", "weight_decay", "grad_clip", "threads")
+TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optimizer", "steps", "minutes", "eval_every", "log_every",
+               "val_fraction", "device", "precision", "seed", "weight_decay", "grad_clip", "threads", "deterministic")
 
 
 def register(sub) -> None:
@@ -45,13 +45,18 @@ def register(sub) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS)
     t.add_argument("--weight-decay", type=A.nonneg_float)
     t.add_argument("--grad-clip", type=A.positive_float)
-    t.add_argument("--eval-every", type=A.positive_int, help="steps between validations and samples")
+    t.add_argument("--eval-every", type=A.positive_int, help="steps between validations, samples and checkpoints "
+                   "(at most this many steps are lost if the machine goes down)")
+    t.add_argument("--log-every", type=A.positive_int, help="steps between train-loss rows in metrics.jsonl (default 20)")
     t.add_argument("--val-fraction", type=A.unit_open, help="held-out fraction at the end (default 0.1)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     t.add_argument("--seed", type=A.nonneg_int)
     t.add_argument("--threads", type=A.positive_int, help="compute threads (default: one per core no other "
                    "process is using, looked at again every few seconds)")
+    t.add_argument("--deterministic", action="store_true", default=None,
+                   help="the same losses to the bit on every run, interrupted and resumed or not: fp32, "
+                   "deterministic kernels, a fixed thread count; needs --steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar or samples, just the summary")
     p.set_defaults(func=run)
 
@@ -128,6 +133,8 @@ def _apply_train_flags(args, train_cfg) -> None:
             setattr(train_cfg, name, getattr(args, name))
     if args.steps is not None and args.minutes is None:
         train_cfg.minutes = None
+    if train_cfg.deterministic and train_cfg.precision == "auto":
+        train_cfg.precision = "fp32"        # so auto sizes the model for the precision it will train in
 
 
 def _resume(args) -> int:

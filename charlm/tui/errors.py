@@ -9,7 +9,7 @@ from pathlib import Path
 
 from charlm.errors import UsageError
 from charlm.paths import cache_root
-from charlm.train import TrainingDiverged
+from charlm.train import TrainingStopped
 
 
 def error_log_path() -> Path:
@@ -19,7 +19,7 @@ def error_log_path() -> Path:
 def describe_error(error: BaseException) -> str:
     if isinstance(error, UsageError):
         return error.message
-    if isinstance(error, TrainingDiverged):
+    if isinstance(error, TrainingStopped):
         return str(error)
     if isinstance(error, MemoryError):
         return "out of memory: choose a smaller model, batch or seq-len"

@@ -11,7 +11,7 @@ from textual.message import Message
 from charlm.corpus import CorpusSource
 from charlm.data import EncodedCorpus
 from charlm.sample import Token
-from charlm.train import EvalReport, StepReport
+from charlm.train import EvalReport, RollbackReport, StepReport
 
 
 @dataclass
@@ -38,6 +38,11 @@ class TrainingEval(Message):
 @dataclass
 class TrainingSaved(Message):
     path: Path
+
+
+@dataclass
+class TrainingRolledBack(Message):
+    report: RollbackReport
 
 
 @dataclass

@@ -15,8 +15,8 @@ from textual.message_pump import MessagePump
 
 from charlm.config import ModelConfig, TrainConfig
 from charlm.data import EncodedCorpus
-from charlm.train import EvalReport, StepReport, TrainCallbacks, Trainer
-from charlm.tui.messages import TrainingEval, TrainingSaved, TrainingStarted, TrainingStep
+from charlm.train import EvalReport, RollbackReport, StepReport, TrainCallbacks, Trainer
+from charlm.tui.messages import TrainingEval, TrainingRolledBack, TrainingSaved, TrainingStarted, TrainingStep
 
 
 class Abandoned(Exception):
@@ -125,3 +125,7 @@ class PostingCallbacks(TrainCallbacks):
 
     def on_checkpoint(self, path: Path) -> None:
         self.target.post_message(TrainingSaved(path))
+
+    def on_rollback(self, report: RollbackReport) -> None:
+        self.flush()
+        self.target.post_message(TrainingRolledBack(report))

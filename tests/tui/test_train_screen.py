@@ -60,6 +60,20 @@ async def test_start_shows_losses_and_samples_then_stop_saves(tiny_app: CharLMAp
         assert not screen.query_one("#setup").disabled, "the setup comes back after the run"
 
 
+async def test_a_nan_loss_rolls_back_and_the_screen_says_so(tiny_corpus, monkeypatch):
+    monkeypatch.setenv("CHARLM_FAULT_NAN_AT", "15")
+    app = CharLMApp(tiny_options(tiny_corpus, budget=30))
+    async with app.run_test(size=SIZE) as pilot:
+        session = await start_training(pilot)
+        await wait_for(pilot, lambda: not session.active, what="the run to finish")
+        notes = " ".join(line.text for line in app.screen.query_one(SampleLog).lines)
+        assert "the loss became nan at step 15: back to the checkpoint at step 10" in " ".join(notes.split())
+        assert any(n.title == "Rolled back" for n in app._notifications)
+        steps = [p[0] for p in session.train_points]
+        assert steps == sorted(steps) and steps[-1] == 30, "the undone steps left the chart"
+        assert "done; saved" in notes
+
+
 async def test_invalid_field_blocks_start_with_a_notification(tiny_app: CharLMApp):
     async with tiny_app.run_test(size=SIZE) as pilot:
         screen = pilot.app.screen

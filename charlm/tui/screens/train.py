@@ -4,7 +4,6 @@ loss fall and the samples turn from noise into words into verse."""
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -21,11 +20,12 @@ from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 from charlm.references import verdict
-from charlm.runs import is_run_dir, loss_history, new_trainer, resume_state, resume_trainer
+from charlm.runs import delete_run, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.train import TrainResult
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
-from charlm.tui.messages import CorpusFailed, CorpusReady, TrainingEval, TrainingSaved, TrainingStarted, TrainingStep
+from charlm.tui.messages import (CorpusFailed, CorpusReady, TrainingEval, TrainingRolledBack, TrainingSaved,
+                                 TrainingStarted, TrainingStep)
 from charlm.tui.training import Abandoned, PostingCallbacks, TrainingSession, TrainPlan
 from charlm.tui.widgets.corpus_picker import CorpusPicker
 from charlm.tui.widgets.loss_chart import LossChart
@@ -129,13 +129,14 @@ class TrainScreen(Screen):
             self.notify("a run is in progress here: stop it before resuming another", severity="warning")
             return
         try:
-            _, train_cfg, step, elapsed = resume_state(run_dir)
+            _, train_cfg, state = resume_state(run_dir)
         except UsageError as e:
             self.notify(e.message, title="Can't resume", severity="error")
             return
         overrides: dict = {}
-        if train_cfg.budget_fraction(step, elapsed) >= 1.0:
-            overrides = self._extension(step, elapsed)
+        step = state.step
+        if train_cfg.budget_fraction(step, state.elapsed) >= 1.0:
+            overrides = self._extension(step, state.elapsed)
             if overrides is None:
                 return
         self._launch(TrainPlan(run_dir, resume=True, train_overrides=overrides), loss_history(run_dir),
@@ -205,8 +206,8 @@ class TrainScreen(Screen):
         try:
             return trainer.run(session.stop, session.pause)
         except Abandoned:
-            if not plan.resume and not is_run_dir(plan.run_dir):
-                shutil.rmtree(plan.run_dir)     # a new run left before its first checkpoint: no empty husk
+            if not plan.resume and trainer.saved_step == 0:
+                delete_run(plan.run_dir)        # a new run left before its first validation: no empty husk
             raise
         finally:
             callbacks.flush()
@@ -277,6 +278,14 @@ class TrainScreen(Screen):
         self.query_one("#stats", TrainStats).show(s.last_step, r, None if s.trainer is None or
                                                   s.trainer.cfg.budget_seconds is not None else s.trainer.cfg.steps,
                                                   _corpus_sha(s))
+
+    def on_training_rolled_back(self, event: TrainingRolledBack) -> None:
+        r, s = event.report, self.session
+        s.train_points = [p for p in s.train_points if p[0] <= r.step]    # the steps it undid leave the chart
+        s.val_points = [p for p in s.val_points if p[0] <= r.step]
+        self.query_one("#samples", SampleLog).add_note(r.describe())
+        self.query_one(LossChart).show(s.train_points, s.val_points)
+        self.notify(r.describe(), title="Rolled back", severity="warning", timeout=10)
 
     def on_training_saved(self, event: TrainingSaved) -> None:
         self._status()
