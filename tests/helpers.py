@@ -4,6 +4,8 @@ record what the trainer reports, and checks for the CLI's one-line errors."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -113,3 +115,14 @@ def greedy_after(model, prime_ids: list[int], produced: list[int], n: int) -> li
         seq.append(int(logits.argmax(-1)))
         out, hidden = model(torch.tensor([[seq[-1]]]), hidden)
     return seq
+
+
+_HOLDER = ("import sys, time\nfrom charlm.runlock import run_lock\nwith run_lock(sys.argv[1]):\n"
+           "    print('locked', flush=True)\n    time.sleep(300)\n")
+
+
+def held_by_another_process(run_dir: Path) -> subprocess.Popen:
+    """A process that holds `run_dir`'s training lock (as a `charlm train` does) until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc

@@ -12,6 +12,7 @@ from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, OPTIMIZERS, 
 from charlm.corpora import default_corpus, record_spec, resolve_corpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
+from charlm.runlock import run_lock
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optimizer", "steps", "minutes", "eval_every", "val_fraction",
@@ -67,9 +68,9 @@ def run(args) -> int:
     source, spec = _source(args)
     corpus = encode_corpus(source)
     model_cfg, train_cfg, choice = _configs(args, corpus)
-    run_dir = args.out or new_run_dir(corpus.name)
-    trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
-    return train_with_progress(trainer, args.quiet, choice)
+    with run_lock(args.out or new_run_dir(corpus.name)) as run_dir:
+        trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
+        return train_with_progress(trainer, args.quiet, choice)
 
 
 def _configs(args, corpus):
@@ -140,8 +141,9 @@ def _resume(args) -> int:
         overrides["minutes"] = None
     # A CORPUS given with --resume says where the run's text is now (it keeps its own vocabulary).
     resolve = (lambda _spec, _encoding: resolve_corpus(args.corpus, args.encoding)) if args.corpus else None
-    trainer = resume_trainer(args.resume, train_overrides=overrides, resolve=resolve)
-    if trainer.progress() >= 1.0:
-        raise UsageError(f"{args.resume} already finished its budget ({trainer.step} steps, {trainer.elapsed / 60:.1f} min)",
-                         "pass a larger total --steps or --minutes to train it further")
-    return train_with_progress(trainer, args.quiet)
+    with run_lock(args.resume, create=False):
+        trainer = resume_trainer(args.resume, train_overrides=overrides, resolve=resolve)
+        if trainer.progress() >= 1.0:
+            raise UsageError(f"{args.resume} already finished its budget ({trainer.step} steps, "
+                             f"{trainer.elapsed / 60:.1f} min)", "pass a larger total --steps or --minutes to train it further")
+        return train_with_progress(trainer, args.quiet)

@@ -21,6 +21,7 @@ from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 from charlm.references import verdict
+from charlm.runlock import check_idle, run_lock
 from charlm.runs import is_run_dir, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.train import TrainResult
 from charlm.tui import format as fmt
@@ -129,6 +130,7 @@ class TrainScreen(Screen):
             self.notify("a run is in progress here: stop it before resuming another", severity="warning")
             return
         try:
+            check_idle(run_dir, "wait for it to finish before resuming it here")
             _, train_cfg, step, elapsed = resume_state(run_dir)
         except UsageError as e:
             self.notify(e.message, title="Can't resume", severity="error")
@@ -196,20 +198,21 @@ class TrainScreen(Screen):
     def _train(self, plan: TrainPlan) -> TrainResult:
         session = self.session
         callbacks = PostingCallbacks(self, session, self.app.options.step_hz)
-        if plan.resume:
-            trainer = resume_trainer(plan.run_dir, callbacks, plan.train_overrides)
-        else:
-            trainer = new_trainer(plan.corpus, plan.spec, plan.model_config, plan.train_config, plan.run_dir,
-                                  callbacks, plan.encoding)
-        session.trainer = trainer
-        try:
-            return trainer.run(session.stop, session.pause)
-        except Abandoned:
-            if not plan.resume and not is_run_dir(plan.run_dir):
-                shutil.rmtree(plan.run_dir)     # a new run left before its first checkpoint: no empty husk
-            raise
-        finally:
-            callbacks.flush()
+        with run_lock(plan.run_dir, create=not plan.resume):     # a `charlm train` may hold it
+            if plan.resume:
+                trainer = resume_trainer(plan.run_dir, callbacks, plan.train_overrides)
+            else:
+                trainer = new_trainer(plan.corpus, plan.spec, plan.model_config, plan.train_config, plan.run_dir,
+                                      callbacks, plan.encoding)
+            session.trainer = trainer
+            try:
+                return trainer.run(session.stop, session.pause)
+            except Abandoned:
+                if not plan.resume and not is_run_dir(plan.run_dir):
+                    shutil.rmtree(plan.run_dir)     # a new run left before its first checkpoint: no empty husk
+                raise
+            finally:
+                callbacks.flush()
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
