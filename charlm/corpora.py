@@ -107,7 +107,7 @@ def record_spec(spec: str) -> str:
 def _locate(spec: str) -> Path | CatalogEntry | str | None:
     """A path, a catalog entry, STDLIB, or None: the first reading of `spec` that exists."""
     path = Path(spec).expanduser()
-    if path.exists():
+    if os.path.lexists(path):       # a broken or looping link too: resolving it says what is wrong
         return path
     if globlib.has_magic(spec) or not _is_bare_name(spec):
         return None                             # a glob, or a path that does not exist

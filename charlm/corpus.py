@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charlm.errors import UsageError
+from charlm.paths import missing_path_problem
 
 CHUNK_BYTES = 1 << 22        # 4 MiB per read: bounded memory whatever the corpus size
 SNIFF_BYTES = 8192           # like git: a NUL in the first 8 KiB means binary
@@ -38,9 +39,10 @@ def resolve(spec: str, encoding: str = "utf-8") -> CorpusSource:
     """A CORPUS argument (file, directory or glob) as its list of files."""
     _check_encoding(encoding)
     path = Path(spec).expanduser()
-    if path.is_file():
+    # os.path's tests, not Path's: they answer False where Path's raise (a folder we may not enter).
+    if os.path.isfile(path):
         return CorpusSource(path.stem, (path,), encoding)
-    if path.is_dir():
+    if os.path.isdir(path):
         files = tuple(sorted(p for p in path.rglob("*") if p.is_file() and _looks_textual(p)))
         if not files:
             raise UsageError(f"directory {spec} has no text files", "point at a .txt file or a directory that holds some")
@@ -50,9 +52,9 @@ def resolve(spec: str, encoding: str = "utf-8") -> CorpusSource:
         if not files:
             raise UsageError(f"no files match {spec}", "check the pattern, or quote it so your shell does not expand it")
         return CorpusSource(_glob_name(spec), files, encoding)
-    if path.exists():
+    if os.path.exists(path):
         raise UsageError(f"{spec} is not a regular file or directory", "give a text file, a directory or a glob")
-    raise UsageError(f"no such file or directory: {spec}", "check the path, or run `charlm corpus list` for known corpora")
+    raise UsageError(missing_path_problem(path), "check the path, or run `charlm corpus list` for known corpora")
 
 
 def iter_text(source: CorpusSource) -> Iterator[str]:
@@ -86,8 +88,7 @@ def _iter_file(path: Path, encoding: str) -> Iterator[str]:
         raise UsageError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
     with f:
         head = f.read(SNIFF_BYTES)
-        if b"\x00" in head and not encoding.lower().replace("-", "").startswith("utf16"):
-            raise UsageError(f"{path} looks like a binary file (it contains NUL bytes)", "train on text files only")
+        _check_head(path, head, encoding)
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         offset, pending_cr, first = 0, False, True
         block = head
@@ -97,13 +98,11 @@ def _iter_file(path: Path, encoding: str) -> Iterator[str]:
             try:
                 text = decoder.decode(block, final=final)
             except UnicodeDecodeError as e:
+                data = held + block         # e.start counts from the held bytes, not from `block`
+                where = offset - len(held) + e.start
+                problem = f"byte 0x{data[e.start]:02x} at offset {where} (line {1 + _count_newlines(path, where)})"
                 if final:
-                    problem = "it ends in the middle of a character"
-                else:
-                    data = held + block     # e.start counts from the held bytes, not from `block`
-                    where = offset - len(held) + e.start
-                    problem = (f"byte 0x{data[e.start]:02x} at offset {where} "
-                               f"(line {1 + _count_newlines(path, where)})")
+                    problem = f"it ends in the middle of a character ({problem})"
                 raise UsageError(f"{path} is not valid {encoding}: {problem}",
                                  "pass --encoding with the file's real encoding (e.g. latin-1), or fix the file") from None
             offset += len(block)
@@ -151,3 +150,22 @@ def _check_encoding(encoding: str) -> None:
         codecs.lookup(encoding)
     except LookupError:
         raise UsageError(f"unknown encoding {encoding!r}", "use a Python codec name such as utf-8, latin-1 or cp1252") from None
+
+
+# Byte-order marks of the encodings that read as NUL-riddled nonsense in UTF-8, longest first
+# (a UTF-32-LE mark starts with the UTF-16-LE one).
+WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+             (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _check_head(path: Path, head: bytes, encoding: str) -> None:
+    """Refuse, before decoding, a file that is UTF-16/32 read as something else, or binary."""
+    codec = codecs.lookup(encoding).name
+    if codec.startswith(("utf-16", "utf-32")):
+        return                                      # NUL bytes are part of the text
+    wide = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
+    if wide and (codec.startswith("utf-8") or b"\x00" in head):
+        raise UsageError(f"{path} is {wide.upper()} text (it starts with a {wide.upper()} byte-order mark), "
+                         f"not {encoding}", f"pass --encoding {wide}")
+    if b"\x00" in head:
+        raise UsageError(f"{path} looks like a binary file (it contains NUL bytes)", "use text files only")

@@ -3,6 +3,7 @@ or wherever CHARLM_CHECKPOINTS / CHARLM_CORPORA point."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -54,3 +55,19 @@ def write_json_atomic(path: Path, data) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def missing_path_problem(path: Path) -> str:
+    """What to tell a person about a path that cannot be opened, rather than a bare "no such
+    file": a symbolic link that loops or leads nowhere, or a folder they may not enter."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"{path} is a symbolic link that loops back on itself"
+        if os.path.islink(path):
+            return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+        if e.errno == errno.EACCES:
+            return f"cannot reach {path}: permission denied"
+        return f"no such file or directory: {path}"
+    return f"{path} is not a regular file or directory"

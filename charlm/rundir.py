@@ -232,8 +232,14 @@ class RunDir:
             else:
                 tmp.unlink(missing_ok=True)
 
+    def check_idle(self, fix: str = "wait for it to finish or stop it first") -> None:
+        """A UsageError (with `fix`) if another process writes this run right now."""
+        if (self.path / LOCK).exists():
+            with self._locked(fix):
+                pass
+
     @contextlib.contextmanager
-    def _locked(self):
+    def _locked(self, fix: str = "wait for it to finish or stop it first"):
         lock = self.path / LOCK
         while True:
             try:
@@ -247,9 +253,8 @@ class RunDir:
             except BlockingIOError:
                 os.close(fd)
                 holder = lock.read_text(errors="replace").strip() if lock.exists() else ""
-                raise UsageError(f"{self.path} is being written by another charlm process"
-                                 + (f" (pid {holder})" if holder.isdigit() else ""),
-                                 "wait for it to finish or stop it first") from None
+                raise UsageError(f"another charlm is training into {self.path}"
+                                 + (f" (pid {holder})" if holder.isdigit() else ""), fix) from None
             # The holder before us unlinks the file as it lets go: if it did, lock the new one.
             try:
                 if os.fstat(fd).st_ino == os.stat(lock).st_ino:

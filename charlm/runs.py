@@ -107,10 +107,16 @@ def new_trainer(corpus: EncodedCorpus, spec: str, model_config: ModelConfig, tra
     that was stopped before its first checkpoint) that remembers its corpus as `spec`."""
     model_config.validate()
     train_config.validate()
+    if run_dir.is_dir():
+        RunDir(run_dir).check_idle("wait for it to finish or choose another --out")
     if run_dir.exists() and (not run_dir.is_dir() or any(p.name not in (SOURCE, LOCK) for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} already exists and is not empty", "choose another run directory (--out), or resume it")
     trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks)   # refuses a too-short text
-    RunDir(run_dir).write_source(spec, encoding)                               # before anything is written
+    try:
+        RunDir(run_dir).write_source(spec, encoding)                           # before anything is written
+    except OSError as e:
+        raise UsageError(f"cannot create the run directory {run_dir} ({e.strerror})",
+                         "choose another place with --out, or fix its permissions") from None
     return trainer
 
 
@@ -130,6 +136,7 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
     finds the corpus (default: charlm.corpora.resolve_corpus, which knows catalog names).
     """
     run = RunDir(run_dir)
+    run.check_idle("wait for it to finish before resuming it")
     model_cfg, train_cfg, _ = resume_state(run.path)
     for key, value in (train_overrides or {}).items():
         setattr(train_cfg, key, value)

@@ -172,7 +172,9 @@ class Sampler:
         return Stepper(self.model, batch, weights)
 
     def prompt_ids(self, prime: str) -> list[int]:
-        """Prime ids with characters the vocabulary lacks skipped (see `unknown_note`)."""
+        """Prime ids with characters the vocabulary lacks skipped (see `unknown_note`); a prime
+        with none it knows is refused (see `check_prompt`)."""
+        check_prompt(self.vocab, prime)
         return [self.vocab.stoi[c] for c in prime if c in self.vocab.stoi]
 
     def stream(self, prime: str = "", controls: SampleControls | None = None, length: int | None = 500,
@@ -222,10 +224,22 @@ class ReferenceStepper:
         return out[:, -1].float().cpu()
 
 
+def check_prompt(vocab: CharVocab, prime: str) -> None:
+    """Refuse a prompt the model would not see at all: every one of its characters is unknown
+    (skipping them would sample from an empty prompt as if none had been given)."""
+    if prime and not any(c in vocab.stoi for c in prime):
+        raise UsageError(f"the model knows none of the prompt's characters ({_shown(vocab.unknown_chars(prime))})",
+                         "write the prompt in characters of the text it was trained on")
+
+
 def unknown_note(vocab: CharVocab, prime: str) -> str | None:
     """What to tell a person whose prompt has characters the model never saw (they are skipped)."""
     missing = vocab.unknown_chars(prime)
     if not missing:
         return None
-    shown = "".join(missing[:20]).replace("\n", "\\n")
-    return f"the model never saw {len(missing)} character(s) of the prompt; they are skipped: {shown!r}"
+    return f"the model never saw {len(missing)} character(s) of the prompt; they are skipped: {_shown(missing)}"
+
+
+def _shown(chars: list[str]) -> str:
+    """Up to 20 characters, quoted, with newlines visible: a one-line message stays one line."""
+    return repr("".join(chars[:20]))

@@ -29,9 +29,7 @@ class CharVocab:
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
         vocab = tokenizer.get_vocab()
-        if vocab.get(UNK) != UNK_ID:
-            raise UsageError("tokenizer.json is not a charlm character vocabulary (no <unk> at id 0)",
-                             "use the tokenizer.json that came with the checkpoint")
+        _check_character_vocab(vocab)
         self.itos: list[str] = [""] * len(vocab)
         for tok, i in vocab.items():
             self.itos[i] = tok
@@ -119,6 +117,20 @@ class CharVocab:
 
     def smallest_dtype(self) -> np.dtype:
         return np.dtype(np.uint8 if len(self) <= 256 else np.uint16 if len(self) <= 65536 else np.uint32)
+
+
+def _check_character_vocab(vocab: dict[str, int]) -> None:
+    """<unk> at 0, then one token per character with ids 1..N-1: what `from_chars` writes."""
+    if vocab.get(UNK) != UNK_ID:
+        problem = "no <unk> at id 0"
+    elif (long := next((t for t in vocab if t != UNK and len(t) != 1), None)) is not None:
+        problem = f"token {long[:20]!r} is not a single character"
+    elif sorted(vocab.values()) != list(range(len(vocab))):
+        problem = f"its {len(vocab)} ids are not 0 to {len(vocab) - 1}"
+    else:
+        return
+    raise UsageError(f"tokenizer.json is not a charlm character vocabulary ({problem})",
+                     "use the tokenizer.json that came with the checkpoint")
 
 
 def _first_line(e: Exception) -> str:

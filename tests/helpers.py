@@ -4,6 +4,8 @@ record what the trainer reports, and checks for the CLI's one-line errors."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -82,7 +84,7 @@ def assert_usage_error(proc, *needles: str) -> str:
 def tree_digest(root: Path) -> dict[str, str]:
     """Every file under `root` with a hash of its bytes: to prove nothing saved was lost."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+            for p in sorted(Path(root).rglob("*")) if p.is_file() and p.name != ".lock"}   # .lock: a writer's, not saved work
 
 
 @torch.no_grad()
@@ -113,3 +115,14 @@ def greedy_after(model, prime_ids: list[int], produced: list[int], n: int) -> li
         seq.append(int(logits.argmax(-1)))
         out, hidden = model(torch.tensor([[seq[-1]]]), hidden)
     return seq
+
+
+_HOLDER = ("import sys, time\nfrom charlm.rundir import RunDir\nwith RunDir(sys.argv[1]).claim():\n"
+           "    print('locked', flush=True)\n    time.sleep(300)\n")
+
+
+def held_by_another_process(run_dir: Path) -> subprocess.Popen:
+    """A process that holds `run_dir`'s training lock (as a `charlm train` does) until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc

@@ -57,6 +57,8 @@ def test_a_glob_picks_the_matching_files_in_sorted_order(tmp_path):
     ("latin-1", "café über\n".encode("latin-1"), "café über\n"),
     ("cp1252", "“quoted” – dash\n".encode("cp1252"), "“quoted” – dash\n"),
     ("utf-16", "hello ☃\r\nworld\n".encode("utf-16"), "hello ☃\nworld\n"),   # NULs, yet text
+    ("utf-32", "hello ☃\r\nworld\n".encode("utf-32"), "hello ☃\nworld\n"),
+    ("utf-16-le", "\ufeffhello ☃\n".encode("utf-16-le"), "hello ☃\n"),          # its BOM dropped too
 ])
 def test_other_encodings(tmp_path, encoding, data, text):
     path = tmp_path / "old.txt"
@@ -135,8 +137,8 @@ def test_invalid_utf8_cut_by_a_chunk_boundary_still_says_where(tmp_path, small_c
 
 def test_a_file_cut_in_the_middle_of_a_character(tmp_path):
     path = tmp_path / "cut.txt"
-    path.write_bytes("snow ☃".encode("utf-8")[:-1])
-    with pytest.raises(UsageError, match="ends in the middle of a character"):
+    path.write_bytes("snow\nman ☃".encode("utf-8")[:-1])
+    with pytest.raises(UsageError, match=r"ends in the middle of a character \(byte 0xe2 at offset 9 \(line 2\)\)"):
         read_text(resolve(str(path)))
 
 

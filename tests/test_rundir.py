@@ -104,12 +104,12 @@ def test_one_writer_at_a_time_and_no_rename_or_delete_meanwhile(run):
     r = RunDir(run)
     before = tree_digest(run)
     with r.claim():
-        with pytest.raises(UsageError, match="being written by another charlm process"):
+        with pytest.raises(UsageError, match="another charlm is training into"):
             with RunDir(run).claim():
                 pass
-        with pytest.raises(UsageError, match="being written by another"):
+        with pytest.raises(UsageError, match="another charlm is training into"):
             r.delete()
-        with pytest.raises(UsageError, match="being written by another"):
+        with pytest.raises(UsageError, match="another charlm is training into"):
             r.rename("elsewhere")
         assert {k: v for k, v in tree_digest(run).items() if k != ".lock"} == before
     assert not (run / ".lock").exists()                            # let go: no lock file left behind
@@ -129,7 +129,7 @@ def test_a_trainer_refuses_a_run_another_trainer_is_writing(tmp_path):
     worker.start()
     try:
         assert started.wait(30)
-        with pytest.raises(UsageError, match="being written by another charlm process"):
+        with pytest.raises(UsageError, match="another charlm is training into"):
             make_trainer(tmp_path / "run", resume=True, steps=10).run()
     finally:
         release.set()

@@ -8,10 +8,13 @@ import copy
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charlm.checkpoint import load_checkpoint
 from charlm.errors import UsageError
 from charlm.sample import SampleControls, Sampler, Token
+from charlm.stepper import available_weights
 from charlm.vocab import UNK, UNK_ID
 from helpers import greedy_after, logits_along
 
@@ -205,3 +208,30 @@ def test_a_seed_set_mid_stream_reseeds_the_very_next_character(sampler):
     assert after == fresh
     other = "".join(tok.char for (tok,) in sampler.stream("The " + prefix, SampleControls(temperature=1.0), 40, seed=43))
     assert after != other
+
+
+@settings(max_examples=50, deadline=None)
+@given(prime=st.text(max_size=12), temperature=st.floats(0, 5), top_k=st.integers(0, 40),
+       top_p=st.floats(0.01, 1.0), seed=st.integers(0, 2**63 - 1), samples=st.integers(1, 3),
+       weights=st.sampled_from([*available_weights(), "reference"]))
+def test_sampler_output_always_decodes(ckpt, prime, temperature, top_k, top_p, seed, samples, weights):
+    """Whatever the prompt and controls, every character sampled is one of the vocabulary's (never
+    <unk>, never empty), and the text encodes back to the very ids that were sampled."""
+    vocab = ckpt.vocab
+    sampler = Sampler(ckpt.model, vocab, weights=weights)
+    controls = SampleControls(temperature, top_k, top_p)
+    if prime and not any(c in vocab.stoi for c in prime):
+        with pytest.raises(UsageError, match="knows none of the prompt's characters"):
+            sampler.stream(prime, controls, 20, seed, samples)
+        return
+    ids = [[] for _ in range(samples)]
+    for tokens in sampler.stream(prime, controls, 20, seed, samples):
+        assert len(tokens) == samples
+        for row, tok in zip(ids, tokens):
+            assert tok.id != UNK_ID and tok.char == vocab.itos[tok.id] and len(tok.char) == 1
+            assert 0.0 <= tok.prob <= 1.0
+            row.append(tok.id)
+    for row in ids:
+        text = vocab.decode(row)
+        assert len(row) == 20 and vocab.encode(text) == row
+        assert text.encode("utf-8").decode("utf-8") == text

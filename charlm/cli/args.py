@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 
 from charlm.errors import UsageError
@@ -13,6 +14,32 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse's name
         raise UsageError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but a stray argument is reported by the command it was given to, with the
+        option it most resembles (`charlm sample: ... --tempreature (did you mean --temperature?)`)."""
+        namespace, extra = self.parse_known_args(args, namespace)
+        if extra:
+            owner = self._chosen_command(namespace)
+            near = owner._nearest_option(extra[0])
+            owner.error(f"unrecognized arguments: {' '.join(extra)}" + (f" (did you mean {near}?)" if near else ""))
+        return namespace
+
+    def _chosen_command(self, namespace) -> "Parser":
+        """The innermost (sub)command parser that the parsed arguments chose."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(namespace, action.dest, None))
+                if isinstance(chosen, Parser):
+                    return chosen._chosen_command(namespace)
+        return self
+
+    def _nearest_option(self, word: str) -> str | None:
+        if not word.startswith("-"):
+            return None
+        options = [o for action in self._actions for o in action.option_strings]
+        close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.7)
+        return close[0] if close else None
 
 
 def _number(kind, text: str, test, rule: str):

@@ -8,6 +8,7 @@ from pathlib import Path
 from charlm.cli import args as A
 from charlm.corpus import CorpusSource, read_text
 from charlm.errors import UsageError
+from charlm.paths import missing_path_problem
 
 
 def register(sub) -> None:
@@ -33,26 +34,26 @@ def register(sub) -> None:
 
 
 MAX_SAMPLES = 256   # one batch: beyond this the hidden states alone outgrow a laptop's memory
+# A prompt is fed one character at a time and the model remembers a few hundred of them: a
+# megabyte is already far more than it can use, and feeding a corpus-sized one would take minutes.
+MAX_PRIME_BYTES = 1_000_000
 
 
 def run(args) -> int:
     from charlm.checkpoint import load_checkpoint
     from charlm.device import pick_device
-    from charlm.sample import SampleControls, Sampler, unknown_note
+    from charlm.sample import SampleControls, Sampler, check_prompt, unknown_note
     if args.num_samples > MAX_SAMPLES:
         raise UsageError(f"--num-samples {args.num_samples} is too many for one batch", f"use at most {MAX_SAMPLES}")
     if args.stop == "":
         raise UsageError("--stop is empty", "give the string to stop at, e.g. --stop $'\\n\\n'")
     controls = SampleControls(args.temperature, args.top_k, args.top_p)
     controls.validate()
-    prime = args.prime
-    if args.prime_file is not None:
-        if not args.prime_file.is_file():
-            raise UsageError(f"no such prime file: {args.prime_file}", "check the path")
-        prime = read_text(CorpusSource(args.prime_file.stem, (args.prime_file,)))
+    prime = args.prime if args.prime_file is None else _read_prime(args.prime_file)
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     sampler = Sampler(ckpt.model, ckpt.vocab, device, weights=args.weights)
+    check_prompt(ckpt.vocab, prime)          # before the warning: an unusable prompt is one error line
     note = unknown_note(ckpt.vocab, prime)
     if note:
         print(f"charlm: warning: {note}", file=sys.stderr)
@@ -63,6 +64,25 @@ def run(args) -> int:
     else:
         _print_batch(out, stream, args.num_samples, prime if not args.no_prime else "")
     return 0
+
+
+def _read_prime(path: Path) -> str:
+    """The text of --prime-file, refused with a reason when it cannot be a prompt."""
+    if path.is_dir():
+        raise UsageError(f"--prime-file {path} is a directory", "give a text file to start from")
+    if not path.is_file():
+        raise UsageError(f"--prime-file: {missing_path_problem(path)}", "check the path")
+    size = path.stat().st_size
+    if size > MAX_PRIME_BYTES:
+        raise UsageError(f"--prime-file {path} is {size / 1e6:.1f} MB, too long for a prompt (at most "
+                         f"{MAX_PRIME_BYTES / 1e6:g} MB)", "keep the part to continue from: its last lines matter most")
+    try:
+        text = read_text(CorpusSource(path.stem, (path,)))
+    except UsageError as e:
+        raise UsageError(f"--prime-file: {e.problem}", "give a UTF-8 text file") from None
+    if not text:
+        raise UsageError(f"--prime-file {path} is empty", "write the text to start from in it, or drop --prime-file")
+    return text
 
 
 def _stream_one(out, stream, prime: str) -> None:

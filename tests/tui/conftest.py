@@ -17,6 +17,7 @@ from charlm.config import ModelConfig, TrainConfig
 from charlm.model import CharRNN
 from charlm.tui.app import CharLMApp
 from charlm.tui.options import AppOptions
+from charlm.tui.screens.generate import GenerateScreen
 from charlm.vocab import CharVocab
 from conftest import TINY_TEXT
 
@@ -61,6 +62,15 @@ async def start_training(pilot):
     session = pilot.app.session
     await wait_for(pilot, lambda: session.last_step is not None, what="training to start")
     return session
+
+
+async def open_generate(pilot):
+    """Switch to Generate and wait for the newest checkpoint to load there."""
+    await pilot.press("2")
+    screen = pilot.app.screen
+    assert isinstance(screen, GenerateScreen)
+    await wait_for(pilot, lambda: screen.source is not None, what="the newest checkpoint to load")
+    return screen
 
 
 def checkpoints() -> Path:

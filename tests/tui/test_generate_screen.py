@@ -12,10 +12,10 @@ from textual.widgets import Select, TextArea
 from charlm.sample import SampleControls
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
-from charlm.tui.screens.generate import LIVE, GenerateScreen
+from charlm.tui.screens.generate import LIVE
 from charlm.tui.widgets.output import OutputView
 
-from .conftest import SIZE, install_run, start_training, tiny_options, wait_for
+from .conftest import SIZE, install_run, open_generate, start_training, tiny_options, wait_for
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
@@ -32,14 +32,6 @@ class RecordingControls(SampleControls):
     @property
     def sampler_reads(self) -> list[float]:
         return list(self.__dict__.get("reads", []))
-
-
-async def open_generate(pilot) -> GenerateScreen:
-    await pilot.press("2")
-    screen = pilot.app.screen
-    assert isinstance(screen, GenerateScreen)
-    await wait_for(pilot, lambda: screen.source is not None, what="the newest checkpoint to load")
-    return screen
 
 
 async def test_stream_change_temperature_continue_clear_save(tiny_corpus, trained_run, tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ from textual import on
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
-from charlm.sample import unknown_note
+from charlm.errors import UsageError
+from charlm.sample import check_prompt, unknown_note
 from charlm.tui.generation import StreamJob, new_seed
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.widgets.gauge import Gauge
@@ -30,6 +31,11 @@ class GenerateActions(Screen):
             self.query_one("#gen-model").focus()
             return
         prompt = self.query_one("#prompt", TextArea).text
+        try:
+            check_prompt(self.source.vocab, prompt)
+        except UsageError as e:
+            self.notify(e.message, title="Generate", severity="error")
+            return
         note = unknown_note(self.source.vocab, prompt)
         if note:
             self.notify(note, severity="warning")
@@ -62,8 +68,9 @@ class GenerateActions(Screen):
             self.query_one(OutputView).focus()
 
     def _seed_from_field(self, offset: int = 0) -> int:
-        raw = self.query_one("#seed", Input).value.strip()
-        return int(raw) + offset if raw.isdigit() else new_seed()
+        field = self.query_one("#seed", Input)
+        raw = field.value.strip()
+        return int(raw) + offset if raw.isdigit() and field.is_valid else new_seed()   # out of range: random
 
     # -- live settings ------------------------------------------------------------------------
     def validate_temperature(self, value: float) -> float:
@@ -137,6 +144,19 @@ class GenerateActions(Screen):
             return
         name, kind = KNOBS[event.input.id]
         setattr(self, name, kind(event.value))
+
+    @on(Input.Submitted, "#top-k, #top-p, #length, #seed")
+    @on(Input.Blurred, "#top-k, #top-p, #length, #seed")
+    def _knob_refused(self, event: Input.Submitted | Input.Blurred) -> None:
+        """A setting left out of range (Enter, or focus moved on): say so, and what is used instead."""
+        result = event.validation_result
+        if result is None or result.is_valid:
+            return
+        name = event.input.id
+        why = " ".join(d.rstrip(".") for d in result.failure_descriptions).lower() or "out of range"
+        in_use = getattr(self, KNOBS[name][0]) if name in KNOBS else "a random seed"
+        self.notify(f"{name} {event.value!r} cannot be used: {why}; still using {in_use}", title="Generate",
+                    severity="error")
 
     @on(Input.Changed, "#seed")
     def _seed_typed(self, event: Input.Changed) -> None:

@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Static
 
 from charlm.errors import UsageError
 from charlm.paths import checkpoints_dir
+from charlm.rundir import RunDir
 from charlm.runs import RunInfo, delete_run, list_runs, rename_run
 from charlm.tui import format as fmt
 from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
@@ -111,6 +112,12 @@ class ModelsScreen(Screen):
         if run is not None and session.active and session.run_dir is not None and Path(session.run_dir) == run.path:
             self.notify(f"that run is training: stop it before {verb}", severity="warning")
             return None
+        if run is not None:
+            try:
+                RunDir(run.path).check_idle(f"wait for it to finish before {verb}")    # a `charlm train` elsewhere
+            except UsageError as e:
+                self.notify(e.message, severity="error")
+                return None
         return run
 
     async def action_open(self) -> None:

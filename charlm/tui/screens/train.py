@@ -20,6 +20,7 @@ from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 from charlm.references import verdict
+from charlm.rundir import RunDir
 from charlm.runs import delete_run, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.train import TrainResult
 from charlm.tui import format as fmt
@@ -129,6 +130,7 @@ class TrainScreen(Screen):
             self.notify("a run is in progress here: stop it before resuming another", severity="warning")
             return
         try:
+            RunDir(run_dir).check_idle("wait for it to finish before resuming it here")
             _, train_cfg, state = resume_state(run_dir)
         except UsageError as e:
             self.notify(e.message, title="Can't resume", severity="error")
