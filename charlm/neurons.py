@@ -138,10 +138,11 @@ def _linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return b
 
 
-def activations(model: CharRNN, ids: np.ndarray, cancel: threading.Event | None = None) -> dict[tuple[int, str], np.ndarray]:
+def activations(model: CharRNN, ids: np.ndarray, chunk: int = CHUNK, cancel: threading.Event | None = None
+                ) -> dict[tuple[int, str], np.ndarray]:
     """Every unit's activation over the whole text: {(layer, kind): (T, hidden)}. For short
     texts; `unit_trace` and `rank_units` keep memory flat on long ones."""
-    parts = list(activation_chunks(model, ids, cancel=cancel))
+    parts = list(activation_chunks(model, ids, chunk, cancel))
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 

@@ -55,6 +55,15 @@ class Novelty:
         return {"n": self.n, "fraction_copied": self.fraction_copied, "longest_copied": self.longest_copied.as_dict()}
 
 
+def check_length(length: int, n: int) -> None:
+    """A text must hold at least one window of n characters."""
+    if n < 1:
+        raise UsageError(f"n must be at least 1, got {n}", "try --n 20")
+    if length < n:
+        raise UsageError(f"the text has {length} characters, fewer than one window of n={n}",
+                         "give a longer text or a smaller --n")
+
+
 class CopyIndex:
     """Queries against `ids` (the training text) through its sorted suffixes `sa`; `vocab`
     reads texts given as strings, `name` says what the training text is."""
@@ -75,11 +84,7 @@ class CopyIndex:
     def novelty(self, text_ids: np.ndarray, n: int = 20, cancel: threading.Event | None = None) -> Novelty:
         """Which n-character windows of the text occur in the training text, and its longest copied span."""
         text_ids = np.asarray(text_ids)
-        if n < 1:
-            raise UsageError(f"n must be at least 1, got {n}", "try --n 20")
-        if len(text_ids) < n:
-            raise UsageError(f"the text has {len(text_ids)} characters, fewer than one window of n={n}",
-                             "give a longer text or a smaller --n")
+        check_length(len(text_ids), n)
         text = _Text(text_ids, self.ids.dtype)
         copied = np.zeros(len(text_ids) - n + 1, bool)
         starts = self._occurring(text, text.clean_starts(n, np.arange(len(copied))), n, cancel)

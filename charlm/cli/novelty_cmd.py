@@ -28,10 +28,11 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from charlm.errors import UsageError
-    from charlm.novelty import open_training_index
+    from charlm.novelty import check_length, open_training_index
     text = read_text_file(args.text_file, args.encoding)
     if not text:
         raise UsageError(f"{args.text_file} is empty", "give some text")
+    check_length(len(text), args.n)                 # before a long first indexing, not after
     with _BuildProgress() as progress:
         index = open_training_index(args.run, args.corpus, progress)
     result = index.novelty_of(text, args.n)
@@ -53,24 +54,29 @@ def run(args) -> int:
 
 
 class _BuildProgress:
-    """A progress bar on stderr, shown only if the index has to be built."""
+    """Says so when the index has to be built: a progress bar on a terminal, one line otherwise."""
 
     def __enter__(self):
         self.bar = None
+        self.started = False
         return self
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
+        if not self.started:
+            self.started = True
             from rich.console import Console
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                print("charlm: indexing the training text (once: it is cached for next time)", file=sys.stderr)
+                return
             from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
             self.bar = Progress(TextColumn("indexing the training text (once)"), BarColumn(), TaskProgressColumn(),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+                                TimeRemainingColumn(), console=console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task("index", total=total)
-        self.bar.update(self.task, completed=done)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
 
-    def __exit__(self, error_type, *_) -> None:
+    def __exit__(self, *_) -> None:
         if self.bar is not None:
             self.bar.stop()
-            if error_type is None:
-                print("charlm: indexed the training text (cached for next time)", file=sys.stderr)
