@@ -42,7 +42,7 @@ def suffix_order(ids: np.ndarray) -> np.ndarray:
 
 def random_case(rng):
     """Small alphabets (so repeats abound), corpora with long repeated stretches, and texts that
-    are random, copied (some longer than DEPTH) or copied after a few random characters."""
+    are random, or copied (some longer than DEPTH) with random characters before or after."""
     v = int(rng.integers(2, 5))
     corpus = rng.integers(1, v + 1, int(rng.integers(1, 400))).astype(np.uint8)
     if rng.random() < 0.3:
@@ -51,6 +51,8 @@ def random_case(rng):
         text = corpus[rng.integers(0, len(corpus)):][:rng.integers(1, 300)]
         if rng.random() < 0.5:
             text = np.concatenate([rng.integers(0, v + 1, 5).astype(np.uint8), text])
+        if rng.random() < 0.5:
+            text = np.concatenate([text, rng.integers(0, v + 1, int(rng.integers(1, 200))).astype(np.uint8)])
     else:
         text = rng.integers(0, v + 1, int(rng.integers(1, 300))).astype(np.uint8)   # 0: <unk>
     n = min(len(text), int(rng.integers(1, 12)) if rng.random() < 0.8 else int(rng.integers(DEPTH, 200)))
