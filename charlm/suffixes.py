@@ -170,31 +170,37 @@ class _Sorter:
         return chunk
 
     def _sort_in_memory(self, pos: np.ndarray, depth: int) -> np.ndarray:
-        """`pos` (ascending) by characters depth .. DEPTH, then by position: sort on one key of
-        `width` characters, then re-sort only the runs still tied on the next key."""
+        """`pos` by characters depth .. DEPTH, then by position: sort on one key of `width`
+        characters, re-sort only the runs still tied on the next key, and at the end put what
+        is tied all the way in position order. The sorts need not be stable, so they are
+        numpy's fastest (a SIMD quicksort where the CPU has one: 2-4x a stable sort)."""
         k = self.keys.at(pos + depth)
-        order = np.argsort(k, kind="stable")
+        order = np.argsort(k)
         pos, k = pos[order], k[order]
         start = np.ones(len(pos), bool)             # True where a run of equal keys begins
         start[1:] = k[1:] != k[:-1]
         del k, order
         d = depth + self.keys.width
-        while d < DEPTH:
+        while True:
             check(self.cancel)
             run = np.cumsum(start) - 1
             tied = np.flatnonzero(np.bincount(run)[run] > 1)
             if not len(tied):
-                break
-            g, k = run[tied], self.keys.at(pos[tied] + d)
+                return pos
+            g = run[tied]
             del run
-            order = np.lexsort((k, g))              # stable: a tie stays in position order
+            if d >= DEPTH:                          # equal to DEPTH characters: by position
+                order = np.lexsort((pos[tied], g))
+                pos[tied] = pos[tied][order]
+                return pos
+            k = self.keys.at(pos[tied] + d)
+            order = _by_run_then_key(g, k)
             g, k = g[order], k[order]
             pos[tied] = pos[tied][order]
             new = np.ones(len(tied), bool)
             new[1:] = (g[1:] != g[:-1]) | (k[1:] != k[:-1])
             start[tied] = new
             d += self.keys.width
-        return pos
 
     def _split(self, source: Source, count: int, depth: int) -> Iterator[tuple[bool, Source, int]]:
         """Cut `source` into buckets by the key at `depth`: keys strictly between splitters
@@ -215,6 +221,8 @@ class _Sorter:
                 k = self.keys.at(chunk + depth)
                 j = np.searchsorted(splitters, k)
                 bucket = 2 * j + ((j < len(splitters)) & (splitters[np.minimum(j, len(splitters) - 1)] == k))
+                if len(counts) <= 1 << 16:                       # numpy's stable sort of 16-bit ints is a radix sort
+                    bucket = bucket.astype(np.uint16)
                 order = np.argsort(bucket, kind="stable")        # keeps each bucket in position order
                 bucket, chunk = bucket[order], chunk[order]
                 edges = np.flatnonzero(np.diff(bucket)) + 1
@@ -238,6 +246,15 @@ class _Sorter:
         for chunk in source():
             yield chunk[offset:]
             offset = (offset - len(chunk)) % step
+
+
+def _by_run_then_key(run: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The order sorting by (run, key), `run` ascending: one argsort of a single int64 made of
+    the run and the key's rank (half the time of np.lexsort on the two)."""
+    distinct, rank = np.unique(key, return_inverse=True)
+    if (int(run[-1]) + 1) * len(distinct) >= 2**62:
+        return np.lexsort((key, run))
+    return np.argsort(run * len(distinct) + rank)
 
 
 def _read_positions(path: Path, dtype: np.dtype) -> Source:
