@@ -146,10 +146,16 @@ def activations(model: CharRNN, ids: np.ndarray, chunk: int = CHUNK, cancel: thr
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def unit_trace(model: CharRNN, ids: np.ndarray, unit: Unit, cancel: threading.Event | None = None) -> np.ndarray:
-    """One unit's activation at every character (T,)."""
-    return np.concatenate([acts[unit.layer, unit.kind][:, unit.index]
-                           for acts in activation_chunks(model, ids, cancel=cancel)])
+def unit_trace(model: CharRNN, vocab: CharVocab, text: str, unit: Unit, progress: Progress | None = None,
+               cancel: threading.Event | None = None) -> np.ndarray:
+    """One unit's activation after each character of `text` (T,) float32; memory flat in T
+    but for the result. `progress(done, total)` counts characters."""
+    ids, parts = vocab.encode_array(text), []
+    for acts in activation_chunks(model, ids, cancel=cancel):
+        parts.append(acts[unit.layer, unit.kind][:, unit.index].copy())     # not a view: the chunk can go
+        if progress is not None:
+            progress(sum(map(len, parts)), len(ids))
+    return np.concatenate(parts)
 
 
 # -- patterns ---------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_activations_are_the_state_of_a_direct_forward_pass(cell):
                 np.testing.assert_allclose(acts[layer, "h"][t], h[layer, 0].numpy(), atol=2e-6)
                 if c is not None:
                     np.testing.assert_allclose(acts[layer, "c"][t], c[layer, 0].numpy(), atol=2e-6)
-    assert np.array_equal(unit_trace(model, ids, Unit(1, "h", 5)), acts[1, "h"][:, 5])
+    whole = activations(model, ids)                                          # one chunk: the same
+    assert all(np.allclose(whole[key], acts[key], atol=2e-6) for key in acts)
 
 
 def test_scores_are_pearson_correlations_ranked_by_size():
@@ -58,6 +59,8 @@ def test_scores_are_pearson_correlations_ranked_by_size():
     for s in ranked[:5] + ranked[-5:]:
         a = acts[s.unit.layer, s.unit.kind][:, s.unit.index]
         assert s.score == pytest.approx(np.corrcoef(a, depth)[0, 1], abs=1e-9)
+    assert np.array_equal(unit_trace(model, vocab, text, ranked[0].unit),
+                          acts[ranked[0].unit.layer, ranked[0].unit.kind][:, ranked[0].unit.index])
     sizes = [abs(s.score) for s in ranked]
     assert sizes == sorted(sizes, reverse=True) and all(-1 <= s.score <= 1 for s in ranked)
 
@@ -127,7 +130,7 @@ def test_a_small_trained_model_has_a_quote_cell_that_the_search_ranks_first(tmp_
     best = rank_units(trainer.model, trainer.corpus.vocab, held_out, "quote")[0]
     assert abs(best.score) > 0.75, best                   # one unit holds "inside a quotation"
     assert abs(before.score) < 0.6, before                # which the untrained model did not have
-    trace = unit_trace(trainer.model, trainer.corpus.vocab.encode_array(held_out), best.unit)
+    trace = unit_trace(trainer.model, trainer.corpus.vocab, held_out, best.unit)
     inside = pattern_values(held_out, "quote").astype(bool)
     sign = np.sign(best.score)
     assert (sign * trace[inside]).mean() > (sign * trace[~inside]).mean()

@@ -79,7 +79,7 @@ def _show(ckpt, text: str, unit, score: float | None) -> None:
 
     from charlm.neurons import unit_trace
     from charlm.shading import activation_legend, activation_text
-    values = unit_trace(ckpt.model, ckpt.vocab.encode_array(text), unit)
+    values = unit_trace(ckpt.model, ckpt.vocab, text, unit)
     scale = 1.0 if unit.kind == "h" else max(float(np.abs(values).max()), 1e-6)   # h is a tanh: [-1, 1]
     console = Console(highlight=False)
     console.print(activation_text(list(text), values, scale))
