@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,6 @@ class EvalResult:
                 "perplexity": self.perplexity, "chars": self.chars}
 
 
-@torch.no_grad()
 def evaluate(model: CharRNN, ids: np.ndarray, device: torch.device, precision: str = "fp32",
              streams: int = 16) -> EvalResult:
     """Mean cross-entropy of predicting each next character of `ids`, state carried through.
@@ -42,19 +42,31 @@ def evaluate(model: CharRNN, ids: np.ndarray, device: torch.device, precision: s
     separate windows) runs one stream per row instead, so no state crosses from one window
     into another.
     """
+    total, count = 0.0, 0
+    for logits, y in stream_logits(model, ids, device, precision, streams):
+        total += char_loss(logits, y, reduction="sum").item()
+        count += y.numel()
+    return EvalResult(total / max(count, 1), count)
+
+
+@torch.no_grad()
+def stream_logits(model: CharRNN, ids: np.ndarray, device: torch.device, precision: str = "fp32",
+                  streams: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The model's logits (S, T, V) for each chunk of `ids` and the characters they predict
+    (S, T), in order, state carried from chunk to chunk: how evaluation reads a text (see
+    `evaluate` for `streams`). The first character of each stream is read, never predicted.
+    The model is in eval mode while the generator runs, and back as it was once it ends."""
     was_training = model.training
     model.eval()
-    total, count, hidden = 0.0, 0, None
+    hidden = None
     try:
         for x, y in eval_streams(ids, streams):
             x, y = x.to(device), y.to(device)
             with autocast(device, precision):
                 logits, hidden = model(x, hidden)
-            total += char_loss(logits, y, reduction="sum").item()
-            count += y.numel()
+            yield logits, y
     finally:
         model.train(was_training)
-    return EvalResult(total / max(count, 1), count)
 
 
 @torch.no_grad()

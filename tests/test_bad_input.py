@@ -306,6 +306,35 @@ CASES = {
         ["train", _text(t, "a.txt", TINY_TEXT), "--out", str(_run_copy(t, r)), *TRAIN], t / "run", ("--out",)),
     "resume-while-another-trains-it": lambda t, r: _lock_case(
         ["train", "--resume", str(_run_copy(t, r)), "--steps", "99"], t / "run"),
+    # -- probe, neurons, novelty --------------------------------------------------------
+    "probe-missing-text-file": lambda t, r: Case(["probe", str(r.run_dir), "--text-file", str(t / "nope.txt")],
+                                                 ("no such text file",)),
+    "probe-empty-text": lambda t, r: Case(["probe", str(r.run_dir), "--text-file", _text(t, "e.txt", "")], ("is empty",)),
+    "probe-top-k-zero": lambda t, r: Case(["probe", str(r.run_dir), "--text", "the cat", "--top-k", "0"],
+                                          ("--top-k", "at least 1")),
+    "neurons-unknown-pattern": lambda t, r: Case(
+        ["neurons", str(r.run_dir), "--text-file", _text(t, "a.txt", TINY_TEXT), "--pattern", "quotes"],
+        ("unknown pattern 'quotes'", "did you mean quote")),
+    "neurons-bad-regex": lambda t, r: Case(
+        ["neurons", str(r.run_dir), "--text-file", _text(t, "a.txt", TINY_TEXT), "--pattern", "(cat"],
+        ("not a valid regular expression",)),
+    "neurons-pattern-never-changes": lambda t, r: Case(
+        ["neurons", str(r.run_dir), "--text-file", _text(t, "a.txt", TINY_TEXT), "--pattern", "quote"],
+        ("same value (0) at every character",)),
+    "neurons-bad-show": lambda t, r: Case(
+        ["neurons", str(r.run_dir), "--text-file", _text(t, "a.txt", TINY_TEXT), "--show", "3:h:0"],
+        ("--show 3:h:0", "layers 0 to 0")),
+    "neurons-show-not-a-unit": lambda t, r: Case(
+        ["neurons", str(r.run_dir), "--text-file", _text(t, "a.txt", TINY_TEXT), "--show", "c17"],
+        ("not LAYER:KIND:INDEX",)),
+    "novelty-run-without-corpus": lambda t, r: Case(
+        ["novelty", str(_unlink(_run_copy(t, r) / "source.json").parent), _text(t, "s.txt", TINY_TEXT[:200])],
+        ("does not say where its training text is", "--corpus"), [t]),
+    "novelty-other-corpus": lambda t, r: Case(
+        ["novelty", str(r.run_dir), _text(t, "s.txt", TINY_TEXT[:200]), "--corpus", _text(t, "o.txt", "other text")],
+        ("not the text it was trained on", "--corpus")),
+    "novelty-text-shorter-than-n": lambda t, r: Case(
+        ["novelty", str(r.run_dir), _text(t, "s.txt", "The cat"), "--n", "20"], ("fewer than one window",)),
 }
 
 # The first list, each as a user meets it: a `charlm` subprocess. The rest run in-process

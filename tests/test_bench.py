@@ -59,3 +59,23 @@ def test_quality_prints_both_sides_per_budget(tiny_corpus):
     assert re.search(r"^0\.02 min: charlm \d\.\d{4} nats/char \(lstm \d+x\d+, [\d,]+ steps, [\d,]+ chars/s\) · "
                      r"plain loop \d\.\d{4} \([\d,]+ steps, [\d,]+ chars/s\)", out.stdout, re.M), out.stdout
     assert "auto: lstm" in out.stdout
+
+
+def test_inspect_speed_prints_probe_neurons_and_novelty(trained_run, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("The cat sat on the mat.\nThe dog sat on the log.\n" * 20, encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "bench.inspect_speed", "--checkpoint", str(trained_run.run_dir),
+                          "--text", str(text), "--mb", "0.3", "--corpus", str(tmp_path / "salad.txt")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    probe = re.search(r"^probe: [\d.]+ s \([\d,]+ chars/s\), (\d\.\d{4}) nats/char \(charlm eval: (\d\.\d{4})\)$",
+                      out.stdout, re.M)
+    assert probe and probe.group(1) == probe.group(2), out.stdout
+    assert re.search(r"^neurons --pattern line-position: [\d.]+ s \([\d,]+ chars/s\), 128 units, best \d:[hc]:\d+",
+                     out.stdout, re.M), out.stdout
+    assert re.search(r"^charlm probe \.\.\. --json: [\d.]+ s wall-clock", out.stdout, re.M), out.stdout
+    assert re.search(r"^novelty corpus: .* first use: [\d.]+ s wall-clock \(encoding [\d.]+ s, index [\d.]+ s for "
+                     r"[\d,]+ training characters\), peak RSS [\d,]+ MB, index [\d,]+ MB on disk$", out.stdout, re.M)
+    assert re.search(r"^query, a passage of the training text, again: [\d.]+ s; 100\.00% of 20-char windows copied, "
+                     r"longest span 10,000 chars$", out.stdout, re.M), out.stdout
