@@ -223,7 +223,8 @@ def stress(trials: int, via: str, steps: int, eval_every: int, max_delay: float,
         out(f"trial {n}: {when} · last step logged {reached} · last/ holds "
             f"{'nothing yet' if kept is None else f'step {kept}'} · lost {trial.lost} step(s)"
             f"{' · cut a save short' if trial.mid_save else ''}{' · FAILED: ' + '; '.join(problems) if problems else ''}")
-        if proc.returncode == 0:
+        if proc.returncode == 0 or (kept is not None and kept >= steps):
+            # its budget spent (a kill after the last save still exits -9): nothing left to resume
             out(f"trial {n}: the run finished before the kill; no more trials")
             break
     if not ok:

@@ -56,7 +56,7 @@ def val_rows(run: Path) -> list[tuple]:
 
 def kill_stress(tmp_path, *args: str) -> list[str]:
     """A few trials of `python -m bench.kill_stress` (the report runs 20); its lines."""
-    proc = subprocess.run([sys.executable, "-m", "bench.kill_stress", "--steps", "250", "--eval-every", "10",
+    proc = subprocess.run([sys.executable, "-m", "bench.kill_stress", "--steps", "400", "--eval-every", "10",
                            "--max-delay", "0.7", "--keep", str(tmp_path), *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=400, env=os.environ.copy())
     lines = proc.stdout.strip().splitlines()
