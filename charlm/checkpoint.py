@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import platform
 import re
@@ -23,19 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import charlm
-from charlm.config import ModelConfig, TrainConfig, to_dict
+from charlm.config import ModelConfig, TrainConfig, param_count, to_dict
 from charlm.errors import UsageError
 from charlm.model import CharRNN
+from charlm.paths import missing_path_problem
 from charlm.rundir import BEST, RESUME_JSON, RESUME_TENSORS, ResumeState, RunDir, read_resume_json, swap_in, temp_copy
 from charlm.vocab import CharVocab
 
 FORMAT = "charlm-checkpoint"
 FORMAT_VERSION = 1
 FILES = ("model.safetensors", "config.json", "tokenizer.json")
+SECTIONS = ("model", "train", "corpus", "metrics")     # config.json's objects
 
 
 @dataclass
@@ -108,7 +111,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory from CKPT: itself, or a run directory's best/ (else last/)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise UsageError(f"no such checkpoint: {path}", "give a run directory under checkpoints/ or its best/ or last/")
+        what = missing_path_problem(p) if os.path.lexists(p) else f"no such checkpoint: {path}"
+        raise UsageError(what, "give a run directory under checkpoints/ or its best/ or last/")
     if p.is_file():
         p = p.parent if p.name in FILES else p
         if p.is_file():
@@ -135,8 +139,14 @@ def read_meta(path: Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UsageError(f"{path} is not a charlm checkpoint (config.json is from something else)",
                          "give a checkpoint written by `charlm train`")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise UsageError(f"{path} was written by a newer charlm (format {meta['format_version']})", "upgrade charlm")
+    version = meta.get("format_version", 0)
+    wrong = ["format_version"] if not isinstance(version, int) or isinstance(version, bool) else []
+    wrong += [k for k in SECTIONS if not isinstance(meta.get(k, {}), dict)]
+    if wrong:
+        raise UsageError(f"checkpoint {path} has a corrupt config.json ({', '.join(wrong)}: not what charlm writes)",
+                         "use another checkpoint, e.g. the run's last/ instead of best/")
+    if version > FORMAT_VERSION:
+        raise UsageError(f"{path} was written by a newer charlm (format {version})", "upgrade charlm")
     return meta
 
 
@@ -147,21 +157,35 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
     model_config = ModelConfig.from_dict(meta.get("model", {}))
     vocab = _load_vocab(path)
     model_config.vocab_size = len(vocab)
+    mismatch = "the files come from different runs; use a checkpoint as `charlm train` wrote it"
     try:
         model_config.validate()
+    except UsageError as e:
+        raise UsageError(f"checkpoint {path}: its config.json names no model charlm can build ({e.problem})",
+                         mismatch) from None
+    try:
+        stored = _stored_params(path / "model.safetensors")
+        if stored != param_count(model_config):    # checked before allocating (a hand-edited hidden: 10**12)
+            raise UsageError(f"checkpoint {path}: weights do not match its config.json and tokenizer.json "
+                             f"({param_count(model_config):,} parameters named, model.safetensors holds {stored:,})",
+                             mismatch)
         model = CharRNN(model_config)
-        weights = load_file(path / "model.safetensors", device="cpu")
-        model.load_state_dict(weights, strict=True)
+        model.load_state_dict(load_file(path / "model.safetensors", device="cpu"), strict=True)
     except FileNotFoundError:
         raise UsageError(f"checkpoint {path} has no model.safetensors", "the checkpoint is incomplete; use another one") from None
     except (SafetensorError, OSError) as e:
         raise UsageError(f"checkpoint {path} has a corrupt or truncated model.safetensors ({_short(e)})",
                          "use another checkpoint, e.g. the run's last/") from None
-    except (RuntimeError, UsageError) as e:
-        raise UsageError(f"checkpoint {path}: weights do not match its config.json ({_short(e)})",
-                         "the files come from different runs; use a checkpoint as `charlm train` wrote it") from None
+    except RuntimeError as e:
+        raise UsageError(f"checkpoint {path}: weights do not match its config.json ({_short(e)})", mismatch) from None
     model.to(device)
     return Checkpoint(path, model, vocab, model_config, TrainConfig.from_dict(meta.get("train", {})), meta)
+
+
+def _stored_params(weights: Path) -> int:
+    """How many numbers a safetensors file holds, read from its header alone."""
+    with safe_open(weights, framework="pt") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 
 def load_resume_state(path: Path) -> tuple[dict[str, torch.Tensor], ResumeState]:
