@@ -9,6 +9,7 @@ from charlm.errors import UsageError
 
 CELLS = ("lstm", "gru", "rnn")
 OPTIMIZERS = ("adamw", "adagrad", "rmsprop")
+DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU (charlm.device)
 # Peak learning rates that suit each optimizer when the user names none.
 DEFAULT_LR = {"adamw": 1.5e-2, "adagrad": 1e-1, "rmsprop": 2e-3}
 MAX_LR = 10.0                # no optimizer here learns anything above it
@@ -79,8 +80,8 @@ class TrainConfig:
             _positive("steps", self.steps)
         if self.minutes is not None and not (self.minutes > 0 and math.isfinite(self.minutes)):
             raise UsageError(f"--minutes must be a positive number, got {self.minutes}", "try --minutes 5")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"unknown device {self.device!r}", "use auto, cpu or cuda")
+        if self.device not in DEVICES:
+            raise UsageError(f"unknown device {self.device!r}", f"use {', '.join(DEVICES)}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UsageError(f"unknown precision {self.precision!r}", "use auto, fp32 or bf16")
         if self.threads is not None:

@@ -259,7 +259,8 @@ def _describe(source: CorpusSource) -> str:
 class StreamBatches:
     """`batch_size` parallel streams over `ids`, cut into chunks of `seq_len` (see module doc)."""
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, streams: slice = slice(None)):
+        """`streams`: which of the `batch_size` streams to serve (a rank's share under torchrun)."""
         self.ids, self.batch_size, self.seq_len = ids, batch_size, seq_len
         self.stream_len = (len(ids) - 1) // batch_size          # +1: targets run one past inputs
         self.chunks_per_epoch = self.stream_len // seq_len
@@ -269,7 +270,7 @@ class StreamBatches:
                 f"the training text has {len(ids):,} characters, fewer than one batch needs "
                 f"({batch_size} x {seq_len} + 1 = {need:,})",
                 "use a longer text, or a smaller --batch-size / --seq-len")
-        self._starts = np.arange(batch_size, dtype=np.int64)[:, None] * self.stream_len
+        self._starts = np.arange(batch_size, dtype=np.int64)[streams, None] * self.stream_len
         self._offsets = np.arange(seq_len + 1, dtype=np.int64)[None, :]
 
     def batch(self, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,12 +280,13 @@ class StreamBatches:
         return t[:, :-1], t[:, 1:]
 
 
-def eval_streams(ids: np.ndarray, n_streams: int, chunk: int = 512):
+def eval_streams(ids: np.ndarray, n_streams: int, chunk: int = 512, streams: slice = slice(None)):
     """Chunks (x, y) of shape (S, <=chunk), int64, for evaluation with carried state.
 
     1-D `ids` is cut into S = `n_streams` contiguous pieces run side by side (fast on long texts),
     covering all but a few of its transitions; 2-D `ids` (a `validation_sample`) has one stream
     per row. Each chunk is converted on its own, so memory stays bounded for any length.
+    `streams` keeps some of the S (a rank's share of a validation).
     """
     if ids.ndim == 2:
         x, y = ids[:, :-1], ids[:, 1:]
@@ -293,6 +295,7 @@ def eval_streams(ids: np.ndarray, n_streams: int, chunk: int = 512):
         stream_len = (len(ids) - 1) // n_streams
         x = ids[: n_streams * stream_len].reshape(n_streams, stream_len)      # views, also of a memmap
         y = ids[1: n_streams * stream_len + 1].reshape(n_streams, stream_len)
+    x, y = x[streams], y[streams]
     for i in range(0, x.shape[1], chunk):
         yield (torch.from_numpy(np.asarray(x[:, i:i + chunk], dtype=np.int64)),
                torch.from_numpy(np.asarray(y[:, i:i + chunk], dtype=np.int64)))

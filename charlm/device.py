@@ -11,11 +11,29 @@ from charlm.errors import UsageError
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """`auto`: an NVIDIA GPU (CUDA), else Apple's GPU (MPS), else the CPU. Checkpoints are saved
+    from the CPU and loaded onto any of them, so a run moves freely between the three."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but no CUDA GPU is available", "use --device cpu or auto")
+    if name == "mps" and not mps_available():
+        raise UsageError("--device mps was asked for but Apple's GPU (MPS) is not available here",
+                         "use --device cpu or auto")
     return torch.device(name)
+
+
+def mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work (timing it honestly); nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def cpu_flags() -> frozenset[str]:
@@ -43,6 +61,8 @@ def precision_candidates(device: torch.device) -> tuple[str, ...]:
     a Zen 5 EPYC; the oneDNN kernels differ by shape), so it is measured."""
     if device.type == "cuda":
         return ("bf16",) if torch.cuda.is_bf16_supported() else ("fp32",)
+    if device.type == "mps":
+        return ("fp32",)          # MPS's bf16 autocast covers too few of the LSTM's kernels to gain
     flags = cpu_flags()
     if "amx_bf16" in flags:
         return ("bf16",)

@@ -33,17 +33,17 @@ class EvalResult:
 
 
 def evaluate(model: CharRNN, ids: np.ndarray, device: torch.device, precision: str = "fp32",
-             streams: int = 16) -> EvalResult:
+             streams: int = 16, share: slice = slice(None)) -> EvalResult:
     """Mean cross-entropy of predicting each next character of `ids`, state carried through.
 
     The text is cut into `streams` contiguous pieces run side by side (each carries its own
     state from its first character), which is ~streams x faster than one stream and differs
     from it only in the first few characters of each piece. 2-D `ids` (a validation sample of
     separate windows) runs one stream per row instead, so no state crosses from one window
-    into another.
+    into another. `share` reads only some of the streams (a rank's, to be summed over ranks).
     """
     total, count = 0.0, 0
-    for logits, y in stream_logits(model, ids, device, precision, streams):
+    for logits, y in stream_logits(model, ids, device, precision, streams, share):
         total += char_loss(logits, y, reduction="sum").item()
         count += y.numel()
     return EvalResult(total / max(count, 1), count)
@@ -51,7 +51,7 @@ def evaluate(model: CharRNN, ids: np.ndarray, device: torch.device, precision: s
 
 @torch.no_grad()
 def stream_logits(model: CharRNN, ids: np.ndarray, device: torch.device, precision: str = "fp32",
-                  streams: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                  streams: int = 16, share: slice = slice(None)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The model's logits (S, T, V) for each chunk of `ids` and the characters they predict
     (S, T), in order, state carried from chunk to chunk: how evaluation reads a text (see
     `evaluate` for `streams`). The first character of each stream is read, never predicted.
@@ -60,7 +60,9 @@ def stream_logits(model: CharRNN, ids: np.ndarray, device: torch.device, precisi
     model.eval()
     hidden = None
     try:
-        for x, y in eval_streams(ids, streams):
+        for x, y in eval_streams(ids, streams, streams=share):
+            if x.size(0) == 0:
+                return                          # more ranks than streams: nothing for this one
             x, y = x.to(device), y.to(device)
             with autocast(device, precision):
                 logits, hidden = model(x, hidden)

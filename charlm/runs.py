@@ -12,6 +12,7 @@ from pathlib import Path
 from charlm.checkpoint import read_meta
 from charlm.config import ModelConfig, TrainConfig
 from charlm.data import EncodedCorpus, encode_corpus
+from charlm.distributed import current_team
 from charlm.errors import UsageError
 from charlm.metrics import read_metrics
 from charlm.paths import checkpoints_dir
@@ -107,17 +108,23 @@ def new_trainer(corpus: EncodedCorpus, spec: str, model_config: ModelConfig, tra
     that was stopped before its first checkpoint) that remembers its corpus as `spec`."""
     model_config.validate()
     train_config.validate()
+    team = current_team()
+    team.decide(lambda: _check_new_run_dir(run_dir))     # rank 0 looks, before any rank writes there
+    trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks)   # refuses a too-short text
+    if team.writes:
+        try:
+            RunDir(run_dir).write_source(spec, encoding)                       # before anything is written
+        except OSError as e:
+            raise UsageError(f"cannot create the run directory {run_dir} ({e.strerror})",
+                             "choose another place with --out, or fix its permissions") from None
+    return trainer
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
     if run_dir.is_dir():
         RunDir(run_dir).check_idle("wait for it to finish or choose another --out")
     if run_dir.exists() and (not run_dir.is_dir() or any(p.name not in (SOURCE, LOCK) for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} already exists and is not empty", "choose another run directory (--out), or resume it")
-    trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks)   # refuses a too-short text
-    try:
-        RunDir(run_dir).write_source(spec, encoding)                           # before anything is written
-    except OSError as e:
-        raise UsageError(f"cannot create the run directory {run_dir} ({e.strerror})",
-                         "choose another place with --out, or fix its permissions") from None
-    return trainer
 
 
 def resume_state(run_dir: Path) -> tuple[ModelConfig, TrainConfig, ResumeState]:
@@ -136,7 +143,7 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
     finds the corpus (default: charlm.corpora.resolve_corpus, which knows catalog names).
     """
     run = RunDir(run_dir)
-    run.check_idle("wait for it to finish before resuming it")
+    current_team().decide(lambda: run.check_idle("wait for it to finish before resuming it"))   # before rank 0 claims it
     model_cfg, train_cfg, _ = resume_state(run.path)
     for key, value in (train_overrides or {}).items():
         setattr(train_cfg, key, value)
@@ -147,5 +154,6 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
         if source is None:
             raise UsageError(f"{run.path} does not record its corpus (no readable source.json)",
                              "resume it from the command line: charlm train CORPUS --resume RUN_DIR")
-    corpus = encode_corpus(resolve(*(source or ("", "utf-8"))), CharVocab.load(run.resume_checkpoint() / "tokenizer.json"))
+    with current_team().rank0_first():            # one rank builds the encoded cache, the others read it
+        corpus = encode_corpus(resolve(*(source or ("", "utf-8"))), CharVocab.load(run.resume_checkpoint() / "tokenizer.json"))
     return Trainer(corpus, model_cfg, train_cfg, run_dir, callbacks, resume=True)

@@ -27,7 +27,7 @@ import torch
 
 from charlm.allocator import keep_freed_memory
 from charlm.config import ModelConfig, TrainConfig
-from charlm.device import cpu_flags, pick_device
+from charlm.device import cpu_flags, pick_device, synchronize
 from charlm.footprint import check_fits
 from charlm.model import CharRNN
 from charlm.optim import build_optimizer
@@ -62,6 +62,8 @@ def machine_key(device: torch.device | None = None, threads: int | None = None) 
     threads = threads or torch.get_num_threads()
     if device.type == "cuda":
         hw = torch.cuda.get_device_name(device)
+    elif device.type == "mps":
+        hw = f"Apple MPS on {cpu_model()}"
     else:   # the CPU's flags, and the instruction sets torch and oneDNN were told to use of them
         flags = hashlib.sha256(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:12]
         isa = "/".join(filter(None, (torch.backends.cpu.get_cpu_capability(), os.environ.get("ONEDNN_MAX_CPU_ISA"))))
@@ -168,8 +170,7 @@ def measure(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Ev
             raise Cancelled()
         t0 = time.perf_counter()
         _, hidden = step(x[:, :-1], x[:, 1:], hidden, 1e-3)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         now = time.perf_counter()
         if i >= WARMUP_STEPS:
             best = min(best, now - t0)

@@ -28,6 +28,7 @@ from charlm.checkpoint import load_checkpoint, load_resume_state, read_meta, sav
 from charlm.config import ModelConfig, TrainConfig, to_dict
 from charlm.data import EncodedCorpus, StreamBatches, validation_sample
 from charlm.device import deterministic_compute, pick_device, pick_precision
+from charlm.distributed import current_team
 from charlm.errors import UsageError
 from charlm.evaluate import evaluate
 from charlm.footprint import check_fits
@@ -123,26 +124,31 @@ class Trainer:
         keep_freed_memory()               # ~1.5x faster steps on glibc: see charlm/allocator.py
         self.corpus, self.cfg, self.rundir = corpus, train_config, RunDir(run_dir)
         self.callbacks = callbacks or TrainCallbacks()
-        self.device = pick_device(train_config.device)
+        self.team = current_team()        # one process, or the ranks torchrun started (charlm.distributed)
+        self.device = self.team.device(pick_device(train_config.device))
         if train_config.deterministic:
             # CPU kernels split their sums by thread: the count is fixed, and recorded with the
             # run, so a resumed run computes alike.
             train_config.threads = train_config.threads or ThreadGovernor().fixed or max(1, int(usable_cores()))
-        self.threads = ThreadGovernor(train_config.threads)
+        self.threads = ThreadGovernor(train_config.threads or self.team.threads())
         train_ids, self.val_ids = corpus.split(train_config.val_fraction)
         if len(self.val_ids) < 2:
             raise UsageError(f"the validation split of {corpus.name} is empty", "use a longer text or a larger --val-fraction")
         self.val_sample = validation_sample(self.val_ids)    # bounded: the same windows at every validation
-        self.batches = StreamBatches(train_ids, train_config.batch_size, train_config.seq_len)
+        self.streams = self.team.streams(train_config.batch_size)      # all B on one process
+        self.batches = StreamBatches(train_ids, train_config.batch_size, train_config.seq_len, self.streams)
         model_config.vocab_size = len(corpus.vocab)
         check_fits(model_config, train_config, self.device)  # before anything is allocated
-        self.precision = ("fp32" if train_config.deterministic else
-                          pick_precision(train_config.precision, self.device, model_config, train_config))
+        self.precision = ("fp32" if train_config.deterministic else self.team.decide(
+            lambda: pick_precision(train_config.precision, self.device, model_config, train_config)))
         torch.manual_seed(train_config.seed)
         self.model = CharRNN(model_config).to(self.device)
+        if not self.team.solo:
+            torch.manual_seed(train_config.seed * 1_000_003 + self.team.rank)   # each rank its own dropout masks
         self.optimizer = build_optimizer(self.model, train_config)
         self._lock = threading.Lock()     # guards weights against a snapshot taken mid-update
-        self._step = TrainStep(self.model, self.optimizer, self.device, self.precision, train_config.grad_clip, self._lock)
+        self._step = TrainStep(self._trained_module(), self.optimizer, self.device, self.precision,
+                               train_config.grad_clip, self._lock)
         self.step, self.elapsed, self.chunk, self.hidden = 0, 0.0, 0, None
         self.best_val, self.last_val, self.train_loss = math.inf, math.inf, math.nan
         self.log_window = [0.0, 0]        # train-loss sum and count since the last metrics row
@@ -158,6 +164,15 @@ class Trainer:
     def run_dir(self) -> Path:
         return self.rundir.path
 
+    def _trained_module(self) -> torch.nn.Module:
+        """What the step runs: the model, or under torchrun the model in DistributedDataParallel
+        (which starts every rank from rank 0's weights and averages gradients in backward)."""
+        if self.team.solo:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+
     # -- the budget ------------------------------------------------------------------
     def progress(self) -> float:
         return self.cfg.budget_fraction(self.step, self.elapsed)
@@ -171,20 +186,25 @@ class Trainer:
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> TrainResult:
         stop, pause = stop or threading.Event(), pause or threading.Event()
         exact = deterministic_compute(self.device) if self.cfg.deterministic else contextlib.nullcontext()
-        with self.rundir.claim(), exact:     # the one writer; settles what a crash left half-done
-            with self._writing(self.rundir.metrics_path):
-                self.rundir.trim_metrics(self.step)      # the steps a crash undid are done again
+        # The one writer (rank 0 under torchrun); claiming settles what a crash left half-done.
+        claim = self.rundir.claim() if self.team.writes else contextlib.nullcontext()
+        with claim, exact:
+            if self.team.writes:
+                with self._writing(self.rundir.metrics_path):
+                    self.rundir.trim_metrics(self.step)      # the steps a crash undid are done again
             if self.saved_step is None:
                 self._save(LAST)          # from the first step on, there is a checkpoint to go back to
             return self._loop(stop, pause)
 
-    def _loop(self, stop: threading.Event, pause: threading.Event) -> TrainResult:
+    def _loop(self, request: threading.Event, pause: threading.Event) -> TrainResult:
         self.threads.start()              # on this thread: OpenMP's thread count is per thread
         self.callbacks.on_start(self)
         window_chars, window_start = 0, time.perf_counter()
         clock = time.perf_counter()
         chars_per_sec = 0.0
         start_step, start_elapsed = self.step, self.elapsed
+        # Under torchrun a stop asked of one rank is acted on by all at the same step (`_agree`).
+        stop = request if self.team.solo else threading.Event()
         while self.progress() < 1.0 and not stop.is_set():
             if pause.is_set():
                 self.elapsed += time.perf_counter() - clock
@@ -195,13 +215,13 @@ class Trainer:
                 continue
             lr = lr_at(self.progress(), self.cfg) * self.lr_scale
             loss = self._train_step(lr)
+            now = time.perf_counter()
+            loss = self._agree(loss, now - clock, request, stop)
             if not math.isfinite(loss):
                 self._roll_back(loss)
                 clock = window_start = time.perf_counter()
                 window_chars = 0
                 continue
-            now = time.perf_counter()
-            self.elapsed += now - clock
             clock = now
             window_chars += self.cfg.batch_size * self.cfg.seq_len
             self.train_loss = loss if math.isnan(self.train_loss) else 0.95 * self.train_loss + 0.05 * loss
@@ -225,12 +245,24 @@ class Trainer:
             if self.step % self.cfg.eval_every == 0 and progress < 1.0:
                 self._validate()
                 clock = time.perf_counter()   # _validate added its own time (saves too): the budget is wall clock
+                self._agree(0.0, 0.0, request, stop)
         if self.step > 0 and self._validated_at != self.step:
             self._validate()                  # also saves last/ (and best/ if it improved)
         session_chars = (self.step - start_step) * self.cfg.batch_size * self.cfg.seq_len
         return TrainResult(self.run_dir, self.step, self.elapsed, self.best_val, self.last_val,
                            stopped_early=self.progress() < 1.0,
                            chars_per_sec=session_chars / max(self.elapsed - start_elapsed, 1e-9))
+
+    def _agree(self, loss: float, seconds: float, request: threading.Event, stop: threading.Event) -> float:
+        """Count `seconds` into the budget; under torchrun, make the loss, the clock and a stop
+        request the same on every rank (charlm.distributed), so all take the same branch next."""
+        if self.team.solo:
+            self.elapsed += seconds
+            return loss
+        loss, stopping, self.elapsed = self.team.agree(loss, request.is_set(), self.elapsed + seconds)
+        if stopping:
+            stop.set()
+        return loss
 
     def _train_step(self, lr: float) -> float:
         if self.chunk >= self.batches.chunks_per_epoch:
@@ -251,11 +283,14 @@ class Trainer:
     def _validate(self) -> None:
         t0 = time.perf_counter()
         self._validated_at = self.step
-        result = evaluate(self.model, self.val_sample, self.device, self.precision)
-        self.last_val = result.nats_per_char
+        team = self.team
+        result = evaluate(self.model, self.val_sample, self.device, self.precision,
+                          share=slice(team.rank, None, team.world))       # each rank some streams
+        total, count = team.sum(result.nats_per_char * result.chars, result.chars)
+        self.last_val = total / max(count, 1)
         improved = self.last_val < self.best_val
         self.best_val = min(self.best_val, self.last_val)
-        sample = Sampler(self.model, self.corpus.vocab, self.device).generate(
+        sample = "" if not team.writes else Sampler(self.model, self.corpus.vocab, self.device).generate(
             length=self.cfg.sample_length, controls=SampleControls(SAMPLE_TEMPERATURE), seed=self.step)
         t1 = time.perf_counter()
         self.elapsed += t1 - t0
@@ -298,8 +333,9 @@ class Trainer:
                                  f"the permissions, then continue with: charlm train --resume {self.rundir.path}") from e
 
     def _log(self, **row) -> None:
-        with self._writing(self.rundir.metrics_path):
-            self.metrics.write(**row)
+        if self.team.writes:
+            with self._writing(self.rundir.metrics_path):
+                self.metrics.write(**row)
 
     def _metrics(self) -> dict:
         return {"step": self.step, "elapsed": round(self.elapsed, 3), "train_loss": _finite(self.train_loss),
@@ -312,21 +348,31 @@ class Trainer:
 
     def _save(self, which: str) -> None:
         path = self.rundir.path / which
-        with self._writing(path):
-            save_checkpoint(path, self.model, self.corpus.vocab, self.cfg, self._corpus_meta(), self._metrics(),
-                            self._resume_state() if which == LAST else None)
+        resume = self._resume_state() if which == LAST else None      # every rank: it gathers their states
+        if self.team.writes:
+            with self._writing(path):
+                save_checkpoint(path, self.model, self.corpus.vocab, self.cfg, self._corpus_meta(), self._metrics(),
+                                resume)
+        self.team.barrier()               # a rollback on any rank reads what was just written
         if which == LAST:
             self.saved_step = self.step
         self.callbacks.on_checkpoint(path)
 
     def _resume_state(self) -> tuple[dict[str, torch.Tensor], ResumeState]:
+        """What last/ needs to go on exactly (under torchrun: the carried state of all B streams
+        and every rank's random state, gathered, so any number of ranks can resume the run)."""
+        team = self.team
         tensors, opt_state = optimizer_state(self.optimizer)
-        tensors["rng.torch"] = torch.get_rng_state()                 # dropout masks
+        rngs = {"rng.torch": torch.get_rng_state()}                  # dropout masks
         if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            rngs["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for key, state in rngs.items():
+            tensors[key] = state
+            if not team.solo:
+                tensors[f"{key}.ranks"] = team.gather_rows(state[None])    # (ranks, n)
         if self.hidden is not None:
             for i, h in enumerate(self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)):
-                tensors[f"hidden.{i}"] = h.float()
+                tensors[f"hidden.{i}"] = team.gather_rows(h.float(), dim=1)       # (layers, B, H)
         return tensors, ResumeState(self.step, self.elapsed, self.chunk, opt_state, _finite(self.best_val),
                                     _finite(self.train_loss), list(self.log_window), self.lr_scale, self.rollbacks)
 
@@ -344,10 +390,15 @@ class Trainer:
         with self._lock:
             self.model.load_state_dict(ckpt.model.state_dict())
             restore_optimizer(self.optimizer, tensors, state.optimizer)
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        hidden = [tensors[k].to(self.device) for k in sorted(t for t in tensors if t.startswith("hidden."))]
+        cpu_rng, cuda_rng = self._rank_rng(tensors, "rng.torch"), self._rank_rng(tensors, "rng.cuda")
+        if cpu_rng is None:           # a rank the run did not have: masks of its own, from the seed
+            torch.manual_seed(self.cfg.seed * 1_000_003 + self.team.rank + state.step)
+        else:
+            torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+        hidden = [tensors[k][:, self.streams].to(self.device)                 # this rank's streams
+                  for k in sorted(t for t in tensors if t.startswith("hidden."))]
         self.hidden = None if not hidden else (tuple(hidden) if len(hidden) > 1 else hidden[0])
         self.step, self.elapsed, self.chunk = state.step, state.elapsed, state.chunk
         self.saved_step = state.step
@@ -356,6 +407,13 @@ class Trainer:
         self.train_loss = math.nan if state.train_loss is None else state.train_loss
         self.log_window = list(state.log_window)
         self.lr_scale, self.rollbacks = state.lr_scale, state.rollbacks
+
+    def _rank_rng(self, tensors: dict[str, torch.Tensor], key: str) -> torch.Tensor | None:
+        """This rank's saved random state (None: the run had no such rank when it was saved)."""
+        ranks = tensors.get(f"{key}.ranks")
+        if ranks is not None and self.team.rank < ranks.size(0):
+            return ranks[self.team.rank].clone()
+        return tensors.get(key) if self.team.rank == 0 else None
 
     # -- for a UI: the model as it is right now ----------------------------------------
     def snapshot(self) -> CharRNN:

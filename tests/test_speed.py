@@ -9,6 +9,7 @@ import torch
 from charlm import device as D
 from charlm import speed as S
 from charlm.config import ModelConfig, TrainConfig
+from charlm.errors import UsageError
 from charlm.step import TrainStep
 
 
@@ -124,3 +125,19 @@ def test_a_real_run_is_recorded_beside_the_timing():
     assert S.run_speed(m, t, "fp32") is None
     S.record_run(m, t, "fp32", 12345.6)
     assert S.run_speed(m, t, "fp32") == 12346
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_device_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(D, "mps_available", lambda: mps)
+    assert D.pick_device("auto").type == expected
+
+
+def test_a_device_that_is_not_here_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(D, "mps_available", lambda: False)
+    for name in ("cuda", "mps"):
+        with pytest.raises(UsageError, match=f"--device {name} was asked for"):
+            D.pick_device(name)
+    assert D.precision_candidates(torch.device("mps")) == ("fp32",)

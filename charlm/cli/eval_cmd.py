@@ -6,6 +6,7 @@ import json
 import sys
 
 from charlm.cli import args as A
+from charlm.config import DEVICES
 from charlm.corpora import resolve_corpus
 from charlm.errors import UsageError
 from charlm.rundir import RunDir
@@ -22,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--streams", type=A.positive_int, default=1,
                    help="evaluate N pieces side by side (faster; 1 = one exact stream, the default)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
                    help="fp32 by default: the reference figure")
     p.add_argument("--weights", choices=("fp32", "bf16", "int8"),

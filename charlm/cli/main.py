@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(message: str) -> None:
-    print(f"charlm: error: {message}", file=sys.stderr)
+    from charlm.distributed import is_writer
+    if is_writer():         # under torchrun every rank meets the same error: rank 0 says it
+        print(f"charlm: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

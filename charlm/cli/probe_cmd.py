@@ -6,6 +6,7 @@ import json
 
 from charlm.cli import args as A
 from charlm.cli.textarg import add_text_args, text_from_args, warn_unknown
+from charlm.config import DEVICES
 
 SURPRISES_LISTED = 10
 
@@ -20,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=A.positive_int, default=5, help="guesses kept per position (default 5)")
     p.add_argument("--json", action="store_true",
                    help='print {"nats_per_char", "bits_per_char", "chars": [{"char", "prob", "top": [[char, prob], ...]}]}')
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.set_defaults(func=run)
 
 

@@ -11,8 +11,8 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from charlm.config import param_count
 from charlm.autosize import AutoChoice
+from charlm.config import param_count
 from charlm.references import verdict
 from charlm.threads import ThreadChoice
 from charlm.train import EvalReport, RollbackReport, StepReport, TrainCallbacks, Trainer, TrainingStopped
@@ -43,6 +43,19 @@ class _RichProgress(TrainCallbacks):
         if not self.quiet:
             self.console.rule(f"step {r.step} · val {r.val_loss:.3f} nats/char ({r.val_bpc:.3f} bits/char)", style="dim")
             self.console.print(r.sample, markup=False, highlight=False)
+
+
+def train_silently(trainer: Trainer) -> int:
+    """A rank other than 0 under torchrun: it trains its share and says nothing (rank 0 reports)."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())   # rank 0's stop, agreed
+    try:
+        trainer.run(stop)
+    except TrainingStopped:
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
 
 
 def train_with_progress(trainer: Trainer, quiet: bool, choice: AutoChoice | None = None) -> int:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from charlm.cli import args as A
+from charlm.config import DEVICES
 from charlm.corpus import CorpusSource, read_text
 from charlm.errors import UsageError
 from charlm.paths import missing_path_problem
@@ -25,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=A.nonneg_int, help="same seed, same text")
     p.add_argument("--num-samples", type=A.positive_int, default=1, help="samples, generated in one batch")
     p.add_argument("--stop", help="stop a sample once this string appears")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--weights", choices=("auto", "fp32", "bf16", "int8", "reference"), default="auto",
                    help="precision of the per-character step (default auto: the fastest here that keeps "
                    "the model's loss within 0.003 nats/char of fp32; reference: the model's own forward pass)")

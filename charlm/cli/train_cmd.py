@@ -7,8 +7,8 @@ from pathlib import Path
 from rich.console import Console
 
 from charlm.cli import args as A
-from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, OPTIMIZERS, PRESETS, ModelConfig,
-                           TrainConfig, preset_configs)
+from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, DEVICES, OPTIMIZERS, PRESETS, ModelConfig,
+    TrainConfig, preset_configs, to_dict)
 from charlm.corpora import default_corpus, record_spec, resolve_corpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
@@ -49,7 +49,7 @@ def register(sub) -> None:
                    "(at most this many steps are lost if the machine goes down)")
     t.add_argument("--log-every", type=A.positive_int, help="steps between train-loss rows in metrics.jsonl (default 20)")
     t.add_argument("--val-fraction", type=A.unit_open, help="held-out fraction at the end (default 0.1)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--device", choices=DEVICES)
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
     t.add_argument("--seed", type=A.nonneg_int)
     t.add_argument("--threads", type=A.positive_int, help="compute threads (default: one per core no other "
@@ -63,18 +63,27 @@ def register(sub) -> None:
 
 def run(args) -> int:
     # torch is imported only now: flags are checked, and errors reported, without its ~1.5 s.
-    from charlm.cli.progress import train_with_progress
+    from charlm.cli.progress import train_silently, train_with_progress
     from charlm.data import encode_corpus
+    from charlm.distributed import current_team, leave
     from charlm.runs import new_trainer
-    if args.resume is not None:
-        return _resume(args)
-    _check_flags(args)                  # before the corpus is read: a typo should cost nothing
-    source, spec = _source(args)
-    corpus = encode_corpus(source)
-    model_cfg, train_cfg, choice = _configs(args, corpus)
-    run_dir = args.out or new_run_dir(corpus.name)
-    trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
-    return train_with_progress(trainer, args.quiet, choice)
+    team = current_team()               # under torchrun: join the other ranks (charlm.distributed)
+    try:
+        if args.resume is not None:
+            return _resume(args, team)
+        _check_flags(args)              # before the corpus is read: a typo should cost nothing
+        with team.rank0_first():        # a download, the encoded cache: made once, then found
+            source, spec = _source(args)
+            corpus = encode_corpus(source)
+        # What must be the same on every rank is decided on rank 0: the shape (auto times it), the run's name.
+        model_cfg, train_cfg, choice = team.decide(
+            lambda: _configs(args, corpus), lambda c: [to_dict(c[0]), to_dict(c[1])],
+            lambda d: (ModelConfig.from_dict(d[0]), TrainConfig.from_dict(d[1]), None))
+        run_dir = Path(team.decide(lambda: str(args.out or new_run_dir(corpus.name))))
+        trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
+        return train_with_progress(trainer, args.quiet, choice) if team.writes else train_silently(trainer)
+    finally:
+        leave()
 
 
 def _configs(args, corpus):
@@ -137,8 +146,8 @@ def _apply_train_flags(args, train_cfg) -> None:
         train_cfg.precision = "fp32"        # so auto sizes the model for the precision it will train in
 
 
-def _resume(args) -> int:
-    from charlm.cli.progress import train_with_progress
+def _resume(args, team) -> int:
+    from charlm.cli.progress import train_silently, train_with_progress
     from charlm.runs import resume_trainer
     if any(getattr(args, n) is not None for n in MODEL_FLAGS) or args.preset:
         raise UsageError("a resumed run keeps its model shape", "drop --preset/--cell/--layers/--hidden/--embed/--dropout")
@@ -151,4 +160,4 @@ def _resume(args) -> int:
     if trainer.progress() >= 1.0:
         raise UsageError(f"{args.resume} already finished its budget ({trainer.step} steps, {trainer.elapsed / 60:.1f} min)",
                          "pass a larger total --steps or --minutes to train it further")
-    return train_with_progress(trainer, args.quiet)
+    return train_with_progress(trainer, args.quiet) if team.writes else train_silently(trainer)
