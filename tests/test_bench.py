@@ -79,3 +79,16 @@ def test_inspect_speed_prints_probe_neurons_and_novelty(trained_run, tmp_path):
                      r"[\d,]+ training characters\), peak RSS [\d,]+ MB, index [\d,]+ MB on disk$", out.stdout, re.M)
     assert re.search(r"^query, a passage of the training text, again: [\d.]+ s; 100\.00% of 20-char windows copied, "
                      r"longest span 10,000 chars$", out.stdout, re.M), out.stdout
+
+
+def test_ddp_speed_prints_one_process_n_ranks_and_the_communication_share(tiny_corpus):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    out = subprocess.run([sys.executable, "-m", "bench.ddp_speed", "--preset", "tiny", "--steps", "12",
+                          "--batch-size", "8", "--seq-len", "32", "--corpus", str(tiny_corpus)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("machine: ")
+    one = re.search(r"^  1 process \(\d+ threads\): ([\d,]+) chars/s$", out.stdout, re.M)
+    two = re.search(r"^  2 ranks .*: ([\d,]+) chars/s · (\d+\.\d\d)x one process", out.stdout, re.M)
+    assert one and two and int(two.group(1).replace(",", "")) > 0, out.stdout
+    assert re.search(r"communication \d+% of a step$", out.stdout, re.M), out.stdout
