@@ -8,6 +8,7 @@ the very next character uses the new values.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -51,8 +52,10 @@ def pick(logits: torch.Tensor, controls: SampleControls,
     probability the model itself (temperature 1) gave each. Few operations: at batch 1 each
     costs more in dispatch than in arithmetic."""
     logits = logits.float()
-    model_probs = torch.softmax(logits, dim=-1)
     t, k, p = controls.temperature, controls.top_k, controls.top_p
+    if logits.size(0) == 1 and t > 0 and not 0 < k < logits.size(-1) and p >= 1.0:
+        return _pick_one(logits[0], t, generator)
+    model_probs = torch.softmax(logits, dim=-1)
     if t <= 0:
         scores = logits.clone()
         scores[:, UNK_ID] = -math.inf                  # <unk> is never a thing to say
@@ -75,6 +78,19 @@ def pick(logits: torch.Tensor, controls: SampleControls,
                 probs.masked_fill_(drop_sorted.scatter(-1, order, drop_sorted), 0.0)
         ids = draw(probs, generator)
     return ids, model_probs.gather(-1, ids[:, None])[:, 0]
+
+
+def _pick_one(logits: torch.Tensor, t: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`pick` for one stream with no top-k or top-p, the common case of play: the same draw as
+    `draw` (the inverse of the cumulative sum at a uniform draw, <unk> left out), with the
+    search done in Python over the V cumulative sums, which costs less than the tensor ops."""
+    model_probs = torch.softmax(logits, dim=-1)
+    probs = model_probs if t == 1.0 else torch.softmax(logits / t, dim=-1)
+    cdf = probs.cumsum(-1).tolist()
+    floor = cdf[UNK_ID]           # <unk> is id 0, the first sum: drawing above its mass leaves it out
+    u = floor + torch.rand(1, generator=generator).item() * (cdf[-1] - floor)
+    i = min(bisect.bisect_right(cdf, u), len(cdf) - 1)
+    return torch.tensor([i]), model_probs[i:i + 1]
 
 
 def draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -162,14 +178,17 @@ class Sampler:
     def __init__(self, model: CharRNN, vocab: CharVocab, device: torch.device | str = "cpu", weights: str = "fp32"):
         self.model, self.vocab, self.device = model, vocab, torch.device(device)
         self.weights = weights if self.device.type == "cpu" else "reference"
+        self._prepared: dict = {}        # precision -> StepWeights: made once, shared by every stream
 
     def stepper(self, batch: int):
         """A per-character step for `batch` streams (a fresh one per stream: it holds the state)."""
         if self.weights == "reference":
             return ReferenceStepper(self.model, self.device)
-        from charlm.stepper import Stepper, fastest_weights
+        from charlm.stepper import Stepper, StepWeights, fastest_weights
         weights = fastest_weights(self.model, batch) if self.weights == "auto" else self.weights
-        return Stepper(self.model, batch, weights)
+        if weights not in self._prepared:
+            self._prepared[weights] = StepWeights(self.model, weights)
+        return Stepper(self.model, batch, self._prepared[weights])
 
     def prompt_ids(self, prime: str) -> list[int]:
         """Prime ids with characters the vocabulary lacks skipped (see `unknown_note`); a prime

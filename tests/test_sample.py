@@ -235,3 +235,20 @@ def test_sampler_output_always_decodes(ckpt, prime, temperature, top_k, top_p, s
         text = vocab.decode(row)
         assert len(row) == 20 and vocab.encode(text) == row
         assert text.encode("utf-8").decode("utf-8") == text
+
+
+@pytest.mark.parametrize("rows", [1, 2])              # one stream (its own path) and a batch
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_pick_draws_each_character_as_often_as_its_probability(rows, temperature):
+    from charlm.sample import pick
+    logits = torch.tensor([[2.0, 0.5, -1.0, 1.5, 0.0, -3.0, 1.0, 0.2]]).repeat(rows, 1)
+    expected = torch.softmax(logits[0] / temperature, -1)
+    expected[UNK_ID] = 0.0
+    expected /= expected.sum()                          # <unk> is left out, the rest renormalised
+    gen, counts, draws = torch.Generator().manual_seed(0), torch.zeros(8), 20_000 // rows
+    for _ in range(draws):
+        ids, probs = pick(logits, SampleControls(temperature), gen)
+        counts += torch.bincount(ids, minlength=8)
+        assert torch.allclose(probs, torch.softmax(logits, -1).gather(-1, ids[:, None])[:, 0])
+    assert counts[UNK_ID] == 0
+    assert torch.allclose(counts / counts.sum(), expected, atol=0.012), (counts / counts.sum(), expected)
