@@ -23,8 +23,13 @@ def surprise_colour(bits: float) -> str:
     return next(colour for top, colour, _ in SURPRISE_STEPS if bits < top)
 
 
+def surprise_styles(bits: np.ndarray) -> list[str]:
+    """One style per character: its surprise's colour behind black text."""
+    return [f"black on {surprise_colour(b)}" for b in bits]
+
+
 def surprise_text(chars: list[str], bits: np.ndarray) -> Text:
-    return _shaded(chars, [f"black on {surprise_colour(b)}" for b in bits])
+    return _shaded(chars, surprise_styles(bits))
 
 
 def surprise_legend() -> Text:
@@ -47,8 +52,18 @@ def activation_colour(value: float, scale: float) -> str:
     return f"rgb(255,{fade},{fade})" if x >= 0 else f"rgb({fade},{fade},255)"
 
 
+def activation_scale(kind: str, values: np.ndarray) -> float:
+    """The activation shown at full colour: 1 for an output `h` (a tanh, within [-1, 1]); for a
+    cell state `c`, unbounded, the largest it reaches in this text."""
+    return 1.0 if kind == "h" else max(float(np.abs(values).max()), 1e-6)
+
+
+def activation_styles(values: np.ndarray, scale: float) -> list[str]:
+    return [f"black on {activation_colour(v, scale)}" for v in values]
+
+
 def activation_text(chars: list[str], values: np.ndarray, scale: float) -> Text:
-    return _shaded(chars, [f"black on {activation_colour(v, scale)}" for v in values])
+    return _shaded(chars, activation_styles(values, scale))
 
 
 def activation_legend(scale: float) -> Text:

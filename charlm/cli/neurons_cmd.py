@@ -74,13 +74,12 @@ def _table(top, total: int, pattern: str, chars: int) -> None:
 
 
 def _show(ckpt, text: str, unit, score: float | None) -> None:
-    import numpy as np
     from rich.console import Console
 
     from charlm.neurons import unit_trace
-    from charlm.shading import activation_legend, activation_text
+    from charlm.shading import activation_legend, activation_scale, activation_text
     values = unit_trace(ckpt.model, ckpt.vocab, text, unit)
-    scale = 1.0 if unit.kind == "h" else max(float(np.abs(values).max()), 1e-6)   # h is a tanh: [-1, 1]
+    scale = activation_scale(unit.kind, values)
     console = Console(highlight=False)
     console.print(activation_text(list(text), values, scale))
     console.print(activation_legend(scale))

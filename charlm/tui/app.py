@@ -17,6 +17,7 @@ from charlm.tui.options import AppOptions
 from charlm.tui.screens.dialogs import QuitDialog
 from charlm.tui.screens.generate import GenerateScreen
 from charlm.tui.screens.help import HelpScreen
+from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.train import TrainScreen
 from charlm.tui.training import TrainingSession
@@ -59,13 +60,14 @@ class CharLMApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "charlm"
-    MODES = {"train": TrainScreen, "generate": GenerateScreen, "models": ModelsScreen}
+    MODES = {"train": TrainScreen, "generate": GenerateScreen, "models": ModelsScreen, "inspect": InspectScreen}
     DEFAULT_MODE = "train"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     BINDINGS = [
         Binding("1", "switch_mode('train')", "Train", show=False),
         Binding("2", "switch_mode('generate')", "Generate", show=False),
         Binding("3", "switch_mode('models')", "Models", show=False),
+        Binding("4", "switch_mode('inspect')", "Inspect", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+t", "toggle_dark", "Theme", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -75,11 +77,12 @@ class CharLMApp(App[int]):
         super().__init__()
         self.options = options or AppOptions()
         self.session = TrainingSession()
+        self.last_generated = ""             # the Generate screen's last text, for Inspect to read
         self.theme = self.options.theme
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, title in (("train", "Train"), ("generate", "Generate"), ("models", "Models")):
+        for mode, title in (("train", "Train"), ("generate", "Generate"), ("models", "Models"), ("inspect", "Inspect")):
             yield SystemCommand(f"Go to {title}", f"Show the {title} screen", partial(self.switch_mode, mode))
         yield SystemCommand("Help: keys", "Every key, by screen", self.action_help)
         yield SystemCommand("Light / dark theme", "Switch between the light and dark theme", self.action_toggle_dark)

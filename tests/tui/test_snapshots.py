@@ -109,3 +109,21 @@ def test_models_screen(snap_compare, tiny_corpus, relative_checkpoints):
 
 def test_help_screen(snap_compare, corpus_in_corpora):
     assert snap_compare(CharLMApp(tiny_options(corpus_in_corpora)), terminal_size=(100, 30), press=["question_mark"])
+
+
+async def inspect_fixed_text(pilot) -> None:
+    """Inspect with a fixed checkpoint and text, the cursor on the sixth character."""
+    await pilot.press("4")
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.model is not None, what="the checkpoint to load")
+    screen.query_one("#ins-text").load_text("The cat sat on the mat.\nThe dog sat on the log.\n")
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: screen.result is not None, what="the text read")
+    await pilot.press(*["right"] * 5)
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+def test_inspect_screen(snap_compare, tiny_corpus, relative_checkpoints):
+    fake_run("demo", saved_at="2024-05-01T12:00:00+0000", step=300, best=1.0)
+    assert snap_compare(CharLMApp(tiny_options(tiny_corpus)), terminal_size=(100, 30), run_before=inspect_fixed_text)

@@ -1,6 +1,6 @@
 """The real `charlm` command in a real terminal (tmux): open it, pick the tiny preset from the
 command palette, train until a sample shows, stop (saves), see the run in Models, generate
-from it, quit. Reads the screen with `tmux capture-pane`, as a person would see it."""
+from it, inspect what it wrote, quit. Reads the screen with `tmux capture-pane`, as a person would see it."""
 
 from __future__ import annotations
 
@@ -89,6 +89,13 @@ def test_train_watch_generate_quit(tmux, tmp_path):
     tmux.send("Right", "Right")
     tmux.wait_for(r"temperature [━─●]+ 0\.90")
     tmux.send("Escape")
+    tmux.send("4")                                   # Inspect the text just made
+    tmux.wait_for(r"4 Inspect")
+    time.sleep(0.5)
+    tmux.send("C-l")
+    tmux.wait_for(r"[\d,]+ characters · \d\.\d{4} nats/char · \d\.\d{4} bits/char", timeout=60)
+    tmux.send("Right", "Right")
+    tmux.wait_for(r"character 3 of the text")
     tmux.send("C-q")
     deadline = time.monotonic() + 30
     while not tmux.status.exists() and time.monotonic() < deadline:

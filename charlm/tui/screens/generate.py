@@ -198,6 +198,7 @@ class GenerateScreen(GenerateActions):
                                     detail=f"{m.cell} {m.layers}x{m.hidden} · step {step} · "
                                            f"{fmt.bpc(ckpt.metrics.get('best_val_loss'))} bits/char"))
         elif state == WorkerState.SUCCESS and worker.group == "generate":
+            self.app.last_generated = self.query_one(OutputView).text
             end: StreamEnd = worker.result
             if self.job is not None and end.sampler is not None:
                 self.end = end

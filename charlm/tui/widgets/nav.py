@@ -1,4 +1,4 @@
-"""The top line of every screen: where you are, where else to go (click or 1/2/3), and the
+"""The top line of every screen: where you are, where else to go (click or 1-4), and the
 state of the run in progress, visible from every screen."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from charlm.tui import format as fmt
 
-PAGES = (("train", "1", "Train"), ("generate", "2", "Generate"), ("models", "3", "Models"))
+PAGES = (("train", "1", "Train"), ("generate", "2", "Generate"), ("models", "3", "Models"), ("inspect", "4", "Inspect"))
 
 
 class NavBar(Horizontal):
