@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from charlm.config import PRESETS
+from charlm.tui.keys import Section, commands, sections
 from charlm.tui.options import AppOptions
 from charlm.tui.screens.dialogs import QuitDialog
 from charlm.tui.screens.generate import GenerateScreen
@@ -20,57 +20,28 @@ from charlm.tui.screens.help import HelpScreen
 from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.train import TrainScreen
+from charlm.tui.widgets.inspect_text import InspectText
 from charlm.tui.training import TrainingSession
-
-# (title, help, mode, screen action): every action, by name, in the command palette.
-COMMANDS = [
-    ("Train: start", "Start training with the corpus and model chosen", "train", "start"),
-    ("Train: pause / resume", "Pause or resume the run in progress", "train", "pause"),
-    ("Train: stop and save", "Stop training and save the checkpoint", "train", "stop"),
-    ("Train: chart against steps / minutes", "Switch the loss chart's x axis", "train", "chart_axis"),
-    *((f"Train: use the {name} preset", p.description, "train", f"preset('{name}')") for name, p in PRESETS.items()),
-    ("Generate: generate", "Generate text from the prompt", "generate", "generate"),
-    ("Generate: regenerate", "Generate again from the same prompt", "generate", "generate"),
-    ("Generate: stop", "Stop the text streaming", "generate", "stop"),
-    ("Generate: continue", "Go on from where the text stopped", "generate", "continue"),
-    ("Generate: temperature up", "Higher temperature: more adventurous text", "generate", "temperature(0.1)"),
-    ("Generate: temperature down", "Lower temperature: safer text (0 = greedy)", "generate", "temperature(-0.1)"),
-    ("Generate: top-k up", "Sample among more characters", "generate", "top_k(5)"),
-    ("Generate: top-k down", "Sample among fewer characters (0 = all)", "generate", "top_k(-5)"),
-    ("Generate: top-p up", "Keep more probability mass (1 = all)", "generate", "top_p(0.05)"),
-    ("Generate: top-p down", "Keep less probability mass", "generate", "top_p(-0.05)"),
-    ("Generate: length up", "100 more characters per Generate / Continue", "generate", "length(100)"),
-    ("Generate: length down", "100 fewer characters per Generate / Continue", "generate", "length(-100)"),
-    ("Generate: clear", "Clear the output", "generate", "clear"),
-    ("Generate: save text to a file", "Write the prompt and output to a file", "generate", "save"),
-    ("Generate: copy text", "Copy the prompt and output to the clipboard", "generate", "copy"),
-    ("Generate: colour by probability", "Colour each character by the model's probability", "generate", "colour"),
-    ("Generate: use the run being trained", "Generate from a snapshot of the live weights", "generate", "use_live"),
-    ("Models: open in Generate", "Open the selected run in Generate", "models", "open"),
-    ("Models: resume training", "Continue training the selected run", "models", "resume"),
-    ("Models: loss chart", "Show the selected run's loss chart", "models", "chart"),
-    ("Models: rename", "Rename the selected run", "models", "rename"),
-    ("Models: delete", "Delete the selected run (asks first)", "models", "delete"),
-    ("Models: refresh", "Read checkpoints/ again", "models", "refresh"),
-]
-
 
 class CharLMApp(App[int]):
     """Train, watch and play with a character model."""
 
     CSS_PATH = "app.tcss"
     TITLE = "charlm"
-    MODES = {"train": TrainScreen, "generate": GenerateScreen, "models": ModelsScreen, "inspect": InspectScreen}
+    # mode -> (title, screen, widgets whose keys work there): the tabs, keys 1-4, help and palette
+    PAGES = {"train": ("Train", TrainScreen, ()), "generate": ("Generate", GenerateScreen, ()),
+             "models": ("Models", ModelsScreen, ()), "inspect": ("Inspect", InspectScreen, (InspectText,))}
+    MODES = {mode: screen for mode, (_, screen, _) in PAGES.items()}
     DEFAULT_MODE = "train"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     BINDINGS = [
-        Binding("1", "switch_mode('train')", "Train", show=False),
-        Binding("2", "switch_mode('generate')", "Generate", show=False),
-        Binding("3", "switch_mode('models')", "Models", show=False),
-        Binding("4", "switch_mode('inspect')", "Inspect", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("ctrl+t", "toggle_dark", "Theme", show=False),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("1", "switch_mode('train')", "Train", show=False, tooltip="the Train screen (or click its tab)"),
+        Binding("2", "switch_mode('generate')", "Generate", show=False, tooltip="the Generate screen"),
+        Binding("3", "switch_mode('models')", "Models", show=False, tooltip="the Models screen"),
+        Binding("4", "switch_mode('inspect')", "Inspect", show=False, tooltip="the Inspect screen"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="this help: every key"),
+        Binding("ctrl+t", "toggle_dark", "Theme", show=False, tooltip="light / dark theme"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="quit (asks whether to save a run in progress)"),
     ]
 
     def __init__(self, options: AppOptions | None = None):
@@ -82,12 +53,16 @@ class CharLMApp(App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, title in (("train", "Train"), ("generate", "Generate"), ("models", "Models"), ("inspect", "Inspect")):
+        for mode, (title, _, _) in self.PAGES.items():
             yield SystemCommand(f"Go to {title}", f"Show the {title} screen", partial(self.switch_mode, mode))
         yield SystemCommand("Help: keys", "Every key, by screen", self.action_help)
         yield SystemCommand("Light / dark theme", "Switch between the light and dark theme", self.action_toggle_dark)
-        for title, help_text, mode, action in COMMANDS:
+        for title, help_text, mode, action in commands(self.key_sections()):
             yield SystemCommand(title, help_text, partial(self.run_on, mode, action))
+
+    def key_sections(self) -> list[Section]:
+        """Every key, by screen, read from the bindings (charlm.tui.keys)."""
+        return sections(self.BINDINGS, self.PAGES)
 
     async def run_on(self, mode: str, action: str) -> None:
         """Show `mode`'s screen and run one of its actions there."""

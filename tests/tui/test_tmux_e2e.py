@@ -89,6 +89,7 @@ def test_train_watch_generate_quit(tmux, tmp_path):
     tmux.send("Right", "Right")
     tmux.wait_for(r"temperature [━─●]+ 0\.90")
     tmux.send("Escape")
+    time.sleep(0.5)                                  # or ESC and 4 arrive as one key, alt+4
     tmux.send("4")                                   # Inspect the text just made
     tmux.wait_for(r"4 Inspect")
     time.sleep(0.5)

@@ -54,12 +54,17 @@ class InspectProgress(Message):
 
 class InspectScreen(Screen):
     BINDINGS = [
-        Binding("ctrl+r", "read", "Read the text", priority=True),
-        Binding("ctrl+l", "last_output", "Use Generate's last output", priority=True),
-        Binding("ctrl+f", "find_units", "Find units for the pattern", priority=True),
-        Binding("ctrl+u", "show_unit", "Colour by the unit typed", priority=True),
-        Binding("ctrl+e", "surprise", "Colour by surprise", priority=True),
-        Binding("escape", "cancel", "Stop the analysis", show=False),
+        Binding("ctrl+r", "read", "Read", priority=True,
+                tooltip="read the text: each character coloured by how surprised the model was"),
+        Binding("ctrl+l", "last_output", "Last output", priority=True,
+                tooltip="read the last output: the text Generate made last"),
+        Binding("ctrl+f", "find_units", "Find units", priority=True,
+                tooltip="find units: those that track the pattern typed (quote, paren, line-position, after-newline or a regex)"),
+        Binding("ctrl+u", "show_unit", "Colour by unit", priority=True,
+                tooltip="colour by unit: the one typed as LAYER:KIND:INDEX (enter on a listed unit does the same)"),
+        Binding("ctrl+e", "surprise", "Surprise", priority=True,
+                tooltip="colour by surprise: back from a unit's colours"),
+        Binding("escape", "cancel", "Stop", show=False, tooltip="stop the analysis under way"),
     ]
 
     def __init__(self) -> None:

@@ -25,12 +25,12 @@ COLUMNS = ("run", "corpus", "model", "params", "steps", "best bits/char", "saved
 
 class ModelsScreen(Screen):
     BINDINGS = [
-        Binding("g", "open", "Generate"),
-        Binding("r", "resume", "Resume"),
-        Binding("c", "chart", "Chart"),
-        Binding("n", "rename", "Rename"),
-        Binding("d,delete", "delete", "Delete"),
-        Binding("f5", "refresh", "Refresh"),
+        Binding("g", "open", "Generate", tooltip="open in Generate: play with the selected run"),
+        Binding("r", "resume", "Resume", tooltip="resume training: the selected run goes on (its chart too)"),
+        Binding("c", "chart", "Chart", tooltip="loss chart: the selected run's"),
+        Binding("n", "rename", "Rename", tooltip="rename the selected run"),
+        Binding("d,delete", "delete", "Delete", tooltip="delete the selected run (asks first)"),
+        Binding("f5", "refresh", "Refresh", tooltip="refresh: read checkpoints/ again"),
     ]
 
     def __init__(self) -> None:

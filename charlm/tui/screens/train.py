@@ -37,10 +37,10 @@ from charlm.tui.widgets.train_stats import SampleLog, TrainStats
 
 class TrainScreen(Screen):
     BINDINGS = [
-        Binding("s", "start", "Start"),
-        Binding("p,space", "pause", "Pause/Resume"),
-        Binding("x", "stop", "Stop & save"),
-        Binding("c", "chart_axis", "Steps/min"),
+        Binding("s", "start", "Start", tooltip="start: train with the corpus and model on the left"),
+        Binding("p,space", "pause", "Pause/Resume", tooltip="pause / resume the run in progress"),
+        Binding("x", "stop", "Stop & save", tooltip="stop and save: the checkpoint is kept"),
+        Binding("c", "chart_axis", "Steps/min", tooltip="chart against steps / minutes: the loss chart's x axis"),
     ]
 
     def __init__(self) -> None:

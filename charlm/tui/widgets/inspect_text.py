@@ -23,14 +23,14 @@ class InspectText(Widget, can_focus=True):
     InspectText:focus { border: round $primary; }
     """
     BINDINGS = [
-        Binding("left", "move(-1)", "Previous character", show=False),
-        Binding("right", "move(1)", "Next character", show=False),
-        Binding("up", "line(-1)", "Line up", show=False),
-        Binding("down", "line(1)", "Line down", show=False),
-        Binding("pageup", "line(-10)", "Ten lines up", show=False),
-        Binding("pagedown", "line(10)", "Ten lines down", show=False),
-        Binding("home", "jump(0)", "First character", show=False),
-        Binding("end", "jump(-1)", "Last character", show=False),
+        Binding("left", "move(-1)", "Previous character", show=False, tooltip="the cursor one character back"),
+        Binding("right", "move(1)", "Next character", show=False, tooltip="the cursor one character on"),
+        Binding("up", "line(-1)", "Line up", show=False, tooltip="the cursor a line up"),
+        Binding("down", "line(1)", "Line down", show=False, tooltip="the cursor a line down"),
+        Binding("pageup", "line(-10)", "Ten lines up", show=False, tooltip="the cursor ten lines up"),
+        Binding("pagedown", "line(10)", "Ten lines down", show=False, tooltip="the cursor ten lines down"),
+        Binding("home", "jump(0)", "First character", show=False, tooltip="the cursor to the first character"),
+        Binding("end", "jump(-1)", "Last character", show=False, tooltip="the cursor to the last character"),
     ]
 
     cursor: reactive[int] = reactive(0)

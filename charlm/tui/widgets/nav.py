@@ -9,8 +9,6 @@ from textual.widgets import Static
 
 from charlm.tui import format as fmt
 
-PAGES = (("train", "1", "Train"), ("generate", "2", "Generate"), ("models", "3", "Models"), ("inspect", "4", "Inspect"))
-
 
 class NavBar(Horizontal):
     """Mode tabs on the left, the training status on the right."""
@@ -27,7 +25,7 @@ class NavBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         parts = [" [b]charlm[/b] "]
-        for mode, key, title in PAGES:
+        for key, (mode, (title, _, _)) in enumerate(self.app.PAGES.items(), 1):     # the app's pages, keys 1-4
             label = f" {key} {title} "
             if mode == self.current:
                 parts.append(f"[reverse b]{label}[/]")
