@@ -105,9 +105,11 @@ def draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
 @dataclass(frozen=True)
 class Continuation:
     """Where a stream stopped, to go on from exactly there: the state after every character fed
-    so far, and the characters last yielded (one per sample), not yet fed."""
+    so far, and the characters last yielded (one per sample), not yet fed; or, when they were
+    fed already (a stream asked for its candidates), the logits for the next one."""
     hidden: Hidden
     pending: tuple[int, ...]
+    logits: torch.Tensor | None = None     # (N, V)
 
 
 class Stream:
@@ -121,7 +123,7 @@ class Stream:
     def __init__(self, sampler: "Sampler", ids: list[int], controls: SampleControls, length: int | None,
                  seed: int | None, num_samples: int, after: Continuation | None, stop: str | None):
         self.sampler, self.controls, self.length, self.stop = sampler, controls, length, stop
-        self.num_samples = len(after.pending) if after is not None else num_samples
+        self.num_samples = (len(after.pending) or after.logits.size(0)) if after is not None else num_samples
         self.finished = [False] * self.num_samples
         self.produced = 0
         self._tails = [""] * self.num_samples          # the last len(stop) characters of each sample
@@ -132,7 +134,7 @@ class Stream:
         self._stepper.load(after.hidden if after is not None else None)
         self._pending: list[int] = []                  # yielded, not yet fed: what continuation() reports
         self._fed: torch.Tensor | None = None          # the same, as the tensor the next step feeds
-        self._logits = None
+        self._logits = None if after is None or after.logits is None else after.logits.clone()
         if after is not None and after.pending:        # the characters yielded last time go in first
             self._logits = self._stepper.step(torch.tensor(after.pending))
         if ids:
@@ -146,12 +148,40 @@ class Stream:
     def __next__(self) -> list[Token]:
         if (self.length is not None and self.produced >= self.length) or all(self.finished):
             raise StopIteration
-        if self._fed is not None:                      # feed what the caller has seen
-            self._logits = self._stepper.step(self._fed)
+        self._advance()
         if self.controls.seed is not None and self.controls.seed != self._seed:
             self._gen.manual_seed(self.controls.seed)  # a seed set mid-stream reseeds the next character
             self._seed = self.controls.seed
-        nxt, probs = pick(self._logits, self.controls, self._gen)                    # (N,), (N,)
+        return self._emit(*pick(self._logits, self.controls, self._gen))              # (N,), (N,)
+
+    def candidates(self, k: int, sample: int = 0) -> list[Token]:
+        """The model's k likeliest next characters for one sample, likeliest first, each with the
+        probability the model gives it (temperature 1), <unk> left out. Costs nothing extra: the
+        step it needs is the one the next character needs anyway."""
+        self._advance()
+        probs = torch.softmax(self._logits[sample].float(), -1)
+        probs[UNK_ID] = 0.0
+        values, ids = probs.topk(min(k, probs.numel() - 1))
+        itos = self.sampler.vocab.itos
+        return [Token(itos[i], i, p) for i, p in zip(ids.tolist(), values.tolist())]
+
+    def choose(self, char_id: int) -> list[Token]:
+        """Make `char_id` the next character of every sample instead of drawing one (a person
+        picking it): it is fed to the model exactly as a drawn one would be."""
+        if char_id == UNK_ID or not 0 <= char_id < len(self.sampler.vocab):
+            raise UsageError(f"there is no character {char_id} to choose", "choose one of the candidates")
+        self._advance()
+        ids = torch.full((self.num_samples,), char_id, dtype=torch.long)
+        probs = torch.softmax(self._logits.float(), -1)[:, char_id]
+        return self._emit(ids, probs)
+
+    def _advance(self) -> None:
+        """Feed what the caller has seen: the logits for the next character."""
+        if self._fed is not None:
+            self._logits = self._stepper.step(self._fed)
+            self._fed = None
+
+    def _emit(self, nxt: torch.Tensor, probs: torch.Tensor) -> list[Token]:
         itos = self.sampler.vocab.itos
         self._pending = nxt.tolist()
         self._fed = nxt
@@ -167,6 +197,8 @@ class Stream:
         """Nothing to release: stopping is just not asking for more."""
 
     def continuation(self) -> Continuation:
+        if self._fed is None and self._logits is not None:     # all fed (see candidates): keep the logits
+            return Continuation(self._stepper.state(), (), self._logits.clone())
         return Continuation(self._stepper.state(), tuple(self._pending))
 
 

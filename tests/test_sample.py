@@ -252,3 +252,39 @@ def test_pick_draws_each_character_as_often_as_its_probability(rows, temperature
         assert torch.allclose(probs, torch.softmax(logits, -1).gather(-1, ids[:, None])[:, 0])
     assert counts[UNK_ID] == 0
     assert torch.allclose(counts / counts.sum(), expected, atol=0.012), (counts / counts.sum(), expected)
+
+
+def test_candidates_are_the_models_own_next_character_guesses(sampler, ckpt):
+    stream = sampler.stream(PRIME, SampleControls(0.8), None, seed=3)
+    produced = [toks[0].id for toks in (next(stream) for _ in range(5))]
+    top = stream.candidates(5)
+    expected = logits_along(ckpt.model, ids_of(ckpt.vocab, PRIME), produced)[-1][0]
+    probs = torch.softmax(expected, -1)
+    probs[UNK_ID] = 0
+    assert [t.id for t in top] == probs.topk(5).indices.tolist()
+    assert [t.prob for t in top] == pytest.approx(probs.topk(5).values.tolist(), abs=1e-5)
+    assert stream.candidates(5) == top                      # asking again feeds nothing more
+
+
+def test_a_chosen_character_is_fed_as_a_drawn_one_would_be(sampler, ckpt):
+    """Pick-next: choosing the third candidate makes it the next character, and what the model
+    guesses after it is what it guesses after that text read straight through."""
+    stream = sampler.stream(PRIME, SampleControls(1.0), None, seed=0)
+    third = stream.candidates(3)[2]
+    (tok,) = stream.choose(third.id)
+    assert tok.id == third.id and tok.prob == pytest.approx(third.prob, abs=1e-6)
+    after = logits_along(ckpt.model, ids_of(ckpt.vocab, PRIME), [third.id])[-1][0]
+    assert [t.id for t in stream.candidates(3)] == [i for i in torch.softmax(after, -1).topk(4).indices.tolist()
+                                                    if i != UNK_ID][:3]
+    with pytest.raises(UsageError):
+        stream.choose(UNK_ID)
+
+
+def test_asking_for_candidates_does_not_change_where_a_continuation_goes(sampler):
+    greedy = SampleControls(0.0)
+    straight = [t[0].id for t in sampler.stream(PRIME, greedy, 30, seed=0)]
+    first = sampler.stream(PRIME, greedy, 12, seed=0)
+    head = [t[0].id for t in first]
+    first.candidates(5)                                     # feeds the last character to the model
+    rest = [t[0].id for t in sampler.stream("", greedy, 18, seed=0, after=first.continuation())]
+    assert head + rest == straight

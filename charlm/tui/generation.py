@@ -20,6 +20,7 @@ from charlm.threads import one_core_of_our_own
 from charlm.vocab import CharVocab
 
 POST_INTERVAL = 1 / 30       # seconds between batches of characters sent to the screen
+GUESSES = 9                  # next-character candidates shown (and numbered 1-9 in pick-next mode)
 
 
 @dataclass
@@ -67,11 +68,12 @@ def make_sampler(source: Source) -> Sampler:
     return Sampler(model, source.vocab, "cpu", weights="auto")
 
 
-def run_stream(job: StreamJob, settings: LiveSettings, emit: Callable[[list[Token], float], None],
+def run_stream(job: StreamJob, settings: LiveSettings, emit: Callable[[list[Token], float, list[Token]], None],
                cancelled: Callable[[], bool] = lambda: False) -> StreamEnd:
     """Generate until `settings.length` characters, a stop, or cancellation. `emit(tokens,
-    chars_per_sec)` gets the characters in batches (at most POST_INTERVAL apart, so the screen
-    keeps up at any pace) with the model's own speed so far."""
+    chars_per_sec, guesses)` gets the characters in batches (at most POST_INTERVAL apart, so the
+    screen keeps up at any pace) with the model's own speed so far and its likeliest next
+    characters after the batch (asked for once a batch: the fast pace is not slowed)."""
     with one_core_of_our_own():         # a run training beside us keeps the other core
         return _run(job, settings, emit, cancelled)
 
@@ -91,7 +93,7 @@ def _run(job: StreamJob, settings: LiveSettings, emit, cancelled) -> StreamEnd:
             produced += 1
             now = time.monotonic()
             if now - last_post >= POST_INTERVAL:
-                emit(batch, produced / busy)
+                emit(batch, produced / busy, stream.candidates(GUESSES))
                 batch, last_post = [], now
             if produced >= settings.length:
                 break
@@ -108,6 +110,40 @@ def _run(job: StreamJob, settings: LiveSettings, emit, cancelled) -> StreamEnd:
                     start = now - produced / pace
     finally:
         if batch:
-            emit(batch, produced / max(busy, 1e-9))
+            emit(batch, produced / max(busy, 1e-9), stream.candidates(GUESSES))
     return StreamEnd(sampler, stream.continuation() if produced else job.after, produced, stopped,
                      produced / max(busy, 1e-9))
+
+
+class PickNext:
+    """Pick-next mode, free of widgets: the model offers its likeliest next characters and a
+    person chooses one (or lets the model draw one under the live controls), a character at a
+    time; each step is one model step, quick enough for the UI thread."""
+
+    def __init__(self, sampler: Sampler, settings: LiveSettings, prime: str = "", after: Continuation | None = None,
+                 seed: int | None = None):
+        self.sampler = sampler
+        self.stream = sampler.stream(prime, settings.controls, None, seed, 1, after=after)
+        self.produced = 0
+
+    def offer(self) -> list[Token]:
+        """The choices now, likeliest first (numbered 1-9 on screen)."""
+        return self.stream.candidates(GUESSES)
+
+    def pick(self, number: int) -> Token | None:
+        """Choose offer number `number` (1-9); None when there is no such offer."""
+        offer = self.offer()
+        if not 1 <= number <= len(offer):
+            return None
+        (tok,) = self.stream.choose(offer[number - 1].id)
+        self.produced += 1
+        return tok
+
+    def let_model_pick(self) -> Token:
+        (tok,) = next(self.stream)
+        self.produced += 1
+        return tok
+
+    def end(self) -> StreamEnd:
+        """Where Continue goes on from."""
+        return StreamEnd(self.sampler, self.stream.continuation(), self.produced, True, 0.0)

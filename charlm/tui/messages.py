@@ -76,3 +76,4 @@ class Generated(Message):
     tokens: list[Token]
     generation: int           # which Generate press they belong to (stale ones are dropped)
     chars_per_sec: float = 0.0   # the model's own speed so far (time spent making characters)
+    guesses: list[Token] | None = None   # the model's likeliest next characters after these

@@ -127,3 +127,20 @@ async def inspect_fixed_text(pilot) -> None:
 def test_inspect_screen(snap_compare, tiny_corpus, relative_checkpoints):
     fake_run("demo", saved_at="2024-05-01T12:00:00+0000", step=300, best=1.0)
     assert snap_compare(CharLMApp(tiny_options(tiny_corpus)), terminal_size=(100, 30), run_before=inspect_fixed_text)
+
+
+async def pick_two_characters(pilot) -> None:
+    """Pick-next mode with a fixed checkpoint: two characters picked, the next offered."""
+    await pilot.press("2")
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.source is not None, what="the checkpoint to load")
+    screen.query_one("#prompt").text = "The cat"
+    screen.query_one("#seed").value = "7"
+    await pilot.press("n", "3", "1")
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+def test_pick_next_mode(snap_compare, tiny_corpus, relative_checkpoints):
+    fake_run("demo", saved_at="2024-05-01T12:00:00+0000", step=300, best=1.0)
+    assert snap_compare(CharLMApp(tiny_options(tiny_corpus)), terminal_size=(100, 30), run_before=pick_two_characters)

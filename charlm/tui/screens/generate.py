@@ -18,10 +18,11 @@ from charlm.checkpoint import Checkpoint, load_checkpoint
 from charlm.runs import list_runs
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
-from charlm.tui.generation import LiveSettings, Source, StreamEnd, StreamJob, run_stream
+from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, run_stream
 from charlm.tui.messages import Generated
 from charlm.tui.screens.generate_actions import GenerateActions
 from charlm.tui.widgets.gauge import Gauge
+from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.output import OutputView
 
@@ -51,6 +52,12 @@ class GenerateScreen(GenerateActions):
         Binding("y", "copy", "Copy", show=False, tooltip="copy text: the prompt and the output, to the clipboard"),
         Binding("o", "colour", "Colours", tooltip="colour by probability: each character by the probability the model gave it"),
         Binding("u", "use_live", "Live run", show=False, tooltip="use the run being trained: a snapshot of its weights at each Generate"),
+        Binding("n", "pick_mode", "Pick next",
+                tooltip="pick-next mode: the model offers its likeliest next characters; 1-9 chooses, space lets it draw, n again ends"),
+        Binding("g", "toggle_guesses", "Guesses", show=False, tooltip="guesses panel: show / hide the model's next-character guesses"),
+        *(Binding(str(n), f"pick({n})", f"Pick {n}", show=False, tooltip=f"pick candidate {n}: in pick-next mode")
+          for n in range(1, 10)),
+        Binding("space", "pick(0)", "Let it draw", show=False, tooltip="let the model draw: in pick-next mode, under the controls"),
     ]
 
     temperature: reactive[float] = reactive(0.8)
@@ -68,6 +75,7 @@ class GenerateScreen(GenerateActions):
         self.seed: int | None = None
         self.rate = 0.0                          # the model's chars/s in the last stream
         self._extra: list[Path] = []             # checkpoints opened from outside checkpoints/
+        self.picking: PickNext | None = None     # pick-next mode, when on
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate")
@@ -94,7 +102,9 @@ class GenerateScreen(GenerateActions):
                                            ("Save", "save", "default"), ("Copy", "copy", "default"),
                                            ("Colours", "colour", "default")):
                 yield Button(label, id=f"gen-{action}", variant=variant, compact=True, action=f"screen.{action}")
-        yield OutputView(id="output")
+        with Horizontal(id="gen-body"):
+            yield OutputView(id="output")
+            yield Guesses("", id="gen-guesses")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -211,13 +221,15 @@ class GenerateScreen(GenerateActions):
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
     def _stream(self, job: StreamJob, generation: int) -> StreamEnd:
         worker = get_current_worker()
-        return run_stream(job, self.live, lambda tokens, rate: self.post_message(Generated(tokens, generation, rate)),
-                          lambda: worker.is_cancelled)
+        return run_stream(job, self.live, lambda tokens, rate, guesses: self.post_message(
+            Generated(tokens, generation, rate, guesses)), lambda: worker.is_cancelled)
 
     def on_generated(self, event: Generated) -> None:
         if event.generation == self.generation:
             self.rate = event.chars_per_sec
             self.query_one(OutputView).add(event.tokens)
+            if event.guesses:
+                self.query_one(Guesses).show_next(event.guesses, note="what the model expects next")
             self._show_counts()
 
     def _show_counts(self, done: bool = False) -> None:

@@ -11,10 +11,11 @@ from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
 from charlm.errors import UsageError
-from charlm.sample import check_prompt, unknown_note
-from charlm.tui.generation import StreamJob, new_seed
+from charlm.sample import Sampler, check_prompt, unknown_note
+from charlm.tui.generation import PickNext, StreamJob, new_seed
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.widgets.gauge import Gauge
+from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.output import LEGEND, OutputView
 
 KNOBS = {"top-k": ("top_k", int), "top-p": ("top_p", float), "length": ("length", int)}
@@ -53,6 +54,7 @@ class GenerateActions(Screen):
         self._begin(StreamJob(end.sampler, self.source, "", self.seed, after=end.continuation))
 
     def _begin(self, job: StreamJob) -> None:
+        self._leave_pick_mode()
         self.action_stop()
         self.generation += 1
         self.job, self.end = job, None
@@ -62,10 +64,76 @@ class GenerateActions(Screen):
 
     def action_stop(self) -> None:
         """Stop the text streaming (the output stays; Continue goes on from it)."""
+        self._leave_pick_mode()
         if self.job is not None:
             self.job.stop.set()
         if self.focused is self.query_one("#prompt"):
             self.query_one(OutputView).focus()
+
+    # -- pick-next --------------------------------------------------------------------------
+    def action_pick_mode(self) -> None:
+        """Pick-next mode on (or off): the model offers its likeliest next characters, one
+        character at a time, from where the text stands."""
+        if self.picking is not None:
+            self._leave_pick_mode()
+            return
+        if self.source is None:
+            self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
+            return
+        self.action_stop()
+        out = self.query_one(OutputView)
+        end = self.end
+        if end is not None and end.continuation is not None and out.tokens:
+            self.picking = PickNext(end.sampler, self.live, after=end.continuation, seed=self._seed_from_field())
+        else:
+            prompt = self.query_one("#prompt", TextArea).text
+            try:
+                check_prompt(self.source.vocab, prompt)
+            except UsageError as e:
+                self.notify(e.message, title="Generate", severity="error")
+                return
+            out.start(prompt)
+            model = self.source.snapshot() if self.source.snapshot is not None else self.source.model
+            self.picking = PickNext(Sampler(model, self.source.vocab), self.live, prime=prompt,
+                                    seed=self._seed_from_field())
+        out.focus()                   # digits go to the picking, not into the prompt
+        self.set_class(True, "-picking")
+        self._offer()
+
+    def action_pick(self, number: int) -> None:
+        """In pick-next mode: candidate `number` (1-9) comes next; 0 lets the model draw one."""
+        picking = self.picking
+        tok = picking.let_model_pick() if number == 0 else picking.pick(number)
+        if tok is None:
+            self.notify(f"there is no candidate {number}", severity="warning")
+            return
+        self.query_one(OutputView).add([tok])
+        self._offer()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """1-9 and space pick only in pick-next mode (elsewhere 1-4 switch screens)."""
+        if action == "pick":
+            return self.picking is not None
+        return True
+
+    def _offer(self) -> None:
+        self.query_one(Guesses).show_next(self.picking.offer(), numbered=True,
+                                          note="pick-next: 1-9 chooses · space: the model draws · n: done")
+        out = self.query_one(OutputView)
+        out.border_title = f"Output · {len(out.tokens):,} chars · picking the next character"
+
+    def _leave_pick_mode(self) -> None:
+        if self.picking is None:
+            return
+        self.end, self.picking = self.picking.end(), None       # Continue goes on from the picked text
+        self.set_class(False, "-picking")
+        self._show_counts(done=True)
+        self.query_one(Guesses).show_next([], note="pick-next mode ended")
+
+    def action_toggle_guesses(self) -> None:
+        """Show or hide the model's next-character guesses."""
+        panel = self.query_one(Guesses)
+        panel.display = not panel.display
 
     def _seed_from_field(self, offset: int = 0) -> int:
         field = self.query_one("#seed", Input)

@@ -37,6 +37,11 @@ class Guesses(Static):
     def on_mount(self) -> None:
         self.border_title = "next-character guesses"
 
+    def show_next(self, guesses: list, numbered: bool = False, note: str = "") -> None:
+        """The likeliest next characters (Tokens), numbered 1-9 for picking."""
+        head = Text(note + "\n" if note else "", style="dim")
+        self.update(head + bars([(t.char, t.prob) for t in guesses], numbered=numbered))
+
     def show_position(self, guesses: list[tuple[str, float]], actual: str, prob: float | None, position: int) -> None:
         head = Text(f"character {position + 1:,} of the text\n", style="dim")
         if not actual:

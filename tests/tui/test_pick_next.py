@@ -1,0 +1,89 @@
+"""Pilot tests of seeing the model's guesses on the Generate screen: the panel of likeliest next
+characters while text streams, and pick-next mode (1-9 choose, space lets the model draw),
+checked against the model read straight through."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from textual.widgets import TextArea
+
+from charlm.checkpoint import load_checkpoint
+from charlm.tui.app import CharLMApp
+from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.widgets.guesses import Guesses
+from charlm.tui.widgets.output import OutputView
+from charlm.vocab import UNK_ID
+from helpers import logits_along
+
+from .conftest import SIZE, install_run, open_generate, tiny_options, wait_for
+
+pytestmark = pytest.mark.xdist_group("tui-train")
+
+PROMPT = "The cat"
+
+
+def expected_guesses(ckpt, text: str, k: int = 9) -> list[tuple[str, float]]:
+    """The model's k likeliest next characters after `text`, read straight through."""
+    ids = [ckpt.vocab.stoi[c] for c in text]
+    probs = torch.softmax(logits_along(ckpt.model, ids[:len(PROMPT)], ids[len(PROMPT):])[-1][0], -1)
+    probs[UNK_ID] = 0
+    values, order = probs.topk(k)
+    return [(ckpt.vocab.itos[i], p) for i, p in zip(order.tolist(), values.tolist())]
+
+
+def panel(screen) -> str:
+    return str(screen.query_one(Guesses).render())
+
+
+def assert_panel_shows(screen, guesses) -> None:
+    shown = panel(screen)
+    for n, (_, p) in enumerate(guesses, 1):
+        assert f"{p:6.1%}" in shown, (n, p, shown)
+
+
+async def test_the_panel_shows_what_the_model_expects_after_the_text_so_far(tiny_corpus, trained_run):
+    install_run(trained_run)
+    ckpt = load_checkpoint(trained_run.run_dir)
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        screen.live.length, screen.live.pace = 40, 0.0
+        screen.query_one("#prompt", TextArea).text = PROMPT
+        await pilot.press("ctrl+g")
+        out = screen.query_one(OutputView)
+        await wait_for(pilot, lambda: screen.end is not None and len(out.tokens) == 40, what="the stream to end")
+        await pilot.pause()
+        assert "what the model expects next" in panel(screen)
+        assert_panel_shows(screen, expected_guesses(ckpt, out.text)[:5])
+
+
+async def test_pick_next_takes_the_third_candidate_and_stays_on_the_screen(tiny_corpus, trained_run):
+    install_run(trained_run)
+    ckpt = load_checkpoint(trained_run.run_dir)
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        screen.query_one("#prompt", TextArea).text = PROMPT
+        await pilot.press("n")
+        out = screen.query_one(OutputView)
+        assert screen.picking is not None and out.has_focus and out.text == PROMPT
+        offered = expected_guesses(ckpt, PROMPT)
+        assert_panel_shows(screen, offered)
+        await pilot.press("3")                              # not the Models screen: the third candidate
+        assert isinstance(app.screen, GenerateScreen)
+        assert out.text == PROMPT + offered[2][0]
+        assert_panel_shows(screen, expected_guesses(ckpt, out.text))     # the model read on after it
+        await pilot.press("space")                          # the model draws one
+        assert len(out.tokens) == 2
+        await pilot.press("1")
+        assert out.text == PROMPT + offered[2][0] + out.tokens[1].char + expected_guesses(ckpt, out.text[:-1])[0][0]
+        await pilot.press("n")                              # done picking: Continue goes on from there
+        assert screen.picking is None and screen.end is not None
+        picked = out.text
+        screen.live.length, screen.live.pace = 10, 0.0
+        await pilot.press("c")
+        await wait_for(pilot, lambda: len(out.tokens) == 13, what="the continuation")
+        assert out.text.startswith(picked)
+        await pilot.press("3")                              # outside pick-next, 3 is the Models screen again
+        assert not isinstance(app.screen, GenerateScreen)
