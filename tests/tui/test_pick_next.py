@@ -87,3 +87,29 @@ async def test_pick_next_takes_the_third_candidate_and_stays_on_the_screen(tiny_
         assert out.text.startswith(picked)
         await pilot.press("3")                              # outside pick-next, 3 is the Models screen again
         assert not isinstance(app.screen, GenerateScreen)
+
+
+async def test_novelty_of_the_output_with_the_longest_copy_highlighted(tiny_corpus, trained_run):
+    from charlm.novelty import open_training_index
+    from charlm.tui.widgets.output import COPIED
+    run = install_run(trained_run)
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        await pilot.press("v")
+        assert screen.query_one(OutputView).copied is None           # nothing generated: a warning only
+        screen.live.length, screen.live.pace, screen.temperature = 80, 0.0, 0.0
+        screen.query_one("#prompt", TextArea).text = PROMPT
+        await pilot.press("ctrl+g")
+        out = screen.query_one(OutputView)
+        await wait_for(pilot, lambda: screen.end is not None and len(out.tokens) == 80, what="the stream to end")
+        await pilot.press("v")
+        await wait_for(pilot, lambda: "copied" in str(out.border_subtitle), what="the novelty figure")
+        expected = open_training_index(run).novelty_of(out.generated, 20)
+        span = expected.longest_copied
+        assert f"{expected.fraction_copied:.1%} of 20-char windows copied" in out.border_subtitle
+        assert span.length > 0 and f"longest copy {span.length} chars" in out.border_subtitle
+        assert out.copied == range(span.text_start, span.text_start + span.length)
+        copied = [s for s in out._tail.spans if str(s.style) == COPIED]       # the text drawn, styled
+        assert "".join(out._tail.plain[s.start:s.end] for s in copied) == \
+            out.generated[span.text_start:span.text_start + span.length]

@@ -15,6 +15,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from charlm.checkpoint import Checkpoint, load_checkpoint
+from charlm.novelty import Novelty, open_training_index
 from charlm.runs import list_runs
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
@@ -27,6 +28,7 @@ from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.output import OutputView
 
 LIVE = "__live__"
+NOVELTY_N = 20            # characters per window: a copied 20-char window is rarely chance
 # Characters a second on screen: readable ones, and fast (as fast as the model writes).
 PACES = [("30/s", 30.0), ("100/s", 100.0), ("300/s", 300.0), ("1k/s", 1000.0), ("fast", 0.0)]
 
@@ -54,6 +56,8 @@ class GenerateScreen(GenerateActions):
         Binding("u", "use_live", "Live run", show=False, tooltip="use the run being trained: a snapshot of its weights at each Generate"),
         Binding("n", "pick_mode", "Pick next",
                 tooltip="pick-next mode: the model offers its likeliest next characters; 1-9 chooses, space lets it draw, n again ends"),
+        Binding("v", "novelty", "Novelty",
+                tooltip="novelty: the share of the output's 20-character windows found in the training text; the longest copy highlighted"),
         Binding("g", "toggle_guesses", "Guesses", show=False, tooltip="guesses panel: show / hide the model's next-character guesses"),
         *(Binding(str(n), f"pick({n})", f"Pick {n}", show=False, tooltip=f"pick candidate {n}: in pick-next mode")
           for n in range(1, 10)),
@@ -199,6 +203,8 @@ class GenerateScreen(GenerateActions):
         worker, state = event.worker, event.worker.state
         if state == WorkerState.ERROR:
             self.notify(describe_error(worker.error), title="Generate", severity="error", timeout=10)
+            if worker.group == "novelty":
+                self.query_one(OutputView).border_subtitle = "novelty: not available"
             if worker.group == "load":
                 self.source = None
                 self.query_one(OutputView).border_subtitle = "could not load that checkpoint"
@@ -210,12 +216,41 @@ class GenerateScreen(GenerateActions):
                                     ckpt.vocab, model=ckpt.model,
                                     detail=f"{m.cell} {m.layers}x{m.hidden} · step {step} · "
                                            f"{fmt.bpc(ckpt.metrics.get('best_val_loss'))} bits/char"))
+        elif state == WorkerState.SUCCESS and worker.group == "novelty":
+            self._show_novelty(worker.result)
         elif state == WorkerState.SUCCESS and worker.group == "generate":
             self.app.last_generated = self.query_one(OutputView).text
             end: StreamEnd = worker.result
             if self.job is not None and end.sampler is not None:
                 self.end = end
             self._show_counts(done=True)
+
+    # -- novelty ----------------------------------------------------------------------------
+    def action_novelty(self) -> None:
+        """How much of the output the model copied from its training text."""
+        out = self.query_one(OutputView)
+        value = self.query_one("#gen-model", Select).value
+        run = self.app.session.run_dir if value == LIVE else Path(value) if isinstance(value, str) else None
+        if run is None or not out.tokens:
+            self.notify("generate some text first", severity="warning")
+            return
+        if len(out.tokens) < NOVELTY_N:
+            self.notify(f"the output has {len(out.tokens)} characters: novelty looks at windows of {NOVELTY_N}",
+                        severity="warning")
+            return
+        out.border_subtitle = "novelty: finding the training text's index (built once per corpus)…"
+        self._novelty(run, out.generated)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="novelty")
+    def _novelty(self, run: Path, text: str) -> Novelty:
+        return open_training_index(run).novelty_of(text, NOVELTY_N)
+
+    def _show_novelty(self, result: Novelty) -> None:
+        out = self.query_one(OutputView)
+        span = result.longest_copied
+        out.mark_copied(range(span.text_start, span.text_start + span.length) if span.length else None)
+        longest = f"longest copy {span.length} chars (highlighted)" if span.length else "no character copied"
+        out.border_subtitle = f"novelty: {result.fraction_copied:.1%} of {NOVELTY_N}-char windows copied · {longest}"
 
     # -- streaming --------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="generate")

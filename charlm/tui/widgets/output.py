@@ -25,6 +25,7 @@ def colour_of(prob: float) -> str:
 # Characters a block holds before it is frozen (at the next line break, or at twice this): only
 # the last block is drawn again as text streams, so a 100k-character output costs what 2k do.
 BLOCK_CHARS = 2000
+COPIED = "bold #ffffff on #7a3fa0"     # the longest span copied from the training text
 
 
 class OutputView(VerticalScroll, can_focus=True):
@@ -39,6 +40,8 @@ class OutputView(VerticalScroll, can_focus=True):
         self.tokens: list[Token] = []
         self._tail = Text()              # the last block's text
         self._tail_chars = 0
+        self._appended = 0               # tokens drawn so far (their index in self.tokens)
+        self.copied: range | None = None  # tokens shown as copied from the training text
 
     def compose(self) -> ComposeResult:
         yield Static("", id="output-text", classes="output-block")
@@ -52,7 +55,12 @@ class OutputView(VerticalScroll, can_focus=True):
         return self.prompt + self.generated
 
     def start(self, prompt: str) -> None:
-        self.prompt, self.tokens = prompt, []
+        self.prompt, self.tokens, self.copied = prompt, [], None
+        self._rebuild()
+
+    def mark_copied(self, span: range | None) -> None:
+        """Highlight these generated characters (indices into `tokens`) as copied."""
+        self.copied = span
         self._rebuild()
 
     def clear(self) -> None:
@@ -75,6 +83,7 @@ class OutputView(VerticalScroll, can_focus=True):
             if block.id != "output-text":
                 block.remove()
         self._tail, self._tail_chars = Text(self.prompt, style="bold"), len(self.prompt)
+        self._appended = 0
         self._extend(self.tokens)
 
     def _extend(self, tokens: list[Token]) -> None:
@@ -91,12 +100,13 @@ class OutputView(VerticalScroll, can_focus=True):
         tail.update(self._tail)
 
     def _append(self, text: Text, tokens: list[Token]) -> None:
-        if not self.colour:
+        first, self._appended = self._appended, self._appended + len(tokens)
+        if not self.colour and not self.copied:
             text.append("".join(t.char for t in tokens))
             return
         run, style = [], None
-        for t in tokens:
-            c = colour_of(t.prob)
+        for i, t in enumerate(tokens, first):
+            c = COPIED if self.copied and i in self.copied else colour_of(t.prob) if self.colour else ""
             if c != style and run:
                 text.append("".join(run), style=style)
                 run = []
