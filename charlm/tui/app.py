@@ -20,8 +20,9 @@ from charlm.tui.screens.help import HelpScreen
 from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.train import TrainScreen
-from charlm.tui.widgets.inspect_text import InspectText
 from charlm.tui.training import TrainingSession
+from charlm.tui.widgets.inspect_text import InspectText
+
 
 class CharLMApp(App[int]):
     """Train, watch and play with a character model."""

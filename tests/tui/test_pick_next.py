@@ -113,3 +113,26 @@ async def test_novelty_of_the_output_with_the_longest_copy_highlighted(tiny_corp
         copied = [s for s in out._tail.spans if str(s.style) == COPIED]       # the text drawn, styled
         assert "".join(out._tail.plain[s.start:s.end] for s in copied) == \
             out.generated[span.text_start:span.text_start + span.length]
+
+
+async def test_a_temperature_sweep_is_each_temperatures_own_sample_with_one_seed(tiny_corpus, trained_run):
+    from charlm.sample import SampleControls, Sampler
+    from charlm.tui.generation import SWEEP, SWEEP_LENGTH
+    from charlm.tui.screens.dialogs import SweepDialog
+    install_run(trained_run)
+    ckpt = load_checkpoint(trained_run.run_dir)
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        screen.query_one("#prompt", TextArea).text = PROMPT
+        screen.query_one("#seed").value = "11"
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepDialog), what="the sweep")
+        dialog = app.screen
+        assert [t for t, _ in dialog.samples] == list(SWEEP) and dialog.seed == 11
+        sampler = Sampler(ckpt.model, ckpt.vocab, weights="fp32")
+        for t, text in dialog.samples:
+            assert text == sampler.generate(PROMPT, SWEEP_LENGTH, SampleControls(temperature=t), seed=11), t
+        assert len({text for _, text in dialog.samples}) == len(SWEEP)      # the temperature alone changes them
+        await pilot.press("escape")
+        assert isinstance(app.screen, GenerateScreen)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Label, Static
 
 from charlm.runs import loss_history
 from charlm.tui.widgets.loss_chart import LossChart
@@ -121,3 +122,23 @@ class ChartDialog(ModalScreen[None]):
     def action_axis(self) -> None:
         """Plot against steps or minutes."""
         self.query_one(LossChart).toggle_axis()
+
+
+class SweepDialog(ModalScreen[None]):
+    """The same prompt and seed at several temperatures, side by side (stacked when narrow)."""
+
+    BINDINGS = [Binding("escape,q,w", "dismiss", "Close")]
+
+    def __init__(self, prompt: str, seed: int, samples: list[tuple[float, str]]):
+        super().__init__()
+        self.prompt, self.seed, self.samples = prompt, seed, samples
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="sweep"):
+            yield Label(f"the same prompt and seed ({self.seed}) at {len(self.samples)} temperatures · esc closes",
+                        classes="dialog-question")
+            with Horizontal(id="sweep-columns"):
+                for t, text in self.samples:
+                    column = VerticalScroll(Static(Text(self.prompt, style="bold") + Text(text)), classes="sweep-column")
+                    column.border_title = f"temperature {t:g}"
+                    yield column

@@ -15,12 +15,15 @@ from textual.widgets import Button, Footer, Input, Label, Select, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from charlm.checkpoint import Checkpoint, load_checkpoint
+from charlm.errors import UsageError
 from charlm.novelty import Novelty, open_training_index
 from charlm.runs import list_runs
+from charlm.sample import check_prompt
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
-from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, run_stream
+from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, make_sampler, run_stream, sweep
 from charlm.tui.messages import Generated
+from charlm.tui.screens.dialogs import SweepDialog
 from charlm.tui.screens.generate_actions import GenerateActions
 from charlm.tui.widgets.gauge import Gauge
 from charlm.tui.widgets.guesses import Guesses
@@ -58,6 +61,8 @@ class GenerateScreen(GenerateActions):
                 tooltip="pick-next mode: the model offers its likeliest next characters; 1-9 chooses, space lets it draw, n again ends"),
         Binding("v", "novelty", "Novelty",
                 tooltip="novelty: the share of the output's 20-character windows found in the training text; the longest copy highlighted"),
+        Binding("w", "sweep", "Sweep", show=False,
+                tooltip="temperature sweep: the same prompt and seed at 0.2, 0.5, 0.8, 1.0 and 1.3, side by side"),
         Binding("g", "toggle_guesses", "Guesses", show=False, tooltip="guesses panel: show / hide the model's next-character guesses"),
         *(Binding(str(n), f"pick({n})", f"Pick {n}", show=False, tooltip=f"pick candidate {n}: in pick-next mode")
           for n in range(1, 10)),
@@ -216,6 +221,8 @@ class GenerateScreen(GenerateActions):
                                     ckpt.vocab, model=ckpt.model,
                                     detail=f"{m.cell} {m.layers}x{m.hidden} · step {step} · "
                                            f"{fmt.bpc(ckpt.metrics.get('best_val_loss'))} bits/char"))
+        elif state == WorkerState.SUCCESS and worker.group == "sweep":
+            self.app.push_screen(SweepDialog(*worker.result))
         elif state == WorkerState.SUCCESS and worker.group == "novelty":
             self._show_novelty(worker.result)
         elif state == WorkerState.SUCCESS and worker.group == "generate":
@@ -224,6 +231,27 @@ class GenerateScreen(GenerateActions):
             if self.job is not None and end.sampler is not None:
                 self.end = end
             self._show_counts(done=True)
+
+    # -- temperature sweep --------------------------------------------------------------------
+    def action_sweep(self) -> None:
+        """The prompt at several temperatures, side by side, with one seed."""
+        if self.source is None:
+            self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
+            return
+        prompt = self.query_one("#prompt", TextArea).text
+        try:
+            check_prompt(self.source.vocab, prompt)
+        except UsageError as e:
+            self.notify(e.message, title="Generate", severity="error")
+            return
+        self.action_stop()
+        self.notify("temperature sweep: writing…", timeout=2)
+        self._sweep(self.source, prompt, self._seed_from_field())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sweep")
+    def _sweep(self, source: Source, prompt: str, seed: int):
+        worker = get_current_worker()
+        return prompt, seed, sweep(make_sampler(source), prompt, seed, cancelled=lambda: worker.is_cancelled)
 
     # -- novelty ----------------------------------------------------------------------------
     def action_novelty(self) -> None:
