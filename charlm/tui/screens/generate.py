@@ -10,8 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.validation import Integer, Number
-from textual.widgets import Button, Footer, Input, Label, Select, TextArea
+from textual.widgets import Button, Footer, Label, Select, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from charlm.checkpoint import Checkpoint, load_checkpoint
@@ -25,15 +24,13 @@ from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, Str
 from charlm.tui.messages import Generated
 from charlm.tui.screens.dialogs import SweepDialog
 from charlm.tui.screens.generate_actions import GenerateActions
-from charlm.tui.widgets.gauge import Gauge
 from charlm.tui.widgets.guesses import Guesses
+from charlm.tui.widgets.knobs import KNOBS, Knobs
 from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.output import OutputView
 
 LIVE = "__live__"
 NOVELTY_N = 20            # characters per window: a copied 20-char window is rarely chance
-# Characters a second on screen: readable ones, and fast (as fast as the model writes).
-PACES = [("30/s", 30.0), ("100/s", 100.0), ("300/s", 300.0), ("1k/s", 1000.0), ("fast", 0.0)]
 
 
 class GenerateScreen(GenerateActions):
@@ -69,10 +66,10 @@ class GenerateScreen(GenerateActions):
         Binding("space", "pick(0)", "Let it draw", show=False, tooltip="let the model draw: in pick-next mode, under the controls"),
     ]
 
-    temperature: reactive[float] = reactive(0.8)
-    top_k: reactive[int] = reactive(0)
-    top_p: reactive[float] = reactive(1.0)
-    length: reactive[int] = reactive(1000)
+    temperature: reactive[float] = reactive(KNOBS["temperature"].default)
+    top_k: reactive[int] = reactive(KNOBS["top_k"].default)
+    top_p: reactive[float] = reactive(KNOBS["top_p"].default)
+    length: reactive[int] = reactive(KNOBS["length"].default)
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,19 +89,7 @@ class GenerateScreen(GenerateActions):
             yield Label("Model", classes="field-label")
             yield Select([], id="gen-model", prompt="pick a checkpoint, or the run being trained", compact=True)
         yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False)
-        yield Gauge("temperature", 0.0, 2.0, self.live.controls.temperature, hint="←/→", id="temperature")
-        with Horizontal(id="gen-knobs"):
-            yield Label("top-k")
-            yield Input("0", id="top-k", type="integer", compact=True, validators=[Integer(0, 100000)])
-            yield Label("top-p")
-            yield Input("1.0", id="top-p", type="number", compact=True, validators=[Number(0.01, 1.0)])
-            yield Label("length")
-            yield Input("1000", id="length", type="integer", compact=True, validators=[Integer(1, 10_000_000)])
-            yield Label("seed")
-            yield Input("", id="seed", type="integer", compact=True, placeholder="random",
-                        validators=[Integer(0, 2**62)], valid_empty=True)
-            yield Label("pace")
-            yield Select(PACES, id="pace", value=300.0, allow_blank=False, compact=True)
+        yield Knobs()
         with Horizontal(id="gen-buttons"):
             for label, action, variant in (("Generate", "generate", "success"), ("Stop", "stop", "error"),
                                            ("Continue", "continue", "primary"), ("Clear", "clear", "default"),

@@ -16,9 +16,9 @@ from charlm.tui.generation import PickNext, StreamJob, new_seed
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.widgets.gauge import Gauge
 from charlm.tui.widgets.guesses import Guesses
+from charlm.tui.widgets.knobs import KNOBS
 from charlm.tui.widgets.output import LEGEND, OutputView
 
-KNOBS = {"top-k": ("top_k", int), "top-p": ("top_p", float), "length": ("length", int)}
 
 
 class GenerateActions(Screen):
@@ -142,17 +142,17 @@ class GenerateActions(Screen):
 
     # -- live settings ------------------------------------------------------------------------
     def validate_temperature(self, value: float) -> float:
-        return round(min(max(value, 0.0), 2.0), 2)
+        return KNOBS["temperature"].clamp(value)
 
     def validate_top_k(self, value: int) -> int:
-        limit = len(self.source.vocab) if self.source is not None else 100000
-        return min(max(int(value), 0), limit)
+        value = KNOBS["top_k"].clamp(value)
+        return min(value, len(self.source.vocab)) if self.source is not None else value
 
     def validate_top_p(self, value: float) -> float:
-        return round(min(max(value, 0.01), 1.0), 2)
+        return KNOBS["top_p"].clamp(value)
 
     def validate_length(self, value: int) -> int:
-        return min(max(int(value), 1), 10_000_000)
+        return KNOBS["length"].clamp(value)
 
     def watch_temperature(self, value: float) -> None:
         self.live.controls.temperature = value          # the sampler reads it at the next character
@@ -210,8 +210,8 @@ class GenerateActions(Screen):
         """A setting typed: applied at once if valid."""
         if event.validation_result is not None and not event.validation_result.is_valid:
             return
-        name, kind = KNOBS[event.input.id]
-        setattr(self, name, kind(event.value))
+        name = event.input.id.replace("-", "_")           # the field top-k sets the knob top_k
+        setattr(self, name, KNOBS[name].kind(event.value))
 
     @on(Input.Submitted, "#top-k, #top-p, #length, #seed")
     @on(Input.Blurred, "#top-k, #top-p, #length, #seed")
