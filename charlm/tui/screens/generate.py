@@ -10,15 +10,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Button, Footer, Label, Select, TextArea
+from textual.widgets import Button, Footer, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from charlm.checkpoint import Checkpoint, load_checkpoint
 from charlm.errors import UsageError
 from charlm.novelty import Novelty, open_training_index
-from charlm.runs import list_runs
 from charlm.sample import check_prompt
-from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, make_sampler, run_stream, sweep
 from charlm.tui.messages import Generated
@@ -26,10 +23,10 @@ from charlm.tui.screens.dialogs import SweepDialog
 from charlm.tui.screens.generate_actions import GenerateActions
 from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.knobs import KNOBS, Knobs
+from charlm.tui.widgets.model_source import LIVE, ModelSource  # noqa: F401  (LIVE: the live run's entry)
 from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.output import OutputView
 
-LIVE = "__live__"
 NOVELTY_N = 20            # characters per window: a copied 20-char window is rarely chance
 
 
@@ -80,14 +77,11 @@ class GenerateScreen(GenerateActions):
         self.generation = 0
         self.seed: int | None = None
         self.rate = 0.0                          # the model's chars/s in the last stream
-        self._extra: list[Path] = []             # checkpoints opened from outside checkpoints/
         self.picking: PickNext | None = None     # pick-next mode, when on
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate")
-        with Horizontal(id="gen-model-row"):
-            yield Label("Model", classes="field-label")
-            yield Select([], id="gen-model", prompt="pick a checkpoint, or the run being trained", compact=True)
+        yield ModelSource("gen-model")
         yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False)
         yield Knobs()
         with Horizontal(id="gen-buttons"):
@@ -114,98 +108,50 @@ class GenerateScreen(GenerateActions):
     # -- the model ------------------------------------------------------------------------
     def refresh_models(self) -> None:
         """The live run (if any) first, then every run under checkpoints/."""
-        options = []
-        session = self.app.session
-        if session.active and session.trainer is not None:
-            options.append((f"● the run being trained ({self.app.session.run_dir.name})", LIVE))
-        for run in list_runs():
-            detail = run.problem or f"{run.corpus} · {run.shape} · {fmt.bpc(run.best_val_loss)} bits/char"
-            options.append((f"{run.name} · {detail}", str(run.path)))
-        listed = {v for _, v in options}
-        options += [(p.name, str(p)) for p in self._extra if str(p) not in listed]
-        select = self.query_one("#gen-model", Select)
-        current = select.value
-        with self.prevent(Select.Changed):
-            select.set_options(options)
-            if any(v == current for _, v in options):
-                select.value = current
-        values = [v for _, v in options]
-        if current == LIVE and LIVE not in values and str(session.run_dir) in values:
-            select.value = str(session.run_dir)     # the run ended: its saved checkpoint from now on
-        elif self.source is None and select.value is Select.NULL and options:
-            select.value = options[0][1]     # the live run, else the newest: something to play with at once
-        elif not options:
+        if not self.query_one(ModelSource).refresh_models():
             self.query_one(OutputView).border_subtitle = "no models yet: train one on the Train screen (press 1)"
 
     def open_run(self, path: Path) -> None:
         """Show a run's checkpoint here (from the Models screen)."""
-        if path not in self._extra:
-            self._extra.append(path)
-        self.refresh_models()
-        select = self.query_one("#gen-model", Select)
-        if select.value == str(path) and self.source is not None:
-            return
-        select.value = str(path)
+        self.query_one(ModelSource).open_run(path)
 
     def action_use_live(self) -> None:
         """Generate from the run being trained right now."""
         self.open_live()
 
     def open_live(self) -> None:
-        self.refresh_models()
-        select = self.query_one("#gen-model", Select)
-        if select.value == LIVE:
-            self._use_live()
-        else:
-            select.value = LIVE
+        self.query_one(ModelSource).open_live()
 
-    @on(Select.Changed, "#gen-model")
-    def _model_picked(self, event: Select.Changed) -> None:
-        """Load the checkpoint picked (or use the live run)."""
+    @on(ModelSource.Loading)
+    def _loading(self) -> None:
         self.action_stop()
-        if event.value == LIVE:
-            self._use_live()
-        elif isinstance(event.value, str):
-            self.query_one(OutputView).border_subtitle = "loading…"
-            self._load(Path(event.value))
+        self.query_one(OutputView).border_subtitle = "loading…"
 
-    def _use_live(self) -> None:
-        trainer = self.app.session.trainer
-        if trainer is None or not self.app.session.active:
-            self.notify("no run is being trained right now", severity="warning")
-            return
-        self._set_source(Source(f"live: {self.app.session.run_dir.name}", trainer.corpus.vocab,
-                                snapshot=trainer.snapshot, detail="a snapshot of the current weights at each Generate"))
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
-    def _load(self, path: Path) -> Checkpoint:
-        return load_checkpoint(path)
-
-    def _set_source(self, source: Source) -> None:
-        self.source, self.end = source, None
+    @on(ModelSource.Picked)
+    def _set_source(self, event: ModelSource.Picked) -> None:
+        """A model is ready: generate from it from now on."""
+        self.action_stop()
+        source = self.source = event.source
+        self.end = None
         out = self.query_one(OutputView)
         out.border_subtitle = f"{source.label} · {source.detail}" if source.detail else source.label
         self.notify(f"model: {source.label}", timeout=3)
 
+    @on(ModelSource.Failed)
+    def _no_source(self, event: ModelSource.Failed) -> None:
+        self.notify(event.problem, title="Generate", severity=event.severity, timeout=10)
+        if event.severity == "error":
+            self.source = None
+            self.query_one(OutputView).border_subtitle = "could not load that checkpoint"
+
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
-        """A checkpoint loaded, or a stream ended."""
+        """A stream, a sweep or a novelty figure ended (the model source handles its own loading)."""
         worker, state = event.worker, event.worker.state
         if state == WorkerState.ERROR:
             self.notify(describe_error(worker.error), title="Generate", severity="error", timeout=10)
             if worker.group == "novelty":
                 self.query_one(OutputView).border_subtitle = "novelty: not available"
-            if worker.group == "load":
-                self.source = None
-                self.query_one(OutputView).border_subtitle = "could not load that checkpoint"
-        elif state == WorkerState.SUCCESS and worker.group == "load":
-            ckpt: Checkpoint = worker.result
-            m = ckpt.model_config
-            step = ckpt.metrics.get("step")
-            self._set_source(Source(ckpt.path.parent.name if ckpt.path.name in ("best", "last") else ckpt.path.name,
-                                    ckpt.vocab, model=ckpt.model,
-                                    detail=f"{m.cell} {m.layers}x{m.hidden} · step {step} · "
-                                           f"{fmt.bpc(ckpt.metrics.get('best_val_loss'))} bits/char"))
         elif state == WorkerState.SUCCESS and worker.group == "sweep":
             self.app.push_screen(SweepDialog(*worker.result))
         elif state == WorkerState.SUCCESS and worker.group == "novelty":
@@ -242,8 +188,7 @@ class GenerateScreen(GenerateActions):
     def action_novelty(self) -> None:
         """How much of the output the model copied from its training text."""
         out = self.query_one(OutputView)
-        value = self.query_one("#gen-model", Select).value
-        run = self.app.session.run_dir if value == LIVE else Path(value) if isinstance(value, str) else None
+        run = self.query_one(ModelSource).run_dir
         if run is None or not out.tokens:
             self.notify("generate some text first", severity="warning")
             return

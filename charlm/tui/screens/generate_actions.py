@@ -222,7 +222,8 @@ class GenerateActions(Screen):
             return
         name = event.input.id
         why = " ".join(d.rstrip(".") for d in result.failure_descriptions).lower() or "out of range"
-        in_use = getattr(self, KNOBS[name][0]) if name in KNOBS else "a random seed"
+        knob = name.replace("-", "_")
+        in_use = getattr(self, knob) if knob in KNOBS else "a random seed"
         self.notify(f"{name} {event.value!r} cannot be used: {why}; still using {in_use}", title="Generate",
                     severity="error")
 

@@ -22,22 +22,19 @@ from textual.worker import Worker, WorkerState
 
 from charlm import shading
 from charlm.cancel import Cancelled
-from charlm.checkpoint import load_checkpoint
 from charlm.cli.textarg import read_text_file
 from charlm.corpus import normalise
 from charlm.errors import UsageError
 from charlm.model import CharRNN
 from charlm.neurons import PATTERNS, Unit, UnitScore, kinds, parse_unit, rank_units, unit_trace
 from charlm.probe import ProbeResult, probe
-from charlm.runs import list_runs
-from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.inspect_text import InspectText
+from charlm.tui.widgets.model_source import ModelSource
 from charlm.tui.widgets.nav import NavBar
 from charlm.vocab import CharVocab
 
-LIVE = "__live__"
 TOP_K = 9                 # guesses kept per position (the panel shows them all)
 BEST_UNITS = 20           # units listed after a pattern search
 
@@ -76,12 +73,11 @@ class InspectScreen(Screen):
         self.units: list[UnitScore] = []
         self.unit: Unit | None = None          # the unit the text is coloured by (None: surprise)
         self._cancel = threading.Event()
+        self._read_when_ready = False
 
     def compose(self) -> ComposeResult:
         yield NavBar("inspect")
-        with Horizontal(id="ins-model-row"):
-            yield Label("Model", classes="field-label")
-            yield Select([], id="ins-model", prompt="pick a checkpoint", compact=True)
+        yield ModelSource("ins-model")
         with Horizontal(id="ins-file-row"):
             yield Label("File", classes="field-label")
             yield Input(id="ins-file", placeholder="a text file to read (enter), or type / paste below", compact=True)
@@ -118,41 +114,30 @@ class InspectScreen(Screen):
     # -- the model ---------------------------------------------------------------------------
     def refresh_models(self) -> None:
         """The run being trained (if any), then every run under checkpoints/."""
-        session, options = self.app.session, []
-        if session.active and session.trainer is not None:
-            options.append((f"● the run being trained ({session.run_dir.name})", LIVE))
-        for run in list_runs():
-            if not run.problem:
-                options.append((f"{run.name} · {run.shape} · {fmt.bpc(run.best_val_loss)} bits/char", str(run.path)))
-        select = self.query_one("#ins-model", Select)
-        current = select.value
-        with self.prevent(Select.Changed):
-            select.set_options(options)
-            if any(v == current for _, v in options):
-                select.value = current
-        if select.value is Select.NULL and options:
-            select.value = options[0][1]
-        if not options:
+        if not self.query_one(ModelSource).refresh_models():
             self._status("no models yet: train one on the Train screen (press 1)")
 
-    @on(Select.Changed, "#ins-model")
-    def _model_picked(self, event: Select.Changed) -> None:
-        """Load the checkpoint picked, or snapshot the run being trained."""
+    @on(ModelSource.Loading)
+    def _loading(self) -> None:
+        self.action_cancel()
+        self.model, self.result, self.units, self.unit = None, None, [], None
+        self._status("loading the model…")
+
+    @on(ModelSource.Picked)
+    def _picked(self, event: ModelSource.Picked) -> None:
+        """A model is ready (the live run's: a snapshot of its weights now)."""
+        source = event.source
         self.action_cancel()
         self.result, self.units, self.unit = None, [], None
-        if event.value == LIVE:
-            trainer = self.app.session.trainer
-            if trainer is None:
-                self.notify("no run is being trained right now", severity="warning")
-                return
-            self._use(trainer.snapshot(), trainer.corpus.vocab, f"live: {self.app.session.run_dir.name}")
-        elif isinstance(event.value, str):
-            self._status("loading the model…")
-            self._load(Path(event.value))
+        self._use(source.snapshot() if source.snapshot is not None else source.model, source.vocab, source.label)
+        if self._read_when_ready:            # Read was asked for while the model loaded
+            self._read_when_ready = False
+            self.action_read()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-load")
-    def _load(self, path: Path):
-        return load_checkpoint(path)
+    @on(ModelSource.Failed)
+    def _no_model(self, event: ModelSource.Failed) -> None:
+        self.notify(event.problem, title="Inspect", severity=event.severity, timeout=10)
+        self._status("")
 
     def _use(self, model: CharRNN, vocab: CharVocab, label: str) -> None:
         self.model, self.vocab, self.model_label = model.eval(), vocab, label
@@ -191,11 +176,17 @@ class InspectScreen(Screen):
         if problem:
             self.notify(problem, title="Inspect", severity="error")
             return
+        if self.model is None:
+            return
         self.unit = None
         self._start()
         self._probe(self.model, self.vocab, text, self._cancel)
 
     def _cannot_read(self, text: str) -> str | None:
+        if self.model is None and self.query_one(ModelSource).select.value is not Select.NULL:
+            self._read_when_ready = True     # still loading: read once it is ready
+            self._status("reading once the model has loaded…")
+            return None
         if self.model is None:
             return "pick a model first (the Model list above)"
         if len(text) < 2:
@@ -297,11 +288,7 @@ class InspectScreen(Screen):
         if state != WorkerState.SUCCESS:
             return
         result = worker.result
-        if worker.group == "inspect-load":
-            ckpt = result
-            name = ckpt.path.parent.name if ckpt.path.name in ("best", "last") else ckpt.path.name
-            self._use(ckpt.model, ckpt.vocab, name)
-        elif worker.name == "probe":
+        if worker.name == "probe":
             self.result = result
             view = self.query_one(InspectText)
             view.show(result.chars, shading.surprise_styles(result.surprise_bits), shading.surprise_legend())
