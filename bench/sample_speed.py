@@ -32,6 +32,7 @@ from charlm.vocab import CharVocab
 
 VOCAB = CharVocab.from_chars("".join(chr(c) for c in range(32, 97)))     # 65 characters + <unk>
 WARMUP = 100
+ROUNDS = 5                # each rate is the fastest of this many rounds, the bound's too
 
 
 def model_of(shape: str) -> CharRNN:
@@ -65,10 +66,13 @@ def sampler_rate(model: CharRNN, chars: int, weights: str, num_samples: int = 1)
                                                            num_samples=num_samples)
     for _ in range(WARMUP):
         next(stream)
-    t0 = time.perf_counter()
-    for _ in range(chars):
-        next(stream)
-    return chars / (time.perf_counter() - t0)
+    best = 0.0
+    for _ in range(ROUNDS):               # the fastest round: a shared VM's noise only slows one down
+        t0 = time.perf_counter()
+        for _ in range(chars // ROUNDS):
+            next(stream)
+        best = max(best, (chars // ROUNDS) / (time.perf_counter() - t0))
+    return best
 
 
 def step_bytes(model: CharRNN, weights: str) -> int:
@@ -100,11 +104,14 @@ def bound_rate(n_bytes: int, weights: str, seconds: float = 0.5) -> float:
         op = lambda: torch.mm(vv, m)                                        # noqa: E731  (the sampler's layout)
     for _ in range(10):
         op()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        op()
-        n += 1
-    return n / (time.perf_counter() - t0)
+    best = 0.0
+    for _ in range(ROUNDS):               # measured as the sampler is: the fastest round
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / ROUNDS:
+            op()
+            n += 1
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
 
 
 def prompt_seconds(model: CharRNN, weights: str, chars: int = 1000) -> float:
