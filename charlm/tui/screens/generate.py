@@ -9,7 +9,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.reactive import reactive
 from textual.widgets import Button, Footer, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -17,12 +16,12 @@ from charlm.errors import UsageError
 from charlm.novelty import Novelty, open_training_index
 from charlm.sample import check_prompt
 from charlm.tui.errors import describe_error
-from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, make_sampler, run_stream, sweep
+from charlm.tui.generation import Source, StreamEnd, StreamJob, make_sampler, run_stream, sweep
 from charlm.tui.messages import Generated
 from charlm.tui.screens.dialogs import SweepDialog
 from charlm.tui.screens.generate_actions import GenerateActions
 from charlm.tui.widgets.guesses import Guesses
-from charlm.tui.widgets.knobs import KNOBS, Knobs
+from charlm.tui.widgets.knobs import Knobs
 from charlm.tui.widgets.model_source import LIVE, ModelSource  # noqa: F401  (LIVE: the live run's entry)
 from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.output import OutputView
@@ -62,22 +61,6 @@ class GenerateScreen(GenerateActions):
           for n in range(1, 10)),
         Binding("space", "pick(0)", "Let it draw", show=False, tooltip="let the model draw: in pick-next mode, under the controls"),
     ]
-
-    temperature: reactive[float] = reactive(KNOBS["temperature"].default)
-    top_k: reactive[int] = reactive(KNOBS["top_k"].default)
-    top_p: reactive[float] = reactive(KNOBS["top_p"].default)
-    length: reactive[int] = reactive(KNOBS["length"].default)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = LiveSettings()
-        self.source: Source | None = None
-        self.end: StreamEnd | None = None        # where Continue goes on from
-        self.job: StreamJob | None = None
-        self.generation = 0
-        self.seed: int | None = None
-        self.rate = 0.0                          # the model's chars/s in the last stream
-        self.picking: PickNext | None = None     # pick-next mode, when on
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate")

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 from textual import on
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
 from charlm.errors import UsageError
 from charlm.sample import Sampler, check_prompt, unknown_note
-from charlm.tui.generation import PickNext, StreamJob, new_seed
+from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, new_seed
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.widgets.gauge import Gauge
 from charlm.tui.widgets.guesses import Guesses
@@ -20,9 +21,31 @@ from charlm.tui.widgets.knobs import KNOBS
 from charlm.tui.widgets.output import LEGEND, OutputView
 
 
-
 class GenerateActions(Screen):
-    """GenerateScreen's base: actions, validators and watchers (the layout is in generate.py)."""
+    """GenerateScreen's base: the state of play (model, stream, settings) and what the keys do
+    to it; the layout, the model source and the workers are GenerateScreen's (generate.py)."""
+
+    temperature: reactive[float] = reactive(KNOBS["temperature"].default)
+    top_k: reactive[int] = reactive(KNOBS["top_k"].default)
+    top_p: reactive[float] = reactive(KNOBS["top_p"].default)
+    length: reactive[int] = reactive(KNOBS["length"].default)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = LiveSettings()
+        self.source: Source | None = None
+        self.end: StreamEnd | None = None        # where Continue goes on from
+        self.job: StreamJob | None = None
+        self.generation = 0
+        self.seed: int | None = None
+        self.rate = 0.0                          # the model's chars/s in the last stream
+        self.picking: PickNext | None = None     # pick-next mode, when on
+
+    def _stream(self, job: StreamJob, generation: int) -> None:
+        raise NotImplementedError            # GenerateScreen's worker
+
+    def _show_counts(self, done: bool = False) -> None:
+        raise NotImplementedError            # GenerateScreen's title line
 
     # -- generate, continue, stop ----------------------------------------------------------
     def action_generate(self) -> None:
