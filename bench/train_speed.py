@@ -32,11 +32,12 @@ from bench.machine import describe
 from charlm.allocator import keep_freed_memory
 from charlm.config import preset_configs
 from charlm.corpora import default_corpus
+from charlm.corpus import resolve
 from charlm.data import StreamBatches, encode_corpus
 from charlm.device import autocast, pick_device, pick_precision
-from charlm.corpus import resolve
 from charlm.model import param_count
-from charlm.train import StepReport, TrainCallbacks, Trainer
+from charlm.reports import StepReport, TrainCallbacks
+from charlm.train import Trainer
 
 WARMUP_STEPS = 5
 

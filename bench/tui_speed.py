@@ -43,8 +43,8 @@ def headless_child(preset: str, seconds: float, run_dir: str) -> None:
     from charlm.config import preset_configs
     from charlm.corpora import default_corpus
     from charlm.data import encode_corpus
+    from charlm.reports import TrainCallbacks
     from charlm.runs import new_trainer
-    from charlm.train import TrainCallbacks
 
     source, _ = default_corpus()
     corpus = encode_corpus(source)
@@ -203,7 +203,7 @@ def main() -> None:
 
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    from bench.machine import describe      # imports torch: not in the children before the app sets it up
+    from bench.machine import describe  # imports torch: not in the children before the app sets it up
     print(f"machine: {describe()}" + (f" (children: OMP_NUM_THREADS={args.threads})" if args.threads else ""))
     print(f"config: the app's default run with preset {args.preset} (eval every {TUI_DEFAULTS['eval_every']} steps); "
           f"{args.rounds} alternating rounds of {args.seconds:g}s training per side", flush=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -181,6 +182,13 @@ def current_team() -> Team:
 def is_writer() -> bool:
     """Rank 0, or the only process: checked without joining a team (error messages use it)."""
     return os.environ.get("RANK", "0") == "0"
+
+
+def let_rank0_speak() -> None:
+    """On an error every rank meets (bad input), only rank 0 prints it; torchrun stops all ranks
+    as soon as one exits, so the others wait a moment first, or rank 0 may be stopped mid-line."""
+    if launched_by_torchrun() and not is_writer():
+        time.sleep(1.0)
 
 
 def leave() -> None:

@@ -16,8 +16,9 @@ from charlm.distributed import current_team
 from charlm.errors import UsageError
 from charlm.metrics import read_metrics
 from charlm.paths import checkpoints_dir
+from charlm.reports import TrainCallbacks
 from charlm.rundir import LAST, LOCK, SOURCE, ResumeState, RunDir
-from charlm.train import TrainCallbacks, Trainer
+from charlm.train import Trainer
 from charlm.vocab import CharVocab
 
 

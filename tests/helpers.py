@@ -10,12 +10,13 @@ import threading
 from pathlib import Path
 
 import torch
+from conftest import TINY_TEXT
 
 from charlm.config import ModelConfig, TrainConfig
 from charlm.data import encode_text
-from charlm.train import TrainCallbacks, Trainer, TrainResult
+from charlm.reports import TrainCallbacks, TrainResult
+from charlm.train import Trainer
 from charlm.vocab import UNK_ID
-from conftest import TINY_TEXT
 
 
 def tiny_configs(**train) -> tuple[ModelConfig, TrainConfig]:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, TINY_TEXT, run_cli
+from helpers import Recorder, assert_usage_error, make_trainer, tiny_configs, train_tiny
 
 from charlm import footprint
 from charlm.checkpoint import load_checkpoint
@@ -28,11 +30,9 @@ from charlm.data import encode_text
 from charlm.errors import UsageError
 from charlm.metrics import MetricsLog, read_metrics
 from charlm.optim import lr_at
+from charlm.reports import MAX_ROLLBACKS, RunNotWritable, TrainingDiverged
 from charlm.rundir import RunDir
 from charlm.runs import new_trainer
-from charlm.train import MAX_ROLLBACKS, RunNotWritable, TrainingDiverged
-from conftest import ROOT, TINY_TEXT, run_cli
-from helpers import Recorder, assert_usage_error, make_trainer, tiny_configs, train_tiny
 
 
 class Rollbacks(Recorder):

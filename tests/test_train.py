@@ -13,6 +13,8 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from conftest import TINY_TEXT
+from helpers import Recorder, make_trainer, train_tiny
 
 from charlm import train as train_mod
 from charlm.checkpoint import load_checkpoint
@@ -23,9 +25,7 @@ from charlm.evaluate import evaluate
 from charlm.metrics import read_metrics
 from charlm.model import CharRNN
 from charlm.optim import lr_at
-from charlm.train import EvalReport, StepReport
-from conftest import TINY_TEXT
-from helpers import Recorder, make_trainer, train_tiny
+from charlm.reports import EvalReport, StepReport
 
 
 def weights(path) -> dict[str, torch.Tensor]:

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except UsageError as e:
         _print_error(e.message)
+        from charlm.distributed import let_rank0_speak
+        let_rank0_speak()
         return 2
     except KeyboardInterrupt:
         _print_error("interrupted")

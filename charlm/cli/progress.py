@@ -14,8 +14,9 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from charlm.autosize import AutoChoice
 from charlm.config import param_count
 from charlm.references import verdict
+from charlm.reports import EvalReport, RollbackReport, StepReport, TrainCallbacks, TrainingStopped
 from charlm.threads import ThreadChoice
-from charlm.train import EvalReport, RollbackReport, StepReport, TrainCallbacks, Trainer, TrainingStopped
+from charlm.train import Trainer
 
 
 class _RichProgress(TrainCallbacks):

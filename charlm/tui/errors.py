@@ -9,7 +9,7 @@ from pathlib import Path
 
 from charlm.errors import UsageError
 from charlm.paths import cache_root
-from charlm.train import TrainingStopped
+from charlm.reports import TrainingStopped
 
 
 def error_log_path() -> Path:

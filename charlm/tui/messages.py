@@ -10,8 +10,8 @@ from textual.message import Message
 
 from charlm.corpus import CorpusSource
 from charlm.data import EncodedCorpus
+from charlm.reports import EvalReport, RollbackReport, StepReport
 from charlm.sample import Token
-from charlm.train import EvalReport, RollbackReport, StepReport
 
 
 @dataclass

@@ -15,7 +15,8 @@ from textual.message_pump import MessagePump
 
 from charlm.config import ModelConfig, TrainConfig
 from charlm.data import EncodedCorpus
-from charlm.train import EvalReport, RollbackReport, StepReport, TrainCallbacks, Trainer
+from charlm.reports import EvalReport, RollbackReport, StepReport, TrainCallbacks
+from charlm.train import Trainer
 from charlm.tui.messages import TrainingEval, TrainingRolledBack, TrainingSaved, TrainingStarted, TrainingStep
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from charlm.reports import EvalReport, StepReport
 from charlm.sample import Token
-from charlm.train import EvalReport, StepReport
 from charlm.tui.app import CharLMApp
 from charlm.tui.messages import TrainingEval, TrainingStarted, TrainingStep
 from charlm.tui.training import TrainingSession

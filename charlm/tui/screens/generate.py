@@ -12,9 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Footer, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from charlm.errors import UsageError
 from charlm.novelty import Novelty, open_training_index
-from charlm.sample import check_prompt
 from charlm.tui.errors import describe_error
 from charlm.tui.generation import Source, StreamEnd, StreamJob, make_sampler, run_stream, sweep
 from charlm.tui.messages import Generated
@@ -149,14 +147,8 @@ class GenerateScreen(GenerateActions):
     # -- temperature sweep --------------------------------------------------------------------
     def action_sweep(self) -> None:
         """The prompt at several temperatures, side by side, with one seed."""
-        if self.source is None:
-            self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
-            return
-        prompt = self.query_one("#prompt", TextArea).text
-        try:
-            check_prompt(self.source.vocab, prompt)
-        except UsageError as e:
-            self.notify(e.message, title="Generate", severity="error")
+        prompt = self.usable_prompt()
+        if prompt is None:
             return
         self.action_stop()
         self.notify("temperature sweep: writing…", timeout=2)

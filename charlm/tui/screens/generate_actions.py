@@ -48,17 +48,24 @@ class GenerateActions(Screen):
         raise NotImplementedError            # GenerateScreen's title line
 
     # -- generate, continue, stop ----------------------------------------------------------
-    def action_generate(self) -> None:
-        """Generate from the prompt (again: a new sample each time unless the seed is fixed)."""
+    def usable_prompt(self) -> str | None:
+        """The prompt, when there is a model and the prompt is one it can read; else None, said."""
         if self.source is None:
             self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
             self.query_one("#gen-model").focus()
-            return
+            return None
         prompt = self.query_one("#prompt", TextArea).text
         try:
             check_prompt(self.source.vocab, prompt)
         except UsageError as e:
             self.notify(e.message, title="Generate", severity="error")
+            return None
+        return prompt
+
+    def action_generate(self) -> None:
+        """Generate from the prompt (again: a new sample each time unless the seed is fixed)."""
+        prompt = self.usable_prompt()
+        if prompt is None:
             return
         note = unknown_note(self.source.vocab, prompt)
         if note:
@@ -101,7 +108,7 @@ class GenerateActions(Screen):
             self._leave_pick_mode()
             return
         if self.source is None:
-            self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
+            self.usable_prompt()             # says what is missing
             return
         self.action_stop()
         out = self.query_one(OutputView)
@@ -109,11 +116,8 @@ class GenerateActions(Screen):
         if end is not None and end.continuation is not None and out.tokens:
             self.picking = PickNext(end.sampler, self.live, after=end.continuation, seed=self._seed_from_field())
         else:
-            prompt = self.query_one("#prompt", TextArea).text
-            try:
-                check_prompt(self.source.vocab, prompt)
-            except UsageError as e:
-                self.notify(e.message, title="Generate", severity="error")
+            prompt = self.usable_prompt()
+            if prompt is None:
                 return
             out.start(prompt)
             model = self.source.snapshot() if self.source.snapshot is not None else self.source.model

@@ -20,9 +20,9 @@ from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 from charlm.references import verdict
+from charlm.reports import TrainResult
 from charlm.rundir import RunDir
 from charlm.runs import delete_run, loss_history, new_trainer, resume_state, resume_trainer
-from charlm.train import TrainResult
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.messages import (CorpusFailed, CorpusReady, TrainingEval, TrainingRolledBack, TrainingSaved,

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import RichLog, Static
 
 from charlm.references import meaning
-from charlm.train import EvalReport, StepReport
+from charlm.reports import EvalReport, StepReport
 from charlm.tui import format as fmt
 
 
