@@ -98,7 +98,7 @@ class Trainer:
             return self.model
         from torch.nn.parallel import DistributedDataParallel
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(self.model, device_ids=ids)      # CharRNN has no buffers to sync
 
     # -- the budget ------------------------------------------------------------------
     def progress(self) -> float:

@@ -65,12 +65,15 @@ def run(args) -> int:
     # torch is imported only now: flags are checked, and errors reported, without its ~1.5 s.
     from charlm.cli.progress import train_silently, train_with_progress
     from charlm.data import encode_corpus
-    from charlm.distributed import current_team, leave
+    from charlm.distributed import current_team, exit_rank, leave
     from charlm.runs import new_trainer
     team = current_team()               # under torchrun: join the other ranks (charlm.distributed)
     try:
         if args.resume is not None:
-            return _resume(args, team)
+            status = _resume(args, team)
+            leave(finished=status == 0)
+            exit_rank(status)
+            return status
         _check_flags(args)              # before the corpus is read: a typo should cost nothing
         with team.rank0_first():        # a download, the encoded cache: made once, then found
             source, spec = _source(args)
@@ -81,9 +84,13 @@ def run(args) -> int:
             lambda d: (ModelConfig.from_dict(d[0]), TrainConfig.from_dict(d[1]), None))
         run_dir = Path(team.decide(lambda: str(args.out or new_run_dir(corpus.name))))
         trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
-        return train_with_progress(trainer, args.quiet, choice) if team.writes else train_silently(trainer)
-    finally:
-        leave()
+        status = train_with_progress(trainer, args.quiet, choice) if team.writes else train_silently(trainer)
+        leave(finished=status == 0)
+        exit_rank(status)
+        return status
+    except BaseException:
+        leave(finished=False)
+        raise
 
 
 def _configs(args, corpus):
