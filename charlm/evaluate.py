@@ -75,11 +75,11 @@ def stream_logits(model: CharRNN, ids: np.ndarray, device: torch.device, precisi
 def evaluate_stepped(model: CharRNN, ids: np.ndarray, weights: str, streams: int = 16) -> EvalResult:
     """The same figure through the generation step (charlm.stepper) in `weights` precision: what
     a reduced-precision sampler costs in quality (it must stay within 0.005 nats/char of fp32)."""
-    from charlm.stepper import Stepper
+    from charlm.stepper import make_stepper
     stepper, total, count = None, 0.0, 0
     for x, y in eval_streams(ids, streams):
         if stepper is None:
-            stepper = Stepper(model, x.size(0), weights)
+            stepper = make_stepper(model, x.size(0), weights)
         total += char_loss(stepper.feed(x, every=True), y, reduction="sum").item()
         count += y.numel()
     return EvalResult(total / max(count, 1), count)

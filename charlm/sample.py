@@ -9,6 +9,7 @@ the very next character uses the new values.
 from __future__ import annotations
 
 import bisect
+import ctypes
 import math
 from dataclasses import dataclass
 
@@ -46,15 +47,38 @@ class Token:
     prob: float   # the probability the model itself (temperature 1) gave this character
 
 
-def pick(logits: torch.Tensor, controls: SampleControls,
-         generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+class Uniforms:
+    """A stream's uniform draws in [0, 1), taken from its generator BLOCK at a time: one call in
+    place of one a character, and the very numbers one torch.rand call per draw would give, in
+    the same order (a CPU generator fills a tensor element after element)."""
+
+    BLOCK = 256
+
+    def __init__(self, generator: torch.Generator):
+        self.generator, self._block, self._next = generator, [], 0
+
+    def reseed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+        self._block, self._next = [], 0
+
+    def take(self, n: int = 1) -> list[float]:
+        if self._next + n > len(self._block):
+            fresh = torch.rand(max(self.BLOCK, n), generator=self.generator).tolist()
+            self._block, self._next = self._block[self._next:] + fresh, 0
+        out = self._block[self._next:self._next + n]
+        self._next += n
+        return out
+
+
+def pick(logits: torch.Tensor, controls: SampleControls, uniforms: Uniforms) -> tuple[list[int], list[float]]:
     """One id per row of logits (N, V) under the controls as they are right now, and the
     probability the model itself (temperature 1) gave each. Few operations: at batch 1 each
     costs more in dispatch than in arithmetic."""
-    logits = logits.float()
     t, k, p = controls.temperature, controls.top_k, controls.top_p
     if logits.size(0) == 1 and t > 0 and not 0 < k < logits.size(-1) and p >= 1.0:
-        return _pick_one(logits[0], t, generator)
+        i, prob = pick_one(logits[0], t, uniforms.take()[0])
+        return [i], [prob]
+    logits = logits.float()
     model_probs = torch.softmax(logits, dim=-1)
     if t <= 0:
         scores = logits.clone()
@@ -76,29 +100,44 @@ def pick(logits: torch.Tensor, controls: SampleControls,
                 # drop a character when the mass before it already reaches p (the top one always stays)
                 drop_sorted = (sorted_p.cumsum(-1) - sorted_p) >= p
                 probs.masked_fill_(drop_sorted.scatter(-1, order, drop_sorted), 0.0)
-        ids = draw(probs, generator)
-    return ids, model_probs.gather(-1, ids[:, None])[:, 0]
+        ids = draw(probs, uniforms)
+    return ids.tolist(), model_probs.gather(-1, ids[:, None])[:, 0].tolist()
 
 
-def _pick_one(logits: torch.Tensor, t: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """`pick` for one stream with no top-k or top-p, the common case of play: the same draw as
-    `draw` (the inverse of the cumulative sum at a uniform draw, <unk> left out), with the
-    search done in Python over the V cumulative sums, which costs less than the tensor ops."""
+def pick_one(logits: torch.Tensor, t: float, u: float) -> tuple[int, float]:
+    """`pick` for one stream with no top-k or top-p, the common case of play: the inverse of
+    softmax(logits / t)'s cumulative sum at the uniform u, <unk> left out (as `draw`), and the
+    model's own probability of the id drawn. In C where charlm's C step is built (one call),
+    else with the search done in Python over the V sums (fewer tensor ops than `draw`)."""
+    from charlm.native.build import library
+    lib = library()
+    if lib is not None and logits.dtype == torch.float32 and logits.is_contiguous():
+        prob = ctypes.c_float()
+        return lib.charlm_draw(logits.data_ptr(), logits.numel(), t, u, ctypes.byref(prob)), prob.value
+    return pick_one_in_python(logits, t, u)
+
+
+def pick_one_in_python(logits: torch.Tensor, t: float, u: float) -> tuple[int, float]:
+    logits = logits.float()
     model_probs = torch.softmax(logits, dim=-1)
     probs = model_probs if t == 1.0 else torch.softmax(logits / t, dim=-1)
-    cdf = probs.cumsum(-1).tolist()
+    cdf = probs.double().cumsum(-1).tolist()
     floor = cdf[UNK_ID]           # <unk> is id 0, the first sum: drawing above its mass leaves it out
-    u = floor + torch.rand(1, generator=generator).item() * (cdf[-1] - floor)
-    i = min(bisect.bisect_right(cdf, u), len(cdf) - 1)
-    return torch.tensor([i]), model_probs[i:i + 1]
+    if cdf[-1] - floor <= 1e-30 * cdf[-1]:          # all the mass on <unk>: the likeliest other id
+        i = int(logits[1:].argmax()) + 1
+    else:
+        i = bisect.bisect_right(cdf, floor + u * (cdf[-1] - floor))
+        if i >= len(cdf):         # past the end by rounding: the last id with any mass
+            i = max(j for j in range(1, len(cdf)) if cdf[j] > cdf[j - 1])
+    return i, model_probs[i].item()
 
 
-def draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def draw(weights: torch.Tensor, uniforms: Uniforms) -> torch.Tensor:
     """One index per row of non-negative `weights` (N, V), with probability proportional to
     its weight: the inverse of the cumulative sum at a uniform draw (torch.multinomial took
     50 us a call at batch 1, this a fifth of it). A zero weight is never drawn."""
     cdf = weights.cumsum(-1)                                               # (N, V)
-    u = torch.rand(weights.size(0), 1, generator=generator) * cdf[:, -1:]
+    u = torch.tensor(uniforms.take(weights.size(0)))[:, None] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=weights.size(-1) - 1)
 
 
@@ -120,29 +159,30 @@ class Stream:
     says where it stands, for a later stream to go on from. With `stop`, a sample is finished
     once its text ends with that string (`finished[i]`), and the stream ends when all are."""
 
-    def __init__(self, sampler: "Sampler", ids: list[int], controls: SampleControls, length: int | None,
+    def __init__(self, sampler: Sampler, ids: list[int], controls: SampleControls, length: int | None,
                  seed: int | None, num_samples: int, after: Continuation | None, stop: str | None):
         self.sampler, self.controls, self.length, self.stop = sampler, controls, length, stop
         self.num_samples = (len(after.pending) or after.logits.size(0)) if after is not None else num_samples
         self.finished = [False] * self.num_samples
         self.produced = 0
         self._tails = [""] * self.num_samples          # the last len(stop) characters of each sample
-        self._gen = torch.Generator(device="cpu")
-        self._gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        self._uniforms = Uniforms(generator)
         self._seed = controls.seed
         self._stepper = sampler.stepper(self.num_samples)
         self._stepper.load(after.hidden if after is not None else None)
         self._pending: list[int] = []                  # yielded, not yet fed: what continuation() reports
-        self._fed: torch.Tensor | None = None          # the same, as the tensor the next step feeds
+        self._fed: list[int] | None = None             # the same, for the next step to feed
         self._logits = None if after is None or after.logits is None else after.logits.clone()
         if after is not None and after.pending:        # the characters yielded last time go in first
-            self._logits = self._stepper.step(torch.tensor(after.pending))
+            self._logits = self._stepper.step(list(after.pending))
         if ids:
             self._logits = self._stepper.feed(torch.tensor([ids] * self.num_samples))
         if self._logits is None:
             raise UsageError("there is nothing to continue from", "give a prompt")
 
-    def __iter__(self) -> "Stream":
+    def __iter__(self) -> Stream:
         return self
 
     def __next__(self) -> list[Token]:
@@ -150,9 +190,9 @@ class Stream:
             raise StopIteration
         self._advance()
         if self.controls.seed is not None and self.controls.seed != self._seed:
-            self._gen.manual_seed(self.controls.seed)  # a seed set mid-stream reseeds the next character
+            self._uniforms.reseed(self.controls.seed)  # a seed set mid-stream reseeds the next character
             self._seed = self.controls.seed
-        return self._emit(*pick(self._logits, self.controls, self._gen))              # (N,), (N,)
+        return self._emit(*pick(self._logits, self.controls, self._uniforms))
 
     def candidates(self, k: int, sample: int = 0) -> list[Token]:
         """The model's k likeliest next characters for one sample, likeliest first, each with the
@@ -171,9 +211,8 @@ class Stream:
         if char_id == UNK_ID or not 0 <= char_id < len(self.sampler.vocab):
             raise UsageError(f"there is no character {char_id} to choose", "choose one of the candidates")
         self._advance()
-        ids = torch.full((self.num_samples,), char_id, dtype=torch.long)
         probs = torch.softmax(self._logits.float(), -1)[:, char_id]
-        return self._emit(ids, probs)
+        return self._emit([char_id] * self.num_samples, probs.tolist())
 
     def _advance(self) -> None:
         """Feed what the caller has seen: the logits for the next character."""
@@ -181,11 +220,10 @@ class Stream:
             self._logits = self._stepper.step(self._fed)
             self._fed = None
 
-    def _emit(self, nxt: torch.Tensor, probs: torch.Tensor) -> list[Token]:
+    def _emit(self, nxt: list[int], probs: list[float]) -> list[Token]:
         itos = self.sampler.vocab.itos
-        self._pending = nxt.tolist()
-        self._fed = nxt
-        tokens = [Token(itos[i], i, p) for i, p in zip(self._pending, probs.tolist())]
+        self._pending = self._fed = nxt
+        tokens = [Token(itos[i], i, p) for i, p in zip(nxt, probs)]
         self.produced += 1
         if self.stop:
             for i, tok in enumerate(tokens):
@@ -216,11 +254,17 @@ class Sampler:
         """A per-character step for `batch` streams (a fresh one per stream: it holds the state)."""
         if self.weights == "reference":
             return ReferenceStepper(self.model, self.device)
-        from charlm.stepper import Stepper, StepWeights, fastest_weights
+        from charlm.stepper import make_stepper
+        return make_stepper(self.model, batch, self.step_weights(batch))
+
+    def step_weights(self, batch: int = 1):
+        """The StepWeights streams of `batch` samples step with (weights auto: the fastest that
+        keeps the model's quality here), made once per precision."""
+        from charlm.stepper import StepWeights, fastest_weights
         weights = fastest_weights(self.model, batch) if self.weights == "auto" else self.weights
         if weights not in self._prepared:
             self._prepared[weights] = StepWeights(self.model, weights)
-        return Stepper(self.model, batch, self._prepared[weights])
+        return self._prepared[weights]
 
     def prompt_ids(self, prime: str) -> list[int]:
         """Prime ids with characters the vocabulary lacks skipped (see `unknown_note`); a prime
@@ -261,8 +305,8 @@ class ReferenceStepper:
     def feed(self, ids: torch.Tensor) -> torch.Tensor:
         return self._run(ids)
 
-    def step(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._run(ids[:, None])
+    def step(self, ids: torch.Tensor | list[int]) -> torch.Tensor:
+        return self._run(torch.as_tensor(ids)[:, None])
 
     @torch.no_grad()
     def _run(self, x: torch.Tensor) -> torch.Tensor:

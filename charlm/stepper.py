@@ -15,9 +15,11 @@ in place and the new state in place; then the head. A prompt is read by the mode
 kernel, which projects each layer's input for the whole prompt at once and steps only the
 recurrence; evaluation does the same here, through the step's own weights.
 
-Weights can be fp32, bf16, or int8 (per-channel, activations quantized on the fly, fbgemm /
-onednn): `fastest_weights` times them on this machine and keeps a reduced one only if the
-model's loss on its own text moves by at most QUALITY_TOLERANCE.
+Weights can be fp32, bf16, or int8. int8 runs on charlm's C step (charlm.native: the whole
+character in one call) where it builds, else on PyTorch's int8 kernel (per-channel, activations
+quantized on the fly, fbgemm / onednn): `make_stepper` picks. `fastest_weights` times the
+precisions on this machine and keeps a reduced one only if the model's loss on its own text
+moves by at most QUALITY_TOLERANCE.
 """
 
 from __future__ import annotations
@@ -80,39 +82,94 @@ class Proj:
         return out
 
 
+def step_layers(model: CharRNN) -> tuple[list[dict[str, torch.Tensor | None]], dict[str, torch.Tensor]]:
+    """A model's weights as every step path uses them (fp32, on the CPU): per layer the input
+    and recurrent matrices (LSTM gates reordered i, f, g, o -> i, f, o, g: one sigmoid span, one
+    tanh) with the input bias `b_in` and, for the GRU, the recurrent bias `b_rec` apart (its reset
+    gate scales only the recurrent part); elsewhere the two biases are one. Layer 0 also gets
+    `table`: its input projection folded into the embedding, (V, G). And the head."""
+    cfg = model.config
+    sd = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
+    layers = []
+    for i in range(cfg.layers):
+        w = {n: sd[f"rnn.{i}.{n}_l0"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        if cfg.cell == "lstm":
+            H = cfg.hidden
+            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+            w = {k: v[order] for k, v in w.items()}
+        apart = cfg.cell == "gru"
+        b_in, b_rec = (w["bias_ih"], w["bias_hh"]) if apart else (w["bias_ih"] + w["bias_hh"], None)
+        table = sd["embed.weight"] @ w["weight_ih"].t() + b_in if i == 0 else None
+        layers.append(dict(weight_ih=w["weight_ih"], weight_hh=w["weight_hh"], b_in=b_in, b_rec=b_rec, table=table))
+    return layers, dict(weight=sd["head.weight"], bias=sd["head.bias"])
+
+
 class Layer:
     """One recurrent layer's projections. Layer 0's input projection is the character table;
     above it, stepping uses [W_ih | W_hh] fused (one matmul on [x, h]) and prompt reading the
     two halves (the input half over the whole prompt at once)."""
 
-    def __init__(self, w: dict[str, torch.Tensor], first: bool, cell: str, weights: str, embed: torch.Tensor):
-        if cell == "lstm":                   # gates i, f, g, o -> i, f, o, g: one sigmoid, one tanh
-            H = w["weight_hh"].size(1)
-            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-            w = {k: v[order] for k, v in w.items()}
-        apart = cell == "gru"                # the reset gate scales only the recurrent part, bias included
-        b_in, b_rec = (w["bias_ih"], w["bias_hh"]) if apart else (w["bias_ih"] + w["bias_hh"], None)
-        self.apart = apart
-        self.table = embed @ w["weight_ih"].t() + b_in if first else None        # (V, G)
-        self.inp = None if first else Proj(w["weight_ih"], b_in, weights)
-        self.rec = Proj(w["weight_hh"], b_rec, weights)
-        self.fused = None if first or apart else Proj(torch.cat([w["weight_ih"], w["weight_hh"]], 1), b_in, weights)
+    def __init__(self, w: dict[str, torch.Tensor | None], first: bool, cell: str, weights: str):
+        self.apart = cell == "gru"
+        self.table = w["table"]
+        self.inp = None if first else Proj(w["weight_ih"], w["b_in"], weights)
+        self.rec = Proj(w["weight_hh"], w["b_rec"], weights)
+        self.fused = None if first or self.apart else Proj(torch.cat([w["weight_ih"], w["weight_hh"]], 1), w["b_in"],
+                                                           weights)
 
 
 class StepWeights:
     """A CharRNN's weights rewritten for stepping, in one precision. Made once per model and
     precision and shared by its streams: rewriting a 2x512 takes ~20 ms, quantizing it ~60 ms,
-    as long as generating a few hundred characters."""
+    as long as generating a few hundred characters.
 
-    def __init__(self, model: CharRNN, weights: str = "fp32"):
+    int8 runs on charlm's C step (charlm.native) where it could be built on this machine, and
+    on PyTorch's int8 kernel (fbgemm / onednn) elsewhere or with `native=False`."""
+
+    def __init__(self, model: CharRNN, weights: str = "fp32", native: bool | None = None):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}")
-        cfg = model.config
-        self.model, self.weights = model, weights
-        sd = {k: v.detach().to("cpu", torch.float32) for k, v in model.state_dict().items()}
-        self.layers = [Layer({n: sd[f"rnn.{i}.{n}_l0"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")},
-                             i == 0, cfg.cell, weights, sd["embed.weight"]) for i in range(cfg.layers)]
-        self.head = Proj(sd["head.weight"], sd["head.bias"], head_weights(weights))
+        self.model, self.weights, self.native = model, weights, None
+        if weights == "int8" and native is not False:
+            from charlm.native.build import library
+            if library() is not None:
+                from charlm.native.net import NativeWeights
+                self.native = NativeWeights(model)
+                return
+        layers, head = step_layers(model)
+        self.layers = [Layer(w, i == 0, model.config.cell, weights) for i, w in enumerate(layers)]
+        self.head = Proj(head["weight"], head["bias"], head_weights(weights))
+
+    @property
+    def kernel(self) -> str:
+        """What runs the step, in words: 'C step (avx512-vnni, 2 threads)' or 'PyTorch'."""
+        return self.native.describe() if self.native is not None else "PyTorch"
+
+
+def make_stepper(model: CharRNN, batch: int = 1, weights: str | StepWeights = "fp32"):
+    """A per-character step for `batch` streams in the given precision (or over StepWeights
+    already made): the C step where the weights are its, else Stepper."""
+    prepared = weights if isinstance(weights, StepWeights) else StepWeights(model, weights)
+    if prepared.native is not None:
+        from charlm.native.net import NativeStepper
+        return NativeStepper(prepared.native, batch)
+    return Stepper(model, batch, prepared)
+
+
+def load_state(hs: list[torch.Tensor], cs: list[torch.Tensor] | None, hidden: Hidden | None) -> None:
+    """Copy `hidden` (shaped as CharRNN returns it: (layers, N, H), a pair for the LSTM) into a
+    step's per-layer state buffers, or zero them."""
+    h, c = hidden if isinstance(hidden, tuple) else (hidden, None)
+    for i in range(len(hs)):
+        hs[i].zero_() if h is None else hs[i].copy_(h[i])
+        if cs is not None:
+            cs[i].zero_() if c is None else cs[i].copy_(c[i])
+
+
+def copy_state(hs: list[torch.Tensor], cs: list[torch.Tensor] | None) -> Hidden:
+    """A copy of a step's per-layer state buffers, shaped as CharRNN returns its state."""
+    h = torch.stack([h.clone() for h in hs])
+    return (h, torch.stack([c.clone() for c in cs])) if cs is not None else h
 
 
 class Stepper:
@@ -120,7 +177,9 @@ class Stepper:
     `weights`: a precision, or StepWeights already made for the model (see Sampler)."""
 
     def __init__(self, model: CharRNN, batch: int = 1, weights: str | StepWeights = "fp32"):
-        prepared = weights if isinstance(weights, StepWeights) else StepWeights(model, weights)
+        prepared = weights if isinstance(weights, StepWeights) else StepWeights(model, weights, native=False)
+        if prepared.native is not None:
+            raise ValueError("these weights are the C step's: use make_stepper")
         cfg = model.config
         self.model = model               # reads prompts (see feed)
         self.cell, self.H, self.L, self.N, self.weights = cfg.cell, cfg.hidden, cfg.layers, batch, prepared.weights
@@ -148,24 +207,17 @@ class Stepper:
     def load(self, hidden: Hidden | None) -> None:
         """Start from `hidden` (shaped as CharRNN returns it: (layers, N, H), a pair for the
         LSTM), or from zeros."""
-        h, c = hidden if isinstance(hidden, tuple) else (hidden, None)
-        for i in range(self.L):
-            if h is None:
-                self.hs[i].zero_()
-            else:
-                self.hs[i].copy_(h[i])
-            if self.c is not None:
-                self.c[i].zero_() if c is None else self.c[i].copy_(c[i])
+        load_state(self.hs, self.c, hidden)
 
     def state(self) -> Hidden:
         """A copy of the state, shaped as CharRNN returns it."""
-        h = torch.stack([h.clone() for h in self.hs])
-        return (h, torch.stack([c.clone() for c in self.c])) if self.c is not None else h
+        return copy_state(self.hs, self.c)
 
     # -- stepping ---------------------------------------------------------------------------
-    def step(self, ids: torch.Tensor) -> torch.Tensor:
+    def step(self, ids: torch.Tensor | list[int]) -> torch.Tensor:
         """Feed one character per stream (ids: (N,)); the logits (N, V) for the next one, in a
         buffer the next step overwrites."""
+        ids = torch.as_tensor(ids)
         g = self.gates
         for i, layer in enumerate(self.layers):
             if i == 0:
@@ -256,8 +308,9 @@ def fastest_weights(model: CharRNN, batch: int = 1) -> str:
     are timed once per machine and shape (charlm.speed's cache); quality is checked on this
     model's own weights, since rounding hurts some weight matrices more than others."""
     from charlm import speed
+    from charlm.native.build import kernel_tag
     cfg = model.config
-    key = f"{cfg.cell}:{cfg.layers}x{cfg.hidden}:e{cfg.embed}:v{cfg.vocab_size}:n{batch}"
+    key = f"{cfg.cell}:{cfg.layers}x{cfg.hidden}:e{cfg.embed}:v{cfg.vocab_size}:n{batch}:{kernel_tag()}"
     rates = speed.recall("sampling", key)
     if not isinstance(rates, dict) or not rates:
         rates, quiet = speed.timed_quietly(lambda: {w: step_rate(model, batch, w) for w in available_weights()})
@@ -282,7 +335,7 @@ def available_weights() -> tuple[str, ...]:
 @torch.no_grad()
 def step_rate(model: CharRNN, batch: int, weights: str, seconds: float = 0.2) -> float:
     """Characters per second (all streams) of the step alone, fastest of a few short bursts."""
-    stepper = Stepper(model, batch, weights)
+    stepper = make_stepper(model, batch, weights)
     ids = torch.ones(batch, dtype=torch.long)
     for _ in range(5):
         stepper.step(ids)
@@ -306,7 +359,7 @@ def loss_gap(model: CharRNN, weights: str, chars: int = CHECK_CHARS) -> float:
         ids.append(int(nxt))
         logits = ref.step(nxt)
     text = torch.tensor([[1] + ids])
-    return _mean_loss(Stepper(model, 1, weights), text) - _mean_loss(Stepper(model, 1, "fp32"), text)
+    return _mean_loss(make_stepper(model, 1, weights), text) - _mean_loss(Stepper(model, 1, "fp32"), text)
 
 
 def _mean_loss(stepper: Stepper, text: torch.Tensor) -> float:

@@ -60,7 +60,7 @@ def test_train_with_defaults_sizes_the_model_itself_and_says_what_it_chose_and_w
                      "--device", "cpu", "--precision", "fp32", "--out", str(run), "--quiet",
                      env={"COLUMNS": "250"})).stdout
     auto = next(line for line in out.splitlines() if line.startswith("auto:"))
-    assert re.search(r"auto: lstm 1x32, (\d+)x64 fp32: ~[\d.]+k? chars/s here, ~[\d,]+ steps, [\d.]+ passes", auto), auto
+    assert re.search(r"auto: lstm 1x32, (\d+)x64 fp32: ~[\d.]+[kM]? chars/s here, ~[\d,]+ steps, [\d.]+ passes", auto), auto
     assert re.search(r"^  why: predicted val ≈\d\.\d\d nats/char", out, re.M)
     assert re.search(r"^threads: \d thread", out, re.M)
     assert re.search(r"^  reads like: ", out, re.M)                     # what the loss means, at the end

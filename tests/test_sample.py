@@ -240,16 +240,16 @@ def test_sampler_output_always_decodes(ckpt, prime, temperature, top_k, top_p, s
 @pytest.mark.parametrize("rows", [1, 2])              # one stream (its own path) and a batch
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_pick_draws_each_character_as_often_as_its_probability(rows, temperature):
-    from charlm.sample import pick
+    from charlm.sample import Uniforms, pick
     logits = torch.tensor([[2.0, 0.5, -1.0, 1.5, 0.0, -3.0, 1.0, 0.2]]).repeat(rows, 1)
     expected = torch.softmax(logits[0] / temperature, -1)
     expected[UNK_ID] = 0.0
     expected /= expected.sum()                          # <unk> is left out, the rest renormalised
-    gen, counts, draws = torch.Generator().manual_seed(0), torch.zeros(8), 20_000 // rows
+    uniforms, counts, draws = Uniforms(torch.Generator().manual_seed(0)), torch.zeros(8), 20_000 // rows
     for _ in range(draws):
-        ids, probs = pick(logits, SampleControls(temperature), gen)
-        counts += torch.bincount(ids, minlength=8)
-        assert torch.allclose(probs, torch.softmax(logits, -1).gather(-1, ids[:, None])[:, 0])
+        ids, probs = pick(logits, SampleControls(temperature), uniforms)
+        counts += torch.bincount(torch.tensor(ids), minlength=8)
+        assert probs == pytest.approx(torch.softmax(logits, -1)[0, ids].tolist(), rel=1e-5)
     assert counts[UNK_ID] == 0
     assert torch.allclose(counts / counts.sum(), expected, atol=0.012), (counts / counts.sum(), expected)
 
@@ -288,3 +288,13 @@ def test_asking_for_candidates_does_not_change_where_a_continuation_goes(sampler
     first.candidates(5)                                     # feeds the last character to the model
     rest = [t[0].id for t in sampler.stream("", greedy, 18, seed=0, after=first.continuation())]
     assert head + rest == straight
+
+
+def test_uniforms_taken_in_blocks_are_the_generators_own_draws_in_order():
+    from charlm.sample import Uniforms
+    uniforms = Uniforms(torch.Generator().manual_seed(7))
+    taken = [u for n in (1, 3, 1, 300, 2, 1) * 3 for u in uniforms.take(n)]
+    expected = torch.rand(len(taken), generator=torch.Generator().manual_seed(7)).tolist()
+    assert taken == expected
+    uniforms.reseed(9)
+    assert uniforms.take(2) == torch.rand(2, generator=torch.Generator().manual_seed(9)).tolist()

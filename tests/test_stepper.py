@@ -14,7 +14,7 @@ from charlm.data import encode_corpus
 from charlm.evaluate import evaluate, evaluate_stepped
 from charlm.model import CharRNN
 from charlm.sample import SampleControls, Sampler
-from charlm.stepper import QUALITY_TOLERANCE, Stepper, fastest_weights, loss_gap
+from charlm.stepper import QUALITY_TOLERANCE, Stepper, StepWeights, fastest_weights, loss_gap
 from charlm.vocab import CharVocab
 from conftest import TINY_TEXT
 
@@ -85,8 +85,11 @@ def test_continuing_gives_the_same_text_as_one_stream(trained):
     assert text + rest == sampler.generate("A cat", 100, greedy)
 
 
-@pytest.mark.parametrize("weights", ["bf16", "int8"])
+@pytest.mark.parametrize("weights", ["bf16", "int8", "int8 on PyTorch"])
 def test_reduced_precision_keeps_the_loss_within_tolerance(trained, trained_run, weights):
+    """int8 runs on charlm's C step where it is built; PyTorch's int8 kernel is checked too."""
+    if weights == "int8 on PyTorch":
+        weights = StepWeights(trained.model, "int8", native=False)
     ids = encode_corpus(resolve(str(trained_run.corpus)), trained.vocab).split(0.1)[1]
     fp32 = evaluate(trained.model, ids, torch.device("cpu"), "fp32").nats_per_char
     stepped32 = evaluate_stepped(trained.model, ids, "fp32").nats_per_char

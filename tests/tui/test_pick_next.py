@@ -1,6 +1,6 @@
 """Pilot tests of seeing the model's guesses on the Generate screen: the panel of likeliest next
 characters while text streams, and pick-next mode (1-9 choose, space lets the model draw),
-checked against the model read straight through."""
+checked against the model read straight through in the app's step precision."""
 
 from __future__ import annotations
 
@@ -9,24 +9,39 @@ import torch
 from textual.widgets import TextArea
 
 from charlm.checkpoint import load_checkpoint
+from charlm.native.build import library
+from charlm.stepper import make_stepper
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.generate import GenerateScreen
 from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.output import OutputView
 from charlm.vocab import UNK_ID
-from helpers import logits_along
 
 from .conftest import SIZE, install_run, open_generate, tiny_options, wait_for
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
 PROMPT = "The cat"
+# The app's sampler takes the fastest step precision that keeps the model's quality here (timed:
+# it can change from one timing to the next); the tests pin it, to read the model in the same
+# precision: int8 on the C step where it is built (the app's usual choice), else fp32.
+PINNED = "int8" if library() is not None else "fp32"
+
+
+@pytest.fixture(autouse=True)
+def pinned_weights(monkeypatch):
+    monkeypatch.setattr("charlm.stepper.fastest_weights", lambda model, batch=1: PINNED)
 
 
 def expected_guesses(ckpt, text: str, k: int = 9) -> list[tuple[str, float]]:
-    """The model's k likeliest next characters after `text`, read straight through."""
+    """The model's k likeliest next characters after `text`, read straight through: the prompt
+    read as a stream reads it, then a step a character."""
     ids = [ckpt.vocab.stoi[c] for c in text]
-    probs = torch.softmax(logits_along(ckpt.model, ids[:len(PROMPT)], ids[len(PROMPT):])[-1][0], -1)
+    stepper = make_stepper(ckpt.model, 1, PINNED)
+    logits = stepper.feed(torch.tensor([ids[:len(PROMPT)]]))
+    for i in ids[len(PROMPT):]:
+        logits = stepper.step([i])
+    probs = torch.softmax(logits[0].clone(), -1)
     probs[UNK_ID] = 0
     values, order = probs.topk(k)
     return [(ckpt.vocab.itos[i], p) for i, p in zip(order.tolist(), values.tolist())]
@@ -130,7 +145,7 @@ async def test_a_temperature_sweep_is_each_temperatures_own_sample_with_one_seed
         await wait_for(pilot, lambda: isinstance(app.screen, SweepDialog), what="the sweep")
         dialog = app.screen
         assert [t for t, _ in dialog.samples] == list(SWEEP) and dialog.seed == 11
-        sampler = Sampler(ckpt.model, ckpt.vocab, weights="fp32")
+        sampler = Sampler(ckpt.model, ckpt.vocab, weights=PINNED)
         for t, text in dialog.samples:
             assert text == sampler.generate(PROMPT, SWEEP_LENGTH, SampleControls(temperature=t), seed=11), t
         assert len({text for _, text in dialog.samples}) == len(SWEEP)      # the temperature alone changes them

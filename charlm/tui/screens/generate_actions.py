@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Input, Select, TextArea
 
 from charlm.errors import UsageError
-from charlm.sample import Sampler, check_prompt, unknown_note
-from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, new_seed
+from charlm.sample import check_prompt, unknown_note
+from charlm.tui.generation import LiveSettings, PickNext, Source, StreamEnd, StreamJob, make_sampler, new_seed
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.widgets.gauge import Gauge
 from charlm.tui.widgets.guesses import Guesses
@@ -120,8 +120,7 @@ class GenerateActions(Screen):
             if prompt is None:
                 return
             out.start(prompt)
-            model = self.source.snapshot() if self.source.snapshot is not None else self.source.model
-            self.picking = PickNext(Sampler(model, self.source.vocab), self.live, prime=prompt,
+            self.picking = PickNext(make_sampler(self.source), self.live, prime=prompt,   # as a stream would
                                     seed=self._seed_from_field())
         out.focus()                   # digits go to the picking, not into the prompt
         self.set_class(True, "-picking")
