@@ -43,6 +43,8 @@ def library() -> ctypes.CDLL | None:
     with _lock:
         if "lib" not in _loaded:
             _loaded["lib"], _loaded["problem"] = _build_and_load()
+            lib = _loaded["lib"]    # threads only where this build and PyTorch share one OpenMP runtime
+            _loaded["one_openmp"] = lib is not None and bool(lib.charlm_openmp()) and len(openmp_runtimes()) <= 1
         return _loaded["lib"]
 
 
@@ -67,7 +69,7 @@ def max_threads() -> int:
     would each keep threads spinning for the same cores."""
     import torch
     lib = library()
-    if lib is None or not lib.charlm_openmp() or len(openmp_runtimes()) > 1:
+    if lib is None or not _loaded["one_openmp"]:
         return 1
     return torch.get_num_threads()
 

@@ -9,10 +9,11 @@
  *
  * Arithmetic: weights are int8 with one scale per row (symmetric); each activation vector is
  * quantized to int8 on the fly with one scale per vector (symmetric, round to nearest even),
- * products are summed exactly in int32, and the sum is scaled back to fp32. With AVX512-VNNI
- * the activations are stored as uint8 (q + 128) for vpdpbusd and 128 * the row's sum is taken
- * off again; elsewhere they are int16 and multiplied with vpmaddwd (or plain C): every path
- * computes the same integers.
+ * products are summed exactly in int32, and the sum is scaled back to fp32. How activations are
+ * stored depends on the instruction set, every path computing the same integers: AVX512-VNNI
+ * takes them as uint8 (q + 128) for vpdpbusd, and 128 * the row's sum is taken off again; AVX2
+ * as int8 q followed by |q| for vpmaddubsw(|q|, sign(w, q)) (pairs of products stay under
+ * 2 * 127 * 127, no saturation: q is never -128); plain C as int16.
  *
  * Layouts (all row-major, contiguous):
  *   table    (V, G) fp32: layer 0's input projection, one row a character, its bias folded in
@@ -32,8 +33,13 @@
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define ACT_UINT8 1            /* activations stored as q + 128, for vpdpbusd (u8 x s8) */
+#define ACT_SIGNED 0
+#elif defined(__AVX2__)
+#define ACT_UINT8 0
+#define ACT_SIGNED 1           /* kpad int8 q, then kpad uint8 |q|: for vpsignb + vpmaddubsw */
 #else
-#define ACT_UINT8 0            /* activations stored as int16, for vpmaddwd / plain C */
+#define ACT_UINT8 0
+#define ACT_SIGNED 0           /* int16 q, for plain C */
 #endif
 
 enum { CELL_LSTM = 0, CELL_GRU = 1, CELL_RNN = 2 };
@@ -77,9 +83,7 @@ int charlm_openmp(void) {
 const char *charlm_kernel_isa(void) {
 #if ACT_UINT8
     return "avx512-vnni";
-#elif defined(__AVX512BW__)
-    return "avx512bw";
-#elif defined(__AVX2__)
+#elif ACT_SIGNED
     return "avx2";
 #else
     return "portable C";
@@ -138,6 +142,15 @@ static float quantize(const float *restrict x, int n, int kpad, void *restrict d
     uint8_t *q = (uint8_t *)dst;
     for (k = 0; k < n; k++) q[k] = (uint8_t)((int32_t)nearbyintf(x[k] * inv) + 128);
     for (k = n; k < kpad; k++) q[k] = 128;
+#elif ACT_SIGNED
+    int8_t *q = (int8_t *)dst;
+    uint8_t *a = (uint8_t *)dst + kpad;
+    for (k = 0; k < n; k++) {
+        int32_t v = (int32_t)nearbyintf(x[k] * inv);
+        q[k] = (int8_t)v;
+        a[k] = (uint8_t)(v < 0 ? -v : v);
+    }
+    for (k = n; k < kpad; k++) q[k] = 0, a[k] = 0;
 #else
     int16_t *q = (int16_t *)dst;
     for (k = 0; k < n; k++) q[k] = (int16_t)nearbyintf(x[k] * inv);
@@ -161,6 +174,22 @@ static inline __m128i sum4_512(__m512i a, __m512i b, __m512i c, __m512i d) {
 }
 #endif
 
+#if ACT_SIGNED
+/* q . w over 32 bytes as 8 int32 lanes: |q| * sign(w, q) summed in pairs (vpmaddubsw: at most
+ * 2 * 127 * 127, no saturation), then pairs of pairs. */
+static inline __m256i dot32(__m256i q, __m256i abs_q, __m256i w) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_q, _mm256_sign_epi8(w, q)), _mm256_set1_epi16(1));
+}
+
+static inline __m128i sum4_256(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m128i a1 = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    __m128i b1 = _mm_add_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    __m128i c1 = _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    __m128i d1 = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    return _mm_hadd_epi32(_mm_hadd_epi32(a1, b1), _mm_hadd_epi32(c1, d1));
+}
+#endif
+
 /* The exact int32 dot products of rows r..r+3 of m with one quantized vector q. */
 static inline void dot4(const Mat *m, int r, const void *q, int32_t out[4]) {
     const int kpad = m->kpad;
@@ -177,21 +206,18 @@ static inline void dot4(const Mat *m, int r, const void *q, int32_t out[4]) {
     }
     _mm_storeu_si128((__m128i *)out, sum4_512(a0, a1, a2, a3));
     for (int j = 0; j < 4; j++) out[j] -= 128 * m->rowsum[r + j];
-#elif defined(__AVX2__)
-    const int16_t *x = (const int16_t *)q;
+#elif ACT_SIGNED
+    const int8_t *x = (const int8_t *)q;
+    const int8_t *ax = x + kpad;
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (int k = 0; k < kpad; k += 16) {
-        __m256i xv = _mm256_loadu_si256((const __m256i *)(x + k));
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w0 + k)))));
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w1 + k)))));
-        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w2 + k)))));
-        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w3 + k)))));
+    for (int k = 0; k < kpad; k += 32) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(x + k)), av = _mm256_loadu_si256((const __m256i *)(ax + k));
+        a0 = _mm256_add_epi32(a0, dot32(xv, av, _mm256_loadu_si256((const __m256i *)(w0 + k))));
+        a1 = _mm256_add_epi32(a1, dot32(xv, av, _mm256_loadu_si256((const __m256i *)(w1 + k))));
+        a2 = _mm256_add_epi32(a2, dot32(xv, av, _mm256_loadu_si256((const __m256i *)(w2 + k))));
+        a3 = _mm256_add_epi32(a3, dot32(xv, av, _mm256_loadu_si256((const __m256i *)(w3 + k))));
     }
-    __m128i s0 = _mm_add_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
-    __m128i s1 = _mm_add_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1));
-    __m128i s2 = _mm_add_epi32(_mm256_castsi256_si128(a2), _mm256_extracti128_si256(a2, 1));
-    __m128i s3 = _mm_add_epi32(_mm256_castsi256_si128(a3), _mm256_extracti128_si256(a3, 1));
-    _mm_storeu_si128((__m128i *)out, _mm_hadd_epi32(_mm_hadd_epi32(s0, s1), _mm_hadd_epi32(s2, s3)));
+    _mm_storeu_si128((__m128i *)out, sum4_256(a0, a1, a2, a3));
 #else
     const int16_t *x = (const int16_t *)q;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -229,34 +255,27 @@ static inline void dot4_block(const Mat *m, int r, const void *q, size_t stride,
         for (int i = 0; i < 4; i++) out[j][i] -= 128 * m->rowsum[r + i];
     }
 }
-#elif defined(__AVX2__)
+#elif ACT_SIGNED
 #define VEC_BLOCK 2
 static inline void dot4_block(const Mat *m, int r, const void *q, size_t stride, int32_t out[VEC_BLOCK][4]) {
     const int kpad = m->kpad;
     const int8_t *w0 = m->w + (size_t)r * kpad, *w1 = w0 + kpad, *w2 = w1 + kpad, *w3 = w2 + kpad;
-    const int16_t *x = (const int16_t *)q;
-    const size_t xs = stride / sizeof(int16_t);
     __m256i a[VEC_BLOCK][4];
     for (int j = 0; j < VEC_BLOCK; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = _mm256_setzero_si256();
-    for (int k = 0; k < kpad; k += 16) {
-        __m256i v0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w0 + k)));
-        __m256i v1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w1 + k)));
-        __m256i v2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w2 + k)));
-        __m256i v3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w3 + k)));
+    for (int k = 0; k < kpad; k += 32) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(w0 + k)), v1 = _mm256_loadu_si256((const __m256i *)(w1 + k));
+        __m256i v2 = _mm256_loadu_si256((const __m256i *)(w2 + k)), v3 = _mm256_loadu_si256((const __m256i *)(w3 + k));
         for (int j = 0; j < VEC_BLOCK; j++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + j * xs + k));
-            a[j][0] = _mm256_add_epi32(a[j][0], _mm256_madd_epi16(xv, v0));
-            a[j][1] = _mm256_add_epi32(a[j][1], _mm256_madd_epi16(xv, v1));
-            a[j][2] = _mm256_add_epi32(a[j][2], _mm256_madd_epi16(xv, v2));
-            a[j][3] = _mm256_add_epi32(a[j][3], _mm256_madd_epi16(xv, v3));
+            const int8_t *x = (const int8_t *)q + j * stride;
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + k));
+            __m256i av = _mm256_loadu_si256((const __m256i *)(x + kpad + k));
+            a[j][0] = _mm256_add_epi32(a[j][0], dot32(xv, av, v0));
+            a[j][1] = _mm256_add_epi32(a[j][1], dot32(xv, av, v1));
+            a[j][2] = _mm256_add_epi32(a[j][2], dot32(xv, av, v2));
+            a[j][3] = _mm256_add_epi32(a[j][3], dot32(xv, av, v3));
         }
     }
-    for (int j = 0; j < VEC_BLOCK; j++) {
-        __m128i s[4];
-        for (int i = 0; i < 4; i++)
-            s[i] = _mm_add_epi32(_mm256_castsi256_si128(a[j][i]), _mm256_extracti128_si256(a[j][i], 1));
-        _mm_storeu_si128((__m128i *)out[j], _mm_hadd_epi32(_mm_hadd_epi32(s[0], s[1]), _mm_hadd_epi32(s[2], s[3])));
-    }
+    for (int j = 0; j < VEC_BLOCK; j++) _mm_storeu_si128((__m128i *)out[j], sum4_256(a[j][0], a[j][1], a[j][2], a[j][3]));
 }
 #else
 #define VEC_BLOCK 1
@@ -273,6 +292,9 @@ static inline int32_t dot1(const Mat *m, int r, const void *q) {
     const uint8_t *x = (const uint8_t *)q;
     for (int k = 0; k < m->kpad; k++) s += (int32_t)x[k] * w[k];
     s -= 128 * m->rowsum[r];
+#elif ACT_SIGNED
+    const int8_t *x = (const int8_t *)q;
+    for (int k = 0; k < m->kpad; k++) s += (int32_t)x[k] * w[k];
 #else
     const int16_t *x = (const int16_t *)q;
     for (int k = 0; k < m->kpad; k++) s += (int32_t)x[k] * w[k];
@@ -421,12 +443,8 @@ void charlm_read(const Net *net, const int64_t *ids, int P, float *outs, float *
             gemm(&net->inp[l], outs, H, N * P, act, act_scale, gi, G, net->threads);
         }
         float *h = net->h[l], *c = net->cell == CELL_LSTM ? net->c[l] : NULL;
-        for (int t = 0; t < P; t++) {
-            for (int n = 0; n < N; n++) {      /* the recurrence reads one row per stream: gather them */
-                const float *src = gi + ((size_t)n * P + t) * G;
-                memcpy(net->gi + (size_t)n * G, src, G * sizeof(float));
-            }
-            recur(net, l, net->gi, G, h, c, N);
+        for (int t = 0; t < P; t++) {         /* stream n's input part at t is row n * P + t */
+            recur(net, l, gi + (size_t)t * G, P * G, h, c, N);
             for (int n = 0; n < N; n++) memcpy(outs + ((size_t)n * P + t) * H, h + (size_t)n * H, H * sizeof(float));
         }
     }
