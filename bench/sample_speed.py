@@ -132,12 +132,17 @@ def _products_per_second(op, seconds: float) -> float:
 
 
 def prompt_seconds(model: CharRNN, weights: str, chars: int = 1000) -> float:
+    """Seconds to read a prompt of `chars` characters: a new stream, nothing made yet (the
+    fastest of ROUNDS, as the rates are)."""
     prompt = "".join(VOCAB.itos[1 + i % (len(VOCAB) - 1)] for i in range(chars))
     sampler = Sampler(model, VOCAB, weights=weights)
     sampler.stream(prompt[:50], SampleControls(1.0), 1, seed=0)              # warm up
-    t0 = time.perf_counter()
-    sampler.stream(prompt, SampleControls(1.0), 1, seed=0)                   # reads the prompt, makes nothing yet
-    return time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        sampler.stream(prompt, SampleControls(1.0), 1, seed=0)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def main() -> None:

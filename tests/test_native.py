@@ -17,6 +17,9 @@ from charlm.native.build import library, problem
 from charlm.sample import SampleControls, Sampler, pick_one, pick_one_in_python
 from charlm.stepper import StepWeights, make_stepper, step_layers
 
+# Big enough that the products are split over threads (with more than one), and 202 units:
+# spans of rows that are not whole blocks of 4.
+SPLIT = [("lstm", 2, 202), ("gru", 2, 202), ("rnn", 1, 202)]
 needs_c = pytest.mark.skipif(library() is None, reason=f"the C step is not built here: {problem()}")
 
 
@@ -65,9 +68,9 @@ class Twin:
 
 @needs_c
 @pytest.mark.parametrize("batch", [1, 5])
-@pytest.mark.parametrize("cell, layers", SHAPES)
-def test_the_c_step_computes_what_its_pytorch_twin_does(cell, layers, batch):
-    model = random_model(cell, layers, hidden=72)          # 72: rows and columns that are not whole blocks
+@pytest.mark.parametrize("cell, layers, hidden", [(c, n, 72) for c, n in SHAPES] + SPLIT)
+def test_the_c_step_computes_what_its_pytorch_twin_does(cell, layers, hidden, batch):
+    model = random_model(cell, layers, hidden=hidden)      # 72: columns that are not whole blocks of 64
     stepper, twin = make_stepper(model, batch, "int8"), Twin(model, batch)
     assert type(stepper).__name__ == "NativeStepper"
     ids = torch.randint(1, 23, (batch, 30))
@@ -92,9 +95,9 @@ def test_one_product_on_its_own_is_the_twins():
 
 
 @needs_c
-@pytest.mark.parametrize("cell, layers", SHAPES)
-def test_a_prompt_read_layer_by_layer_equals_stepping_through_it(cell, layers):
-    model = random_model(cell, layers, hidden=40)
+@pytest.mark.parametrize("cell, layers, hidden", [(c, n, 40) for c, n in SHAPES] + SPLIT)
+def test_a_prompt_read_layer_by_layer_equals_stepping_through_it(cell, layers, hidden):
+    model = random_model(cell, layers, hidden=hidden)
     ids = torch.randint(1, 23, (2, 300))                   # > one read chunk (256 positions)
     read, stepped = make_stepper(model, 2, "int8"), make_stepper(model, 2, "int8")
     every = read.feed(ids, every=True)
@@ -199,9 +202,9 @@ import pytest, sys
 from charlm.native.build import library
 assert library().charlm_kernel_isa().decode() == {isa!r}, library().charlm_kernel_isa()
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", {__file__!r},
-                      "-k", "twin and (lstm-2 or gru-3 or rnn-1)"]))
+                      "-k", "twin and (lstm-2-72 or gru-3 or rnn-1-72 or lstm-2-202)"]))
 """
     done = _charlm_python(code, CHARLM_CACHE=str(tmp_path), CHARLM_NATIVE_ARCH=arch,
                           PYTHONPATH=os.path.dirname(__file__) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 passed" in done.stdout, done.stdout
+    assert "8 passed" in done.stdout, done.stdout

@@ -26,6 +26,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__x86_64__) && (defined(__AVX2__) || defined(__AVX512BW__))
 #include <immintrin.h>
@@ -308,15 +311,13 @@ static inline int32_t dot1(const Mat *m, int r, const void *q) {
 /* out[n * ldo + r] = scale_r * xs_n * (W q_n)_r + bias_r for n < count vectors q (stride kpad
  * slots of act_bytes). Rows outer, vectors inner: four rows' weights stay in L1 across them;
  * threads take contiguous spans of rows, so each reads its own part of the matrix. */
-static void gemm_q(const Mat *m, const void *q, const float *xs, int count, float *out, int ldo, int threads) {
+static void gemm_q(const Mat *m, const void *q, const float *xs, int count, float *out, int ldo, int threads);
+
+/* gemm_q's work for rows [r0, r1) only (r0 a multiple of 4), on the calling thread. */
+static void rows_q(const Mat *m, int r0, int r1, const void *q, const float *xs, int count, float *out, int ldo) {
     const size_t stride = (size_t)m->kpad * charlm_act_bytes();
-    const int blocks = m->rows / 4;
-    (void)threads;
-#ifdef _OPENMP
-    #pragma omp parallel for schedule(static) num_threads(threads) if ((long)m->rows * m->kpad * count >= PARALLEL_MIN && threads > 1)
-#endif
-    for (int b = 0; b < blocks; b++) {
-        const int r = 4 * b;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
         int n = 0;
         for (; n + VEC_BLOCK <= count && VEC_BLOCK > 1; n += VEC_BLOCK) {
             int32_t d[VEC_BLOCK][4];
@@ -335,10 +336,38 @@ static void gemm_q(const Mat *m, const void *q, const float *xs, int count, floa
                 o[j] = (float)d[j] * (m->scale[r + j] * xs[n]) + (m->bias ? m->bias[r + j] : 0.0f);
         }
     }
-    for (int r = 4 * blocks; r < m->rows; r++)
+    for (; r < r1; r++)
         for (int n = 0; n < count; n++)
             out[(size_t)n * ldo + r] = (float)dot1(m, r, (const char *)q + n * stride) * (m->scale[r] * xs[n])
                                        + (m->bias ? m->bias[r] : 0.0f);
+}
+
+/* Thread `tid` of `nt`'s share of `total` items, in whole blocks of 4: [*lo, *hi). */
+static inline void share(int total, int tid, int nt, int *lo, int *hi) {
+    int per = ((total / 4 + nt - 1) / nt) * 4;
+    *lo = tid * per < total ? tid * per : total;
+    *hi = *lo + per < total ? *lo + per : total;
+    if (tid == nt - 1) *hi = total;
+}
+
+static inline int parallel_pays(const Mat *m, int count, int threads) {
+    return threads > 1 && (long)m->rows * m->kpad * count >= PARALLEL_MIN;
+}
+
+static void gemm_q(const Mat *m, const void *q, const float *xs, int count, float *out, int ldo, int threads) {
+#ifdef _OPENMP
+    if (parallel_pays(m, count, threads)) {
+        #pragma omp parallel num_threads(threads)
+        {
+            int lo, hi;
+            share(m->rows, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            rows_q(m, lo, hi, q, xs, count, out, ldo);
+        }
+        return;
+    }
+#endif
+    (void)threads;
+    rows_q(m, 0, m->rows, q, xs, count, out, ldo);
 }
 
 /* out (count, rows) = m applied to each of count fp32 vectors x (stride ldx). */
@@ -352,11 +381,12 @@ static void gemm(const Mat *m, const float *x, int ldx, int count, void *act, fl
 
 /* ---- cells ------------------------------------------------------------------------------- */
 
-/* One stream's cell: gates from its input part gi and recurrent part gh; h (and c) in place. */
-static void cell(int kind, int H, const float *restrict gi, const float *restrict gh, float *restrict h,
-                 float *restrict c) {
+/* One stream's cell for units [j0, j1): gates from its input part gi and recurrent part gh
+ * (gate k of unit j at k * H + j); h (and c) in place. */
+static void cell(int kind, int H, int j0, int j1, const float *restrict gi, const float *restrict gh,
+                 float *restrict h, float *restrict c) {
     if (kind == CELL_LSTM) {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             float i = sigmoid_fast(gi[j] + gh[j]);
             float f = sigmoid_fast(gi[H + j] + gh[H + j]);
             float o = sigmoid_fast(gi[2 * H + j] + gh[2 * H + j]);
@@ -366,14 +396,14 @@ static void cell(int kind, int H, const float *restrict gi, const float *restric
             h[j] = o * tanh_fast(cn);
         }
     } else if (kind == CELL_GRU) {
-        for (int j = 0; j < H; j++) {
+        for (int j = j0; j < j1; j++) {
             float r = sigmoid_fast(gi[j] + gh[j]);
             float z = sigmoid_fast(gi[H + j] + gh[H + j]);
             float n = tanh_fast(gi[2 * H + j] + r * gh[2 * H + j]);
             h[j] = n + z * (h[j] - n);
         }
     } else {
-        for (int j = 0; j < H; j++) h[j] = tanh_fast(gi[j] + gh[j]);
+        for (int j = j0; j < j1; j++) h[j] = tanh_fast(gi[j] + gh[j]);
     }
 }
 
@@ -383,7 +413,7 @@ static void recur(const Net *net, int l, const float *gi, int ldi, float *h, flo
     const int H = net->hidden, G = net->gates;
     gemm(&net->rec[l], h, H, count, net->act, net->act_scale, net->gh, G, net->threads);
     for (int n = 0; n < count; n++)
-        cell(net->cell, H, gi + (size_t)n * ldi, net->gh + (size_t)n * G, h + (size_t)n * H,
+        cell(net->cell, H, 0, H, gi + (size_t)n * ldi, net->gh + (size_t)n * G, h + (size_t)n * H,
              c ? c + (size_t)n * H : NULL);
 }
 
@@ -403,6 +433,49 @@ static void head(const Net *net, const float *h, int count, float *logits) {
             for (; k < H; k++) s += w[k] * x[k];
             for (int j = 0; j < 16; j++) s += acc[j];
             logits[(size_t)n * V + v] = s;
+        }
+    }
+}
+
+/* Layer l's recurrence over P positions of N streams (a prompt read layer by layer): stream
+ * n's input part at t is gi row n * P + t, its h goes to outs row n * P + t. In one parallel
+ * region: each thread owns a span of units, computes their gates' recurrent rows and their
+ * cell, so a position costs two barriers rather than a fork and join and a serial cell. */
+static void read_recurrence(const Net *net, int l, const float *gi, int P, float *outs) {
+    const int N = net->batch, G = net->gates, H = net->hidden, kinds = G / H;
+    const Mat *m = &net->rec[l];
+    float *h = net->h[l], *c = net->cell == CELL_LSTM ? net->c[l] : NULL;
+    const size_t stride = (size_t)m->kpad * charlm_act_bytes();
+    const int threads = parallel_pays(m, N, net->threads) ? net->threads : 1;
+    (void)threads;
+#ifdef _OPENMP
+    #pragma omp parallel num_threads(threads)
+#endif
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int tid = 0, nt = 1;
+#endif
+        int j0, j1;
+        share(H, tid, nt, &j0, &j1);
+        for (int t = 0; t < P; t++) {
+#ifdef _OPENMP
+            #pragma omp single
+#endif
+            for (int n = 0; n < N; n++)
+                net->act_scale[n] = quantize(h + (size_t)n * H, H, m->kpad, (char *)net->act + n * stride);
+            for (int k = 0; k < kinds; k++)      /* this thread's units' rows of each gate */
+                rows_q(m, k * H + j0, k * H + j1, net->act, net->act_scale, N, net->gh, G);
+            for (int n = 0; n < N; n++) {
+                float *hn = h + (size_t)n * H;
+                cell(net->cell, H, j0, j1, gi + ((size_t)n * P + t) * G, net->gh + (size_t)n * G, hn,
+                     c ? c + (size_t)n * H : NULL);
+                memcpy(outs + ((size_t)n * P + t) * H + j0, hn + j0, (size_t)(j1 - j0) * sizeof(float));
+            }
+#ifdef _OPENMP
+            #pragma omp barrier
+#endif
         }
     }
 }
@@ -442,11 +515,7 @@ void charlm_read(const Net *net, const int64_t *ids, int P, float *outs, float *
         } else {
             gemm(&net->inp[l], outs, H, N * P, act, act_scale, gi, G, net->threads);
         }
-        float *h = net->h[l], *c = net->cell == CELL_LSTM ? net->c[l] : NULL;
-        for (int t = 0; t < P; t++) {         /* stream n's input part at t is row n * P + t */
-            recur(net, l, gi + (size_t)t * G, P * G, h, c, N);
-            for (int n = 0; n < N; n++) memcpy(outs + ((size_t)n * P + t) * H, h + (size_t)n * H, H * sizeof(float));
-        }
+        read_recurrence(net, l, gi, P, outs);
     }
     head(net, net->h[net->layers - 1], N, net->logits);
 }
