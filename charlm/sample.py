@@ -17,6 +17,7 @@ import torch
 
 from charlm.errors import UsageError
 from charlm.model import CharRNN, Hidden
+from charlm.native.build import library
 from charlm.vocab import UNK_ID, CharVocab
 
 
@@ -109,7 +110,6 @@ def pick_one(logits: torch.Tensor, t: float, u: float) -> tuple[int, float]:
     softmax(logits / t)'s cumulative sum at the uniform u, <unk> left out (as `draw`), and the
     model's own probability of the id drawn. In C where charlm's C step is built (one call),
     else with the search done in Python over the V sums (fewer tensor ops than `draw`)."""
-    from charlm.native.build import library
     lib = library()
     if lib is not None and logits.dtype == torch.float32 and logits.is_contiguous():
         prob = ctypes.c_float()

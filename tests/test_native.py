@@ -39,8 +39,9 @@ class Twin:
 
     @staticmethod
     def product(m, x):
-        from charlm.native.net import quantize_acts
-        q, scale = quantize_acts(x)
+        amax = x.abs().amax(dim=-1, keepdim=True)          # each vector: one symmetric scale
+        scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
+        q = torch.round(x * (1.0 / scale))
         ints = q.double() @ m.w[:, :m.struct.cols].double().t()          # exact, as int32 sums are
         out = (ints * (m.scale.double()[None, :] * scale.double())).float()
         return out + m.bias if m.bias is not None else out

@@ -40,6 +40,8 @@ def library() -> ctypes.CDLL | None:
     """The loaded C step, built first if need be; None where it cannot be had (see problem())."""
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
+    if "lib" in _loaded:              # the sampler asks at every character: no lock once loaded
+        return _loaded["lib"]
     with _lock:
         if "lib" not in _loaded:
             _loaded["lib"], _loaded["problem"] = _build_and_load()

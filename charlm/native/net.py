@@ -48,13 +48,6 @@ def quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8), scale
 
 
-def quantize_acts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Activations as step.c quantizes them, one symmetric scale per vector (rows of x)."""
-    amax = x.abs().amax(dim=-1, keepdim=True)
-    scale = torch.where(amax > 0, amax / 127.0, torch.ones_like(amax))
-    return torch.round(x * (1.0 / scale)), scale
-
-
 class QuantMat:
     """A matrix (rows, cols) in step.c's layout: int8 rows padded to K_ALIGN, scales, row sums."""
 
