@@ -281,11 +281,7 @@ static inline void dot4_block(const Mat *m, int r, const void *q, size_t stride,
     for (int j = 0; j < VEC_BLOCK; j++) _mm_storeu_si128((__m128i *)out[j], sum4_256(a[j][0], a[j][1], a[j][2], a[j][3]));
 }
 #else
-#define VEC_BLOCK 1
-static inline void dot4_block(const Mat *m, int r, const void *q, size_t stride, int32_t out[VEC_BLOCK][4]) {
-    (void)stride;
-    dot4(m, r, q, out[0]);
-}
+#define VEC_BLOCK 1            /* plain C: one vector at a time (dot4) */
 #endif
 
 static inline int32_t dot1(const Mat *m, int r, const void *q) {
@@ -311,15 +307,14 @@ static inline int32_t dot1(const Mat *m, int r, const void *q) {
 /* out[n * ldo + r] = scale_r * xs_n * (W q_n)_r + bias_r for n < count vectors q (stride kpad
  * slots of act_bytes). Rows outer, vectors inner: four rows' weights stay in L1 across them;
  * threads take contiguous spans of rows, so each reads its own part of the matrix. */
-static void gemm_q(const Mat *m, const void *q, const float *xs, int count, float *out, int ldo, int threads);
-
 /* gemm_q's work for rows [r0, r1) only (r0 a multiple of 4), on the calling thread. */
 static void rows_q(const Mat *m, int r0, int r1, const void *q, const float *xs, int count, float *out, int ldo) {
     const size_t stride = (size_t)m->kpad * charlm_act_bytes();
     int r = r0;
     for (; r + 4 <= r1; r += 4) {
         int n = 0;
-        for (; n + VEC_BLOCK <= count && VEC_BLOCK > 1; n += VEC_BLOCK) {
+#if VEC_BLOCK > 1
+        for (; n + VEC_BLOCK <= count; n += VEC_BLOCK) {
             int32_t d[VEC_BLOCK][4];
             dot4_block(m, r, (const char *)q + n * stride, stride, d);
             for (int j = 0; j < VEC_BLOCK; j++) {
@@ -328,6 +323,7 @@ static void rows_q(const Mat *m, int r0, int r1, const void *q, const float *xs,
                     o[i] = (float)d[j][i] * (m->scale[r + i] * xs[n + j]) + (m->bias ? m->bias[r + i] : 0.0f);
             }
         }
+#endif
         for (; n < count; n++) {
             int32_t d[4];
             dot4(m, r, (const char *)q + n * stride, d);
