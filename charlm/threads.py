@@ -143,15 +143,23 @@ class ThreadGovernor:
         self.fixed, self.interval = fixed, interval
         self.choice = ThreadChoice(fixed or torch.get_num_threads(), "")
         self._meter: CpuMeter | None = None
+        self._watched_since = 0.0
         self._next = 0.0
         self._reserved = 0
+
+    def watch(self) -> "ThreadGovernor":
+        """Start measuring the load now, so that `start()` after other work (loading a model)
+        need not wait for its first look: our own CPU time in between is not counted."""
+        if self.fixed is None and self._meter is None:
+            self._meter, self._watched_since = CpuMeter(), time.monotonic()
+        return self
 
     def start(self) -> ThreadChoice:
         if self.fixed is not None:
             self.choice = ThreadChoice(self.fixed, f"{self.fixed} thread{'s' * (self.fixed > 1)}: as asked")
         else:
-            self._meter = CpuMeter()
-            time.sleep(FIRST_LOOK_SECONDS)
+            self.watch()
+            time.sleep(max(0.0, self._watched_since + FIRST_LOOK_SECONDS - time.monotonic()))
             self.choice = self._decide()
             self._next = time.monotonic() + self.interval
         _apply(self.choice.threads)

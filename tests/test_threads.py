@@ -105,3 +105,39 @@ def test_a_reserved_core_is_left_to_our_own_other_thread_at_once(monkeypatch):
     worker.join()
     assert seen == [2, (1, True), 2]
     assert T.reserved() == 0
+
+
+def test_watching_early_spares_start_its_first_look(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(T, "FIRST_LOOK_SECONDS", 0.3)
+    governor = ThreadGovernor().watch()
+    time.sleep(0.3)                       # the work in between (a model loading)
+    t0 = time.monotonic()
+    before = torch.get_num_threads()
+    try:
+        governor.start()
+    finally:
+        torch.set_num_threads(before)
+    assert time.monotonic() - t0 < 0.1
+    t0 = time.monotonic()
+    try:
+        ThreadGovernor().start()           # not watched: it looks for FIRST_LOOK_SECONDS
+    finally:
+        torch.set_num_threads(before)
+    assert time.monotonic() - t0 >= 0.29
+
+
+@pytest.mark.parametrize("command", ["sample", "eval"])
+def test_sample_and_eval_compute_on_the_free_cores(command, trained_run, monkeypatch, capsys):
+    from charlm.cli.main import main
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(T, "usable_cores", lambda: 2.0)
+    monkeypatch.setattr(CpuMeter, "others", lambda self: 1.0)      # another process keeps a core busy
+    extra = ["--length", "20", "--seed", "1"] if command == "sample" else [str(trained_run.corpus)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main([command, str(trained_run.run_dir), *extra]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -34,6 +34,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from charlm.checkpoint import load_checkpoint
+    from charlm.threads import ThreadGovernor
+    threads = ThreadGovernor().watch()      # the load is measured while the model loads
     from charlm.data import count_unknown, encode_corpus
     from charlm.device import pick_device, pick_precision
     from charlm.evaluate import evaluate, evaluate_stepped
@@ -55,6 +57,7 @@ def run(args) -> int:
         what = f"validation split of {corpus.name}"
     if len(ids) < 2:
         raise UsageError(f"{what} is too short to evaluate", "give a text of at least two characters")
+    threads.start()      # one thread per free core: a busy core would stall every step
     if args.weights:
         result = evaluate_stepped(ckpt.model.cpu(), ids, args.weights, streams=args.streams)
     else:

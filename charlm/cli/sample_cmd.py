@@ -44,6 +44,8 @@ def run(args) -> int:
     from charlm.checkpoint import load_checkpoint
     from charlm.device import pick_device
     from charlm.sample import SampleControls, Sampler, check_prompt, unknown_note
+    from charlm.threads import ThreadGovernor
+    threads = ThreadGovernor().watch()      # the load is measured while the model loads
     if args.num_samples > MAX_SAMPLES:
         raise UsageError(f"--num-samples {args.num_samples} is too many for one batch", f"use at most {MAX_SAMPLES}")
     if args.stop == "":
@@ -53,6 +55,7 @@ def run(args) -> int:
     prime = args.prime if args.prime_file is None else _read_prime(args.prime_file)
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
+    threads.start()      # one thread per free core: a busy core would stall every step
     sampler = Sampler(ckpt.model, ckpt.vocab, device, weights=args.weights)
     check_prompt(ckpt.vocab, prime)          # before the warning: an unusable prompt is one error line
     note = unknown_note(ckpt.vocab, prime)
