@@ -147,7 +147,7 @@ class ThreadGovernor:
         self._next = 0.0
         self._reserved = 0
 
-    def watch(self) -> "ThreadGovernor":
+    def watch(self) -> ThreadGovernor:
         """Start measuring the load now, so that `start()` after other work (loading a model)
         need not wait for its first look: our own CPU time in between is not counted."""
         if self.fixed is None and self._meter is None:
