@@ -45,7 +45,9 @@ class TrainConfig:
     batch_size: int = 128       # parallel streams through the corpus
     seq_len: int = 64           # BPTT chunk length (characters)
     lr: float = 1.5e-2          # peak learning rate (high: clipping keeps it stable, and 5-minute runs need it)
-    min_lr_ratio: float = 0.05  # cosine floor, as a fraction of lr
+    # Cosine all the way to zero: a 2x256 at 7,992 steps got val 1.411 vs 1.439 with a 5 % floor,
+    # at 3,000 steps 1.455 vs 1.471 (and 1.469 vs 1.486 with another seed).
+    min_lr_ratio: float = 0.0   # cosine floor, as a fraction of lr
     warmup: float = 0.02        # warm-up, as a fraction of the budget
     weight_decay: float = 0.1   # AdamW, on matrices only
     grad_clip: float = 1.0      # global-norm clip: LSTMs still see rare exploding gradients
