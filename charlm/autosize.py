@@ -172,12 +172,15 @@ class AutoChoice:
                 f"~{o.steps:,} steps, {o.passes:.1f} passes over {_k(self.train_chars)} chars")
 
     def reason(self) -> str:
-        """Why: the predicted loss of the choice and of its neighbours."""
+        """Why: the predicted loss of the choice and of its neighbours; a bigger one that
+        predicts as well or better says why it lost (a near-tie goes to the faster shape)."""
         o = self.chosen
         parts = [f"predicted val ≈{o.loss:.2f} nats/char"]
         for other in sorted(self.others, key=lambda x: x.shape.hidden):
             if other.shape != o.shape:
-                parts.append(f"{other.shape.name} ≈{other.loss:.2f} ({other.steps:,} steps)")
+                better_but_slower = other.loss <= o.loss and other.shape.hidden > o.shape.hidden
+                tie = ", a near-tie: the faster wins" if better_but_slower else ""
+                parts.append(f"{other.shape.name} ≈{other.loss:.2f} ({other.steps:,} steps{tie})")
         return "; ".join(parts)
 
 

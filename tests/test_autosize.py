@@ -122,3 +122,15 @@ def test_the_precision_is_the_one_that_wins_at_the_chosen_batch_size():
                   precision_for=lambda m, t: "bf16" if t.batch_size >= 64 else "fp32")
     assert choice.chosen.batch_size == 32 and choice.chosen.precision == "fp32"
     assert choice.configs(66, TrainConfig(minutes=5))[1].precision == "fp32"
+
+
+def test_the_reason_says_why_a_bigger_shape_that_predicts_as_well_lost():
+    def opt(hidden: int, loss: float) -> A.Option:
+        return A.Option(Shape(hidden), "fp32", 3e4, 32, 4000, 8.2e6, 8.2, loss)
+
+    choice = A.AutoChoice(opt(256, 1.419), (opt(128, 1.51), opt(384, 1.415), opt(512, 1.43)), 1_003_854)
+    parts = choice.reason().split("; ")
+    assert parts[0] == "predicted val ≈1.42 nats/char"
+    assert parts[1] == "2x128 ≈1.51 (4,000 steps)"                      # worse and smaller: nothing to explain
+    assert parts[2] == "2x384 ≈1.42 (4,000 steps, a near-tie: the faster wins)"
+    assert parts[3] == "2x512 ≈1.43 (4,000 steps)"
