@@ -20,6 +20,8 @@ def describe() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+    # What torch's kernels use, which ATEN_CPU_CAPABILITY can hold below what the CPU has.
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {kernels} kernels, "
             f"native bf16: {'yes' if cpu_has_native_bf16() else 'no'}, {gpu}; "
             f"torch {torch.__version__}, Python {platform.python_version()}")
