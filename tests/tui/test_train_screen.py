@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from textual.geometry import Region
 from textual.widgets import Input, ProgressBar, Select
 
+from charlm.references import reading
+from charlm.reports import EvalReport, StepReport
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import QuitDialog
 from charlm.tui.screens.train import TrainScreen
@@ -58,6 +61,42 @@ async def test_start_shows_losses_and_samples_then_stop_saves(tiny_app: CharLMAp
         tail = " ".join(line.text for line in samples.lines[-10:])
         assert "saved" in tail and "reads like:" in tail, "the end says where it is saved and what the loss means"
         assert not screen.query_one("#setup").disabled, "the setup comes back after the run"
+
+
+async def test_what_the_loss_reads_like_is_shown_whole_on_a_narrow_terminal(tiny_app: CharLMApp):
+    """The reading wraps onto more lines rather than being cut at the terminal's edge."""
+    async with tiny_app.run_test(size=(80, 30)) as pilot:
+        stats = pilot.app.screen.query_one(TrainStats)
+        step = StepReport(step=900, progress=0.3, elapsed=60.0, eta=140.0, train_loss=1.5, lr=1e-2,
+                          chars_per_sec=30_000.0, threads=2)
+        await corpus_ready(pilot)
+        stats.show(step, None, 3_000)                  # steps before the first evaluation
+        await pilot.pause(0.2)
+        before = stats.size.height
+        report = EvalReport(900, 60.0, 1.5, 1.6, 1.6, "sample")
+        stats.show(step, report, 3_000)
+        await pilot.pause()
+        stats.show(step, report, 3_000)                # a step between evaluations
+        await pilot.pause()
+        shown = " ".join(strip.text.strip() for strip in stats.render_lines(Region(0, 0, *stats.outer_size)))
+        assert " ".join(reading(1.6).split()) in " ".join(shown.split())
+        assert stats.size.height > before
+
+
+async def test_the_newest_sample_stays_in_view_when_the_panel_shrinks(tiny_app: CharLMApp):
+    async with tiny_app.run_test(size=(100, 40)) as pilot:
+        samples = pilot.app.screen.query_one(SampleLog)
+        for i in range(60):
+            samples.add_note(f"note {i}")
+        await pilot.pause()
+        assert samples.is_vertical_scroll_end
+        await pilot.resize_terminal(100, 34)
+        await pilot.pause()
+        assert samples.is_vertical_scroll_end, "the last line is still on screen"
+        samples.scroll_to(y=5, animate=False, immediate=True)
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert samples.scroll_y == 5, "one scrolled back to read stays where it was"
 
 
 async def test_a_nan_loss_rolls_back_and_the_screen_says_so(tiny_corpus, monkeypatch):

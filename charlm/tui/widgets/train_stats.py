@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 from rich.text import Text
+from textual import events
 from textual.widgets import RichLog, Static
 
 from charlm.references import meaning
@@ -12,24 +13,35 @@ from charlm.tui import format as fmt
 
 
 class TrainStats(Static):
-    """Three lines: losses, then speed and time, then what the validation loss means."""
+    """Three lines: losses, then speed and time, then what the validation loss means (wrapped
+    onto more lines where the terminal is too narrow for it)."""
+
+    _eval: EvalReport | None = None
+    _meaning = ""
 
     def show(self, step: StepReport | None, last_eval: EvalReport | None, total_steps: int | None,
              corpus_sha256: str | None = None) -> None:
         if step is None:
-            self.update("[dim]step – · loss – · val – · – chars/s · elapsed – · ETA –[/]\n", layout=False)
+            relayout, self._eval, self._meaning = bool(self._meaning), None, ""
+            self.update("[dim]step – · loss – · val – · – chars/s · elapsed – · ETA –[/]\n", layout=relayout)
             return
         of = f" / {total_steps:,}" if total_steps else ""
         val = best = "–"
         if last_eval is not None:
             val = f"{fmt.loss(last_eval.val_loss)} ({fmt.bpc(last_eval.val_loss)} bits/char)"
             best = fmt.loss(last_eval.best_val_loss)
+        # The reading changes only at an evaluation, and with it the height: the updates
+        # between (10 a second) neither look it up again nor lay the screen out.
+        relayout = False
+        if last_eval is not self._eval:
+            meaning_now = meaning(last_eval.best_val_loss, corpus_sha256) if last_eval else ""
+            relayout, self._eval, self._meaning = meaning_now != self._meaning, last_eval, meaning_now
         self.update(
             f"step [b]{step.step:,}[/b]{of} · loss [b]{fmt.loss(step.train_loss)}[/b] · val [b]{val}[/b] · best {best}\n"
             f"[b]{step.chars_per_sec:,.0f}[/b] chars/s · {step.threads} thread{'s' * (step.threads > 1)} · "
             f"lr {step.lr:.1e} · elapsed {fmt.duration(step.elapsed)} · ETA {fmt.duration(step.eta)}\n"
-            f"[dim]{escape(meaning(last_eval.best_val_loss, corpus_sha256)) if last_eval else ''}[/]",
-            layout=False)   # fixed size: no layout pass 10 times a second
+            f"[dim]{escape(self._meaning)}[/]",
+            layout=relayout)
 
 
 class SampleLog(RichLog):
@@ -37,6 +49,15 @@ class SampleLog(RichLog):
 
     def __init__(self, **kwargs):
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, **kwargs)
+        self._height = 0
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Keep the newest sample in view when the panel shrinks (the stats above it grew a
+        line, the terminal got shorter); one scrolled back to read stays where it is."""
+        shrunk_by = max(self._height - event.size.height, 0)
+        self._height = event.size.height
+        if shrunk_by and self.scroll_y >= self.max_scroll_y - shrunk_by:
+            self.scroll_end(animate=False, immediate=True)
 
     def add_sample(self, report: EvalReport) -> None:
         self.write(Text(f"── step {report.step:,} · val {fmt.loss(report.val_loss)} nats/char "
