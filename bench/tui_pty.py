@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import select
 import struct
 import subprocess
 import termios
@@ -24,13 +25,18 @@ class PtyApp:
                                      start_new_session=True, close_fds=True)
         os.close(slave)
         self.master = master
+        self._closing = threading.Event()
         self.chunks: list[tuple[float, bytes]] = []      # (arrival time, bytes)
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        while True:
+        # select with a timeout, not a blocking read: a thread blocked reading the master would
+        # keep the terminal open after hang_up closed it.
+        while not self._closing.is_set():
+            if not select.select([self.master], [], [], 0.05)[0]:
+                continue
             try:
                 data = os.read(self.master, 65536)
             except OSError:
@@ -99,6 +105,13 @@ class PtyApp:
     def wait_exit(self, timeout: float) -> int:
         return self.proc.wait(timeout)
 
+    def hang_up(self) -> None:
+        """Close the terminal under the program, as closing its window does."""
+        self._closing.set()
+        self._reader.join()
+        os.close(self.master)
+        self.master = None
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -107,4 +120,7 @@ class PtyApp:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        os.close(self.master)
+        if self.master is not None:
+            self._closing.set()
+            self._reader.join()
+            os.close(self.master)

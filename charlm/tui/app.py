@@ -3,6 +3,9 @@ between them, global keys, command palette entries, and quitting safely while tr
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from collections.abc import Iterable
 from functools import partial
 
@@ -20,8 +23,14 @@ from charlm.tui.screens.help import HelpScreen
 from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.train import TrainScreen
+from charlm.tui.terminal import watch_for_hang_up
 from charlm.tui.training import TrainingSession
 from charlm.tui.widgets.inspect_text import InspectText
+
+
+# How long a run whose terminal hung up may take to finish its step and save before the process
+# ends anyway (its last checkpoint is whole either way).
+SAVE_WAIT = 300.0
 
 
 class CharLMApp(App[int]):
@@ -102,6 +111,18 @@ class CharLMApp(App[int]):
             except (WorkerFailed, WorkerCancelled):
                 pass    # how the run ended is already reported by the Train screen's handler
         self.exit(0)
+
+    def on_mount(self) -> None:
+        stdin = sys.__stdin__
+        if not self.is_headless and stdin is not None and stdin.isatty():
+            watch_for_hang_up(stdin.fileno(), self._terminal_gone)
+
+    def _terminal_gone(self) -> None:
+        """(In the watching thread.) Do what "Save and quit" does, as no one is left to ask, then
+        end the process: Textual's teardown would wait forever to write to the dead terminal."""
+        self.session.request_stop(save=not self.session.abandon.is_set())
+        self.session.finished.wait(SAVE_WAIT)
+        os._exit(128 + signal.SIGHUP)          # the status a hangup gives a program it ends
 
     def on_unmount(self) -> None:
         # However the app ends, the training thread must end too (it saves unless told not to).

@@ -46,6 +46,8 @@ class TrainingSession:
         self.stop = threading.Event()
         self.pause = threading.Event()
         self.abandon = threading.Event()
+        self.finished = threading.Event()    # no training thread running (set when it returns)
+        self.finished.set()
         self.state = self.IDLE
         self.trainer: Trainer | None = None
         self.run_dir: Path | None = None
@@ -63,6 +65,7 @@ class TrainingSession:
         self.stop.clear()
         self.pause.clear()
         self.abandon.clear()
+        self.finished.clear()
         self.state, self.run_dir, self.trainer = self.PREPARING, run_dir, None
         self.train_points, self.val_points = history or ([], [])
         self.last_step = self.last_eval = None

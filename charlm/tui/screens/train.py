@@ -197,6 +197,12 @@ class TrainScreen(Screen):
     # -- the worker ----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", description="training")
     def _train(self, plan: TrainPlan) -> TrainResult:
+        try:
+            return self._run(plan)
+        finally:
+            self.session.finished.set()         # in the thread: its loop may be stuck (see app._terminal_gone)
+
+    def _run(self, plan: TrainPlan) -> TrainResult:
         session = self.session
         callbacks = PostingCallbacks(self, session, self.app.options.step_hz)
         if plan.resume:
