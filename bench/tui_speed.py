@@ -138,9 +138,10 @@ def tui_round(root: Path, preset: str, seconds: float) -> tuple[float, dict, flo
 
 
 def gauge_presses(app: PtyApp, n: int) -> list[float]:
-    """Temperature up / down on the Generate screen, timed until the gauge shows it."""
+    """Temperature up / down on the Generate screen, timed until the gauge shows it; an even
+    number of presses, so the gauge ends where it began (0.80) for the next call."""
     times = []
-    for i in range(n):
+    for i in range(n + n % 2):
         key, shows = ("\x1b[C", "0.85 ←/→") if i % 2 == 0 else ("\x1b[D", "0.80 ←/→")
         times.append(app.latency(key, shows))
         time.sleep(0.2)
