@@ -1,8 +1,9 @@
 """What a CORPUS argument can name, and the corpus the app trains on by default.
 
 A CORPUS is, in this order: a file, directory or glob; a file or directory inside corpora/
-(`mytext.txt`, or just `mytext`); a catalog name (`shakespeare`, fetched on first use); or
-`python-stdlib`, the running interpreter's own source, which every machine has.
+(`mytext.txt`, or just `mytext`); a catalog name (`shakespeare`, fetched on first use); a
+catalog set (`english`: its parts fetched and read as one text); or `python-stdlib`, the
+running interpreter's own source, which every machine has.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charlm import corpus as corpus_mod
-from charlm.catalog import USER_CATALOG, CatalogEntry, find_entry, load_catalog, suggest
+from charlm.catalog import USER_CATALOG, CatalogEntry, CorpusSet, find_entry, find_set, load_catalog, load_sets, suggest
 from charlm.corpus import CorpusSource
 from charlm.errors import UsageError
 from charlm.fetch import Progress, fetch
@@ -36,7 +37,8 @@ class CorpusEntry:
     """One line of the corpus picker and of `charlm corpus list`."""
     name: str                   # what to type as CORPUS
     description: str
-    kind: str                   # "user" (in corpora/), "catalog" (fetchable) or "builtin" (python-stdlib)
+    kind: str                   # "user" (in corpora/), "catalog" (fetchable), "set" (several catalog
+                                # corpora as one) or "builtin" (python-stdlib)
     path: Path | None           # the local file or directory; None until a catalog corpus is downloaded
     size_bytes: int
     downloaded: bool            # usable without the network
@@ -59,6 +61,8 @@ def resolve_corpus(spec: str, encoding: str = "utf-8", progress: Progress | None
         return corpus_mod.resolve(str(found), encoding)
     if isinstance(found, CatalogEntry):
         return CorpusSource(found.name, (fetch(found, progress).path,), encoding)
+    if isinstance(found, CorpusSet):
+        return CorpusSource(found.name, fetch_set(found, progress), encoding)
     if found == STDLIB:
         return stdlib_corpus()
     if not _is_bare_name(spec) or globlib.has_magic(spec):
@@ -66,12 +70,25 @@ def resolve_corpus(spec: str, encoding: str = "utf-8", progress: Progress | None
     raise _unknown(spec)
 
 
+def fetch_set(corpus_set: CorpusSet, progress: Progress | None = None) -> tuple[Path, ...]:
+    """Every part of a set in corpora/, verified, fetched where missing; `progress` sees the
+    bytes of the whole set."""
+    paths, before = [], 0
+    for part in corpus_set.parts:
+        offset = before
+        paths.append(fetch(part, progress and (lambda done, _total: progress(offset + done, corpus_set.size))).path)
+        before += part.size
+    return tuple(paths)
+
+
 def list_corpora() -> list[CorpusEntry]:
-    """The user's texts in corpora/ first (by name), then the catalog, then python-stdlib."""
+    """The user's texts in corpora/ first (by name), then the catalog and its sets, then python-stdlib."""
     catalog = load_catalog()
     out = _user_texts({e.filename for e in catalog.values()})
-    for entry in catalog.values():
-        out.append(_catalog_row(entry))
+    rows = {entry.name: _catalog_row(entry) for entry in catalog.values()}
+    out += rows.values()
+    for corpus_set in load_sets().values():
+        out.append(_set_row(corpus_set, [rows[p.name] for p in corpus_set.parts]))
     files = _stdlib_files()
     out.append(CorpusEntry(STDLIB, "the Python standard library's source, on every machine (offline fallback)",
                            "builtin", _stdlib_root(), sum(p.stat().st_size for p in files), True))
@@ -104,8 +121,8 @@ def record_spec(spec: str) -> str:
     return str(found.resolve()) if isinstance(found, Path) else spec
 
 
-def _locate(spec: str) -> Path | CatalogEntry | str | None:
-    """A path, a catalog entry, STDLIB, or None: the first reading of `spec` that exists."""
+def _locate(spec: str) -> Path | CatalogEntry | CorpusSet | str | None:
+    """A path, a catalog entry or set, STDLIB, or None: the first reading of `spec` that exists."""
     path = Path(spec).expanduser()
     if os.path.lexists(path):       # a broken or looping link too: resolving it says what is wrong
         return path
@@ -114,7 +131,7 @@ def _locate(spec: str) -> Path | CatalogEntry | str | None:
     root = corpora_dir()
     if (root / spec).exists():
         return root / spec
-    entry = find_entry(spec)
+    entry = find_entry(spec) or find_set(spec)
     if entry is not None:
         return entry
     if spec.lower() == STDLIB:
@@ -155,10 +172,18 @@ def _catalog_row(entry: CatalogEntry) -> CorpusEntry:
                        entry.licence, entry.url)
 
 
+def _set_row(corpus_set: CorpusSet, parts: list[CorpusEntry]) -> CorpusEntry:
+    missing = sum(not p.downloaded for p in parts)
+    status = "ready" if not missing else "not downloaded" if missing == len(parts) else f"{missing} of {len(parts)} parts to download"
+    names = " + ".join(p.name for p in corpus_set.parts)
+    return CorpusEntry(corpus_set.name, f"{corpus_set.description} ({names})", "set", None, corpus_set.size,
+                       not missing, status, "; ".join(dict.fromkeys(p.licence for p in parts if p.licence)))
+
+
 def _unknown(spec: str) -> UsageError:
     catalog = load_catalog()
     users = _user_texts({e.filename for e in catalog.values()})
-    close = suggest(spec, [*catalog.values(), STDLIB, *(e.name for e in users)])
+    close = suggest(spec, [*catalog.values(), *load_sets().values(), STDLIB, *(e.name for e in users)])
     problem = f"no file, directory or known corpus called {spec!r}"
     if close:
         return UsageError(problem, f"did you mean {' or '.join(repr(c) for c in close)}? (`charlm corpus list` shows them all)")

@@ -257,7 +257,34 @@ def test_users_catalog_in_corpora_dir_adds_entries(mirror):
     assert resolve_corpus("extra").paths[0].read_bytes() == extra
 
 
+def test_a_set_is_its_parts_read_in_order_as_one_text(mirror, tmp_path, monkeypatch):
+    other = b"Other words entirely.\n" * 20
+    (mirror / "other.txt").write_bytes(other)
+    path = write_catalog(tmp_path / "catalog.toml", {"fake": entry_fields(DATA, "fake.txt"),
+                                                      "other": entry_fields(other, "other.txt")})
+    path.write_text(path.read_text() + '\n[set.both]\ndescription = "two texts"\nparts = ["other", "fake"]\n')
+    monkeypatch.setenv("CHARLM_CATALOG", str(path))
+    row = next(r for r in list_corpora() if r.name == "both")
+    assert (row.kind, row.status, row.size_bytes) == ("set", "not downloaded", len(DATA) + len(other))
+    seen = []
+    source = resolve_corpus("both", progress=lambda done, total: seen.append((done, total)))
+    assert source.name == "both" and source.paths == (corpora_dir() / "other.txt", corpora_dir() / "fake.txt")
+    assert read_text(source) == other.decode() + "\n" + FAKE_TEXT
+    assert seen[-1] == (len(DATA) + len(other), len(DATA) + len(other)), "progress counts the whole set"
+    assert next(r for r in list_corpora() if r.name == "both").status == "ready"
+    assert record_spec("both") == "both"
+
+
+def test_the_packaged_sets_name_packaged_corpora(monkeypatch):
+    monkeypatch.delenv("CHARLM_CATALOG", raising=False)
+    english = catalog.find_set("english")
+    assert [p.name for p in english.parts] == ["shakespeare", "war-and-peace", "sherlock"]
+    assert english.size == sum(p.size for p in english.parts) > 7_000_000
+
+
 @pytest.mark.parametrize("text, error", [
+    ('[set.x]\nparts = ["nope"]\n', "names 'nope', which the catalog does not list"),
+    ('[set.x]\nparts = []\n', "needs `parts`"),
     ("[corpus.x\n", "not valid TOML"),
     ('[corpus.x]\nurl = "u"\nfilename = "x.txt"\nsize = 3\nsha256 = "abc"\n', "64 hex digits"),
     ('[corpus.x]\nurl = "u"\nfilename = "../x.txt"\nsize = 3\nsha256 = "' + "0" * 64 + '"\n', "unsafe filename"),

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from charlm.cli import args as A
-from charlm.catalog import find_entry, load_catalog, suggest
+from charlm.catalog import find_entry, find_set, load_catalog, load_sets, suggest
 from charlm.corpora import list_corpora, resolve_corpus
 from charlm.errors import UsageError
 from charlm.fetch import Progress as ProgressCallback
@@ -22,7 +22,7 @@ from charlm.fetch import fetch
 from charlm.paths import corpora_dir
 from charlm.textstats import analyse
 
-KIND_LABELS = {"user": "yours", "catalog": "catalog", "builtin": "built-in"}
+KIND_LABELS = {"user": "yours", "catalog": "catalog", "set": "set", "builtin": "built-in"}
 STATUS_STYLES = {"ready": "green", "not downloaded": "yellow", "modified": "red"}
 
 
@@ -36,7 +36,7 @@ def register(sub) -> None:
     ls.add_argument("--json", action="store_true", help="print one JSON array")
     ls.set_defaults(func=run_list)
     get = actions.add_parser("get", help="download catalog corpora into corpora/, verified")
-    get.add_argument("names", nargs="+", metavar="NAME", help="catalog name, e.g. shakespeare")
+    get.add_argument("names", nargs="+", metavar="NAME", help="catalog name, e.g. shakespeare, or a set (all its parts)")
     get.add_argument("--force", action="store_true", help="download again even if a copy is there")
     get.set_defaults(func=run_get)
     info = actions.add_parser("info", help="bytes, characters, vocabulary, line endings and encoding problems")
@@ -94,12 +94,13 @@ def run_get(args) -> int:
     entries = []
     for name in args.names:     # check every name before downloading anything
         entry = find_entry(name)
-        if entry is None:
-            close = suggest(name, list(load_catalog().values()))
+        corpus_set = find_set(name) if entry is None else None
+        if entry is None and corpus_set is None:
+            close = suggest(name, [*load_catalog().values(), *load_sets().values()])
             raise UsageError(f"{name!r} is not in the catalog",
                              f"did you mean {' or '.join(repr(c) for c in close)}?" if close
                              else "see `charlm corpus list` for the names it knows")
-        entries.append(entry)
+        entries += [entry] if entry is not None else [p for p in corpus_set.parts if p not in entries]
     console, err = Console(), Console(stderr=True)
     for entry in entries:
         with download_progress(err, entry.name) as progress:
