@@ -27,11 +27,12 @@ from pathlib import Path
 from bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAIN = dict(layers=2, hidden=512, embed=64, batch=64, seq=100, lr=2e-3)
+PLAIN = dict(layers=2, hidden=512, embed=64, batch=64, seq=100, lr=2e-3, dropout=0.0)
 
 
-def plain_side(corpus_path: str | None, minutes: float) -> dict:
-    """Train the plain loop for `minutes` of wall clock, then evaluate it as charlm eval does."""
+def plain_side(corpus_path: str | None, minutes: float, shape: dict = PLAIN) -> dict:
+    """Train the plain loop (`shape`: nn.LSTM's layers, hidden, embed, dropout between layers and
+    before the head; batch, seq, lr) for `minutes` of wall clock, then evaluate it as charlm eval does."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -41,12 +42,14 @@ def plain_side(corpus_path: str | None, minutes: float) -> dict:
     train_ids, val_ids = corpus.split(0.1)
     V = len(corpus.vocab)
     torch.manual_seed(1337)
-    emb, rnn = nn.Embedding(V, PLAIN["embed"]), nn.LSTM(PLAIN["embed"], PLAIN["hidden"], PLAIN["layers"], batch_first=True)
-    head = nn.Linear(PLAIN["hidden"], V)
+    emb = nn.Embedding(V, shape["embed"])
+    rnn = nn.LSTM(shape["embed"], shape["hidden"], shape["layers"], batch_first=True, dropout=shape["dropout"])
+    head, drop = nn.Linear(shape["hidden"], V), nn.Dropout(shape["dropout"])
     params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=PLAIN["lr"])
-    B, T = PLAIN["batch"], PLAIN["seq"]
+    opt = torch.optim.AdamW(params, lr=shape["lr"])
+    B, T = shape["batch"], shape["seq"]
     data = torch.from_numpy(train_ids.astype("int64"))
+    B = min(B, max(1, (len(data) - 1) // (T + 1)))       # a small text holds fewer streams
     stream = (len(data) - 1) // B
     starts = torch.arange(B) * stream
     hidden, pos, steps, t0 = None, 0, 0, time.perf_counter()
@@ -56,7 +59,7 @@ def plain_side(corpus_path: str | None, minutes: float) -> dict:
         idx = starts[:, None] + pos + torch.arange(T + 1)[None, :]
         x, y = data[idx[:, :-1]], data[idx[:, 1:]]
         out, hidden = rnn(emb(x), hidden)
-        loss = F.cross_entropy(head(out).flatten(0, 1), y.flatten())
+        loss = F.cross_entropy(head(drop(out)).flatten(0, 1), y.flatten())
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
@@ -64,6 +67,7 @@ def plain_side(corpus_path: str | None, minutes: float) -> dict:
         hidden = tuple(h.detach() for h in hidden)
         pos, steps = pos + T, steps + 1
     elapsed = time.perf_counter() - t0
+    rnn.eval()
     with torch.no_grad():   # one stream over the split, state carried: as `charlm eval` reads it
         val = torch.from_numpy(val_ids.astype("int64"))[None, :]
         total, hidden = 0.0, None
@@ -73,7 +77,7 @@ def plain_side(corpus_path: str | None, minutes: float) -> dict:
             out, hidden = rnn(emb(x), hidden)
             total += F.cross_entropy(head(out).flatten(0, 1), y.flatten(), reduction="sum").item()
     return {"val": total / (val.size(1) - 1), "chars_per_sec": steps * B * T / elapsed, "steps": steps,
-            "model": "lstm 2x512 (plain loop)"}
+            "model": f"lstm {shape['layers']}x{shape['hidden']} d{shape['dropout']:g} (plain loop)"}
 
 
 def charlm_side(corpus_path: str | None, minutes: float) -> dict:

@@ -77,7 +77,7 @@ def encode_corpus(source: CorpusSource, vocab: CharVocab | None = None) -> Encod
     vocabulary and characters it lacks become <unk>; otherwise the vocabulary is the
     corpus's own character set.
     """
-    summary = _recall(source) or _summarise_and_remember(source)
+    summary = text_summary(source)
     vocab = vocab or CharVocab.from_chars(summary.chars)
     vocab_key = hashlib.sha256("\0".join(vocab.itos).encode("utf-8")).hexdigest()[:16]
     base = cache_dir() / f"{summary.sha256[:32]}-{vocab_key}"
@@ -85,6 +85,12 @@ def encode_corpus(source: CorpusSource, vocab: CharVocab | None = None) -> Encod
     if ids is None:
         ids = _build_cache(base, source, vocab, summary.n_chars)
     return EncodedCorpus(source.name, ids, vocab, summary.sha256, source.n_bytes)
+
+
+def text_summary(source: CorpusSource) -> TextSummary:
+    """The text's hash, characters and length: from the index when its files are unchanged,
+    else read once (and remembered)."""
+    return _recall(source) or _summarise_and_remember(source)
 
 
 def encode_text(name: str, text: str, vocab: CharVocab | None = None) -> EncodedCorpus:

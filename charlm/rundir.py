@@ -1,7 +1,8 @@
 """A run directory, and the one place that knows its layout:
 
     RUN/
-      source.json       how to find the corpus again: {"spec", "encoding"}
+      source.json       how to find the corpus again: {"spec", "encoding"}, and for a run started
+                        from another, where it started: {"init": {"run", "corpus", "step", ...}}
       metrics.jsonl     one JSON object a line (charlm.metrics): losses, validations, rollbacks
       best/             the checkpoint with the lowest validation loss so far
       last/             the newest checkpoint, with the state to resume from (`ResumeState`)
@@ -171,14 +172,19 @@ class RunDir:
         return None
 
     # -- what it records -----------------------------------------------------------------
-    def write_source(self, spec: str, encoding: str = "utf-8") -> None:
-        write_json_atomic(self.path / SOURCE, {"spec": spec, "encoding": encoding})
+    def write_source(self, spec: str, encoding: str = "utf-8", init: dict | None = None) -> None:
+        write_json_atomic(self.path / SOURCE, {"spec": spec, "encoding": encoding} | ({"init": init} if init else {}))
 
     def read_source(self) -> tuple[str, str] | None:
         """(spec, encoding) of the corpus it was trained on; None when it does not say."""
         src = read_json_dict(self.path / SOURCE)
         spec, encoding = src.get("spec"), src.get("encoding", "utf-8")
         return (spec, encoding) if isinstance(spec, str) and spec and isinstance(encoding, str) else None
+
+    def read_lineage(self) -> dict | None:
+        """Where the run started, for a run started from another (charlm.finetune.Parent.lineage)."""
+        init = read_json_dict(self.path / SOURCE).get("init")
+        return init if isinstance(init, dict) else None
 
     def resume_checkpoint(self) -> Path:
         """`resumable()`, or a UsageError saying there is nothing to resume."""

@@ -5,15 +5,18 @@ it is read, written, renamed and deleted, is charlm.rundir's.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from charlm.checkpoint import read_meta
 from charlm.config import ModelConfig, TrainConfig
-from charlm.data import EncodedCorpus, encode_corpus
+from charlm.corpus import CorpusSource
+from charlm.data import EncodedCorpus, encode_corpus, text_summary
 from charlm.distributed import current_team
 from charlm.errors import UsageError
+from charlm.finetune import Parent, carried_weights, grown_vocab
 from charlm.metrics import read_metrics
 from charlm.paths import checkpoints_dir
 from charlm.reports import TrainCallbacks
@@ -38,6 +41,9 @@ class RunInfo:
     resumable: bool = False             # last/ holds optimizer state
     progress: float | None = None       # 0..1 of its budget
     problem: str | None = None          # why it cannot be read, when it cannot
+    corpus_chars: int | None = None
+    corpus_sha256: str | None = None
+    init: dict | None = None            # where it started, for a run started from another (finetune.Parent.lineage)
 
     @property
     def name(self) -> str:
@@ -71,14 +77,67 @@ def run_info(run_dir: Path) -> RunInfo:
         meta = read_meta(ckpt)
     except UsageError as e:
         return RunInfo(run_dir, problem=e.problem)
-    model, metrics = meta.get("model", {}), meta.get("metrics", {})
+    model, metrics, corpus = meta.get("model", {}), meta.get("metrics", {}), meta.get("corpus", {})
     train = TrainConfig.from_dict(meta.get("train", {}))
     step, elapsed = metrics.get("step"), metrics.get("elapsed")
-    return RunInfo(run_dir, corpus=meta.get("corpus", {}).get("name"), cell=model.get("cell"),
+    return RunInfo(run_dir, corpus=corpus.get("name"), cell=model.get("cell"),
                    layers=model.get("layers"), hidden=model.get("hidden"), params=meta.get("params"),
                    steps=step, elapsed=elapsed, best_val_loss=metrics.get("best_val_loss"),
                    saved_at=meta.get("saved_at"), resumable=run.resumable() is not None,
-                   progress=train.budget_fraction(step or 0, elapsed or 0.0))
+                   progress=train.budget_fraction(step or 0, elapsed or 0.0), corpus_chars=corpus.get("chars"),
+                   corpus_sha256=corpus.get("sha256"), init=run.read_lineage())
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """A run on this machine that a new run on a small text could start from (--init)."""
+    run: RunInfo
+    coverage: float         # share of the text's characters the run's vocabulary has
+    gain: float             # predicted nats/char over starting from nothing (finetune.predicted_gain)
+
+    def describe(self) -> str:
+        r = self.run
+        return (f"this text is small; {r.name} ({r.shape}, trained on {r.corpus}, {r.corpus_chars or 0:,} chars) knows "
+                f"{self.coverage:.1%} of its characters, and starting from it is predicted to end ~{self.gain:.2f} "
+                "nats/char better in this budget than starting from nothing")
+
+
+MIN_COVERAGE = 0.95         # of the text's characters (counted with repeats) the parent must know
+MIN_GAIN = 0.03             # nats/char: below this the tip is not worth a line
+PARENT_TEXT_RATIO = 2       # a parent read at least this many times more text than the new one has
+
+
+def suggest_start(corpus: EncodedCorpus, train_chars: int, root: Path | None = None) -> StartingPoint | None:
+    """The best run under `root` to start a run on `corpus` from, when the text is small enough
+    for that to pay and a run covers its characters; None otherwise (most texts)."""
+    import numpy as np
+
+    from charlm.finetune import predicted_gain
+    gain = predicted_gain(train_chars)
+    if gain < MIN_GAIN:
+        return None
+    counts = np.bincount(np.asarray(corpus.ids[:train_chars]), minlength=len(corpus.vocab))
+    best = None
+    for run in list_runs(root):
+        if (run.problem or not run.corpus_chars or run.corpus_sha256 == corpus.sha256
+                or run.corpus_chars < PARENT_TEXT_RATIO * train_chars):
+            continue
+        known = _vocab_chars(run.path)
+        coverage = sum(int(n) for c, n in zip(corpus.vocab.itos, counts) if c in known) / max(int(counts.sum()), 1)
+        if coverage >= MIN_COVERAGE and (best is None or (run.corpus_chars, run.steps or 0) >
+                                         (best.run.corpus_chars, best.run.steps or 0)):
+            best = StartingPoint(run, coverage, gain)
+    return best
+
+
+def _vocab_chars(run_dir: Path) -> set[str]:
+    """The characters of a run's vocabulary, read from its tokenizer.json alone."""
+    ckpt = RunDir(run_dir).checkpoint()
+    try:
+        return {t for t in json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+                if len(t) == 1} if ckpt else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def loss_history(run_dir: Path) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
@@ -103,18 +162,30 @@ def delete_run(run_dir: Path) -> None:
     RunDir(run_dir).delete()
 
 
+def encode_for_run(source: CorpusSource, parent: Parent | None = None) -> EncodedCorpus:
+    """A new run's corpus as ids: over its own characters, or, for a run started from `parent`,
+    over the parent's characters grown by the text's."""
+    if parent is None:
+        return encode_corpus(source)
+    return encode_corpus(source, grown_vocab(parent.vocab, text_summary(source).chars))
+
+
 def new_trainer(corpus: EncodedCorpus, spec: str, model_config: ModelConfig, train_config: TrainConfig,
-                run_dir: Path, callbacks: TrainCallbacks | None = None, encoding: str = "utf-8") -> Trainer:
+                run_dir: Path, callbacks: TrainCallbacks | None = None, encoding: str = "utf-8",
+                parent: Parent | None = None) -> Trainer:
     """A fresh run in `run_dir` (created; must be empty, or hold only the corpus record of a run
-    that was stopped before its first checkpoint) that remembers its corpus as `spec`."""
+    that was stopped before its first checkpoint) that remembers its corpus as `spec`. With a
+    `parent` (charlm.finetune) it starts from the parent's weights and records where it started;
+    `corpus` must then be encoded with the parent's vocabulary grown by the text's characters."""
     model_config.validate()
     train_config.validate()
     team = current_team()
     team.decide(lambda: _check_new_run_dir(run_dir))     # rank 0 looks, before any rank writes there
-    trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks)   # refuses a too-short text
+    init = None if parent is None else carried_weights(parent.checkpoint.model.state_dict(), parent.vocab, corpus.vocab)
+    trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks, init_weights=init)   # refuses a too-short text
     if team.writes:
         try:
-            RunDir(run_dir).write_source(spec, encoding)                       # before anything is written
+            RunDir(run_dir).write_source(spec, encoding, parent.lineage() if parent else None)   # before anything is written
         except OSError as e:
             raise UsageError(f"cannot create the run directory {run_dir} ({e.strerror})",
                              "choose another place with --out, or fix its permissions") from None

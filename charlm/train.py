@@ -46,7 +46,11 @@ SAMPLE_TEMPERATURE = 0.8    # evaluation samples: a little conservative, so prog
 
 class Trainer:
     def __init__(self, corpus: EncodedCorpus, model_config: ModelConfig, train_config: TrainConfig,
-                 run_dir: Path, callbacks: TrainCallbacks | None = None, resume: bool = False):
+                 run_dir: Path, callbacks: TrainCallbacks | None = None, resume: bool = False,
+                 init_weights: dict[str, torch.Tensor] | None = None):
+        """`init_weights` (a state dict for this vocabulary, charlm.finetune.carried_weights)
+        starts a new run from another run's weights instead of from random ones; the run then
+        validates before its first step, so its curve shows where it started."""
         train_config.validate()
         keep_freed_memory()               # ~1.5x faster steps on glibc: see charlm/allocator.py
         self.corpus, self.cfg, self.rundir = corpus, train_config, RunDir(run_dir)
@@ -69,7 +73,11 @@ class Trainer:
         self.precision = ("fp32" if train_config.deterministic else self.team.decide(
             lambda: pick_precision(train_config.precision, self.device, model_config, train_config)))
         torch.manual_seed(train_config.seed)
-        self.model = CharRNN(model_config).to(self.device)
+        self.model = CharRNN(model_config)
+        if init_weights is not None:
+            self.model.load_state_dict(init_weights)
+        self.model.to(self.device)
+        self.starts_validated = init_weights is not None and not resume
         if not self.team.solo:
             torch.manual_seed(train_config.seed * 1_000_003 + self.team.rank)   # each rank its own dropout masks
         self.optimizer = build_optimizer(self.model, train_config)
@@ -119,13 +127,15 @@ class Trainer:
             if self.team.writes:
                 with self._writing(self.rundir.metrics_path):
                     self.rundir.trim_metrics(self.step)      # the steps a crash undid are done again
-            if self.saved_step is None:
+            if self.saved_step is None and not self.starts_validated:
                 self._save(LAST)          # from the first step on, there is a checkpoint to go back to
             return self._loop(stop, pause)
 
     def _loop(self, request: threading.Event, pause: threading.Event) -> TrainResult:
         self.threads.start()              # on this thread: OpenMP's thread count is per thread
         self.callbacks.on_start(self)
+        if self.saved_step is None and self.starts_validated:
+            self._validate()              # where the starting weights stand on this text (saves last/ too)
         window_chars, window_start = 0, time.perf_counter()
         clock = time.perf_counter()
         chars_per_sec = 0.0

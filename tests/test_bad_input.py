@@ -251,6 +251,21 @@ CASES = {
     "resume-corrupt-state": lambda t, r: Case(
         ["train", "--resume", str(_truncate(_run_copy(t, r) / "last" / "resume.safetensors").parent.parent),
          "--steps", "99"], ("resume state", "corrupt"), [t]),
+    "init-missing-run": lambda t, r: Case(["train", _text(t, "a.txt", TINY_TEXT), "--init", str(t / "nope"), *TRAIN],
+                                          ("--init", "no such checkpoint"), [t]),
+    "init-corrupt-run": lambda t, r: Case(
+        ["train", _text(t, "a.txt", TINY_TEXT), "--init",
+         str(_truncate(_run_copy(t, r) / "best" / "model.safetensors").parent.parent), *TRAIN],
+        ("--init", "truncated model.safetensors"), [t]),
+    "init-another-cell": lambda t, r: Case(
+        ["train", _text(t, "a.txt", TINY_TEXT), "--init", str(r.run_dir), "--cell", "gru", "--hidden", "64", *TRAIN],
+        ("is lstm 1x64 (embed 16)", "asks for gru 1x64 (embed 16)", "drop --cell gru"), [t]),
+    "init-with-resume": lambda t, r: Case(
+        ["train", "--resume", str(_run_copy(t, r)), "--init", str(r.run_dir), "--steps", "99"],
+        ("--init", "--resume", "drop one"), [t]),
+    "init-with-a-preset": lambda t, r: Case(
+        ["train", _text(t, "a.txt", TINY_TEXT), "--init", str(r.run_dir), "--preset", "small", "--steps", "2"],
+        ("--preset small",), [t]),
     "missing-checkpoint-sample": lambda t, r: Case(["sample", str(t / "runs" / "nope")], ("no such checkpoint",)),
     "missing-checkpoint-eval": lambda t, r: Case(["eval", str(t / "nope")], ("no such checkpoint",)),
     "missing-checkpoint-info": lambda t, r: Case(["info", str(t / "nope")], ("no such checkpoint",)),
@@ -347,7 +362,7 @@ SUBPROCESS = [
     "unreadable-file", "negative-temperature", "nan-temperature", "top-p-zero", "top-p-above-one", "zero-layers",
     "dropout-one", "negative-steps", "nan-lr", "unknown-cell", "missing-checkpoint-sample", "corrupt-config",
     "truncated-weights", "foreign-checkpoint", "missing-tokenizer", "out-is-a-nonempty-dir",
-    "two-trainings-into-one-out",
+    "two-trainings-into-one-out", "init-missing-run", "init-another-cell",
 ]
 
 # Cases whose fix belongs in a module being reworked elsewhere (the run-directory code): they

@@ -8,7 +8,10 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from charlm.references import reading, references, verdict
+from charlm.errors import UsageError
+from charlm.finetune import lineage_text
+from charlm.references import reading_for, references, verdict
+from charlm.rundir import RunDir
 
 
 def register(sub) -> None:
@@ -21,6 +24,8 @@ def register(sub) -> None:
 def summary(ckpt) -> dict:
     m, metrics = ckpt.model_config, ckpt.metrics
     best = metrics.get("best_val_loss")
+    yardsticks = _yardsticks(ckpt)
+    reads = reading_for(best, ckpt.corpus.get("sha256"), yardsticks) if best is not None else None
     return {
         "path": str(ckpt.path), "cell": m.cell, "layers": m.layers, "hidden": m.hidden, "embed": m.embed,
         "dropout": m.dropout, "vocab_size": m.vocab_size, "params": ckpt.model.num_params(),
@@ -32,8 +37,33 @@ def summary(ckpt) -> dict:
         "versions": ckpt.meta.get("versions", {}),
         "references": [{"label": r.label, "nats_per_char": r.nats_per_char, "source": r.source}
                        for r in references(ckpt.corpus.get("sha256"))],
-        "reading": reading(best) if best is not None else None,
+        "yardsticks": None if yardsticks is None else {f"{n}-gram": v for n, v in sorted(yardsticks.ngrams.items())},
+        "yardsticks_verdict": yardsticks.compare(best) if yardsticks and best is not None else None,
+        "reading": reads,
+        "compared": [line for line in verdict(best, ckpt.corpus.get("sha256"), yardsticks)
+                     if not line.startswith("reads like")] if best is not None else [],
+        "init": RunDir(ckpt.path.parent).read_lineage(),
     }
+
+
+def _yardsticks(ckpt):
+    """The n-gram yardsticks of the run's text: kept from an earlier measure, or measured now when
+    the text can be found (seconds, then kept); None when neither."""
+    from charlm.yardsticks import cached_yardsticks, yardsticks_for
+    val_fraction = ckpt.corpus.get("val_fraction", ckpt.train_config.val_fraction)
+    found = cached_yardsticks(ckpt.corpus.get("sha256"), val_fraction)
+    if found is not None:
+        return found
+    source = RunDir(ckpt.path.parent).read_source()
+    if source is None:
+        return None
+    from charlm.corpora import resolve_corpus
+    from charlm.data import encode_corpus
+    try:
+        corpus = encode_corpus(resolve_corpus(*source))
+    except (UsageError, OSError):
+        return None
+    return yardsticks_for(corpus, val_fraction) if corpus.sha256 == ckpt.corpus.get("sha256") else None
 
 
 def run(args) -> int:
@@ -53,13 +83,17 @@ def run(args) -> int:
         ("parameters", f"{info['params']:,}"),
         ("vocabulary", f"{info['vocab_size']} characters (incl. <unk>)"),
         ("corpus", f"{info['corpus']} · {info['corpus_chars'] or 0:,} chars · sha256 {str(info['corpus_sha256'])[:12]}…"),
+        *([("started from", lineage_text(info["init"]))] if info["init"] else []),
         ("training", f"{info['steps']} steps · {(info['elapsed_s'] or 0) / 60:.1f} min · {t.get('optimizer')} lr {t.get('lr')} · "
                      f"batch {t.get('batch_size')}x{t.get('seq_len')}"),
         ("best val", f"{best:.4f} nats/char · {info['best_val_bpc']:.4f} bits/char" if best is not None else "not evaluated"),
         ("saved", f"{info['saved_at']} · charlm {info['versions'].get('charlm')} · torch {info['versions'].get('torch')}"),
     ]
-    if best is not None:
-        rows += [("compared", line) for line in verdict(best, info["corpus_sha256"])[:-1]]
+    rows += [("compared", line) for line in info["compared"]]
+    if info["yardsticks"]:
+        rows.append(("yardsticks", " · ".join(f"{k} {v:.3f}" for k, v in info["yardsticks"].items())
+                     + " nats/char (n-gram models of the same text, on its own split)"))
+    if info["reading"]:
         rows.append(("reads like", info["reading"]))
     for k, v in rows:
         table.add_row(k, v)

@@ -11,7 +11,6 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from charlm.autosize import AutoChoice
 from charlm.config import param_count
 from charlm.references import verdict
 from charlm.reports import EvalReport, RollbackReport, StepReport, TrainCallbacks, TrainingStopped
@@ -59,7 +58,9 @@ def train_silently(trainer: Trainer) -> int:
     return 0
 
 
-def train_with_progress(trainer: Trainer, quiet: bool, choice: AutoChoice | None = None) -> int:
+def train_with_progress(trainer: Trainer, quiet: bool, notes: list[str] = ()) -> int:
+    """Train with a progress bar; `notes` (what auto chose and why, where the run starts from)
+    are printed under the first line."""
     console = Console(stderr=False)
     cfg, mcfg = trainer.cfg, trainer.model.config
     budget = f"{cfg.steps} steps" if cfg.budget_seconds is None else f"{cfg.budget_seconds / 60:g} min"
@@ -67,9 +68,8 @@ def train_with_progress(trainer: Trainer, quiet: bool, choice: AutoChoice | None
                   f"{mcfg.cell} {mcfg.layers}x{mcfg.hidden}, {param_count(mcfg):,} params · "
                   f"{trainer.device.type} {trainer.precision} · budget {budget}" +
                   (f" · resuming at step {trainer.step}" if trainer.step else ""))
-    if choice is not None:
-        console.print(f"auto: {choice.summary()}", highlight=False)
-        console.print(f"  why: {choice.reason()}", style="dim", highlight=False)
+    for note in notes:
+        console.print(note, style="dim" if note.startswith(" ") else None, highlight=False, markup=False)
     console.print(f"run directory: {trainer.run_dir}")
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -96,7 +96,9 @@ def train_with_progress(trainer: Trainer, quiet: bool, choice: AutoChoice | None
     console.print(f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min, {result.chars_per_sec:,.0f} chars/s · "
                   f"best val {result.best_val_loss:.4f} nats/char ({result.best_val_loss / math.log(2):.4f} bits/char)")
     if math.isfinite(result.best_val_loss):
-        for line in verdict(result.best_val_loss, trainer.corpus.sha256):
-            console.print(f"  {line}", highlight=False)
+        from charlm.yardsticks import yardsticks_for
+        yardsticks = yardsticks_for(trainer.corpus, cfg.val_fraction)       # seconds the first time, then kept
+        for line in verdict(result.best_val_loss, trainer.corpus.sha256, yardsticks):
+            console.print(f"  {line}", highlight=False, markup=False)
     console.print(f"next: charlm sample {result.run_dir}   ·   charlm eval {result.run_dir}")
     return 0

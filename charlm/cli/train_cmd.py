@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--encoding", default="utf-8", help="text encoding of the corpus (default utf-8)")
     p.add_argument("--out", type=Path, help="run directory (default checkpoints/<corpus>-<date>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run exactly where it stopped")
+    p.add_argument("--init", metavar="RUN", help="start from RUN's weights (its best checkpoint, or a checkpoint "
+                   "directory) instead of from nothing: worth most on a small text. The shape is RUN's; the "
+                   "vocabulary is RUN's plus the text's characters")
     p.add_argument("--preset", choices=(AUTO, *PRESETS), default=None,
                    help=f"model size (default {DEFAULT_PRESET}: the shape that learns most in this budget "
                    "on this machine, timed here; model flags given alongside are kept)")
@@ -64,27 +67,29 @@ def register(sub) -> None:
 def run(args) -> int:
     # torch is imported only now: flags are checked, and errors reported, without its ~1.5 s.
     from charlm.cli.progress import train_silently, train_with_progress
-    from charlm.data import encode_corpus
     from charlm.distributed import current_team, exit_rank, leave
-    from charlm.runs import new_trainer
+    from charlm.runs import encode_for_run, new_trainer
     team = current_team()               # under torchrun: join the other ranks (charlm.distributed)
     try:
+        if args.resume is not None and args.init is not None:
+            raise UsageError("--init starts a new run from another, --resume continues a run", "drop one of them")
         if args.resume is not None:
             status = _resume(args, team)
             leave(finished=status == 0)
             exit_rank(status)
             return status
         _check_flags(args)              # before the corpus is read: a typo should cost nothing
+        parent = _parent(args)          # ... and so should a bad --init
         with team.rank0_first():        # a download, the encoded cache: made once, then found
             source, spec = _source(args)
-            corpus = encode_corpus(source)
+            corpus = encode_for_run(source, parent)
         # What must be the same on every rank is decided on rank 0: the shape (auto times it), the run's name.
-        model_cfg, train_cfg, choice = team.decide(
-            lambda: _configs(args, corpus), lambda c: [to_dict(c[0]), to_dict(c[1])],
-            lambda d: (ModelConfig.from_dict(d[0]), TrainConfig.from_dict(d[1]), None))
+        model_cfg, train_cfg, notes = team.decide(
+            lambda: _configs(args, corpus, parent), lambda c: [to_dict(c[0]), to_dict(c[1])],
+            lambda d: (ModelConfig.from_dict(d[0]), TrainConfig.from_dict(d[1]), []))
         run_dir = Path(team.decide(lambda: str(args.out or new_run_dir(corpus.name))))
-        trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding)
-        status = train_with_progress(trainer, args.quiet, choice) if team.writes else train_silently(trainer)
+        trainer = new_trainer(corpus, spec, model_cfg, train_cfg, run_dir, encoding=args.encoding, parent=parent)
+        status = train_with_progress(trainer, args.quiet, notes) if team.writes else train_silently(trainer)
         leave(finished=status == 0)
         exit_rank(status)
         return status
@@ -93,22 +98,48 @@ def run(args) -> int:
         raise
 
 
-def _configs(args, corpus):
-    """The model and training configs the flags ask for: a named preset's, or the auto choice
-    for this corpus, budget and machine; model and training flags given win either way."""
+def _parent(args):
+    """The run --init names, loaded and checked against the model flags (None without --init)."""
+    if args.init is None:
+        return None
+    from charlm.finetune import check_shape, load_parent
+    parent = load_parent(args.init)
+    check_shape(parent.config, {n: getattr(args, n) for n in MODEL_FLAGS}, f"--init {args.init}")
+    if args.preset not in (None, AUTO):
+        raise UsageError(f"--init takes the model from {parent.name}, so --preset {args.preset} cannot apply",
+                         "drop --preset")
+    return parent
+
+
+def _configs(args, corpus, parent=None):
+    """The model and training configs the flags ask for, and the lines that say why: a named
+    preset's, the auto choice for this corpus, budget and machine, or with --init the parent's
+    shape on a fine-tuning recipe; model and training flags given win either way."""
     preset = args.preset or DEFAULT_PRESET
+    notes: list[str] = []
     if preset == AUTO:
         from charlm.autosize import plan
         base = TrainConfig()
         _apply_train_flags(args, base)
         base.validate()
+        train_chars = len(corpus.split(base.val_fraction)[0])
         fixed = {n: getattr(args, n) for n in MODEL_FLAGS if getattr(args, n) is not None}
+        if parent is not None:
+            from charlm.finetune import fixed_shape
+            fixed = fixed_shape(parent.config)
         with Console(stderr=True).status("auto: timing model shapes on this machine (once per machine)…"):
-            choice = plan(len(corpus.split(base.val_fraction)[0]), len(corpus.vocab), base, fixed)
+            choice = plan(train_chars, len(corpus.vocab), base, fixed)
         model_cfg, train_cfg = choice.configs(len(corpus.vocab), base)
+        if parent is not None:
+            from charlm.finetune import finetune_configs, start_notes
+            model_cfg, train_cfg = finetune_configs(parent.config, model_cfg, train_cfg)
+            notes = start_notes(parent, corpus.vocab, choice, train_chars)
+        else:
+            notes = [f"auto: {choice.summary()}", f"  why: {choice.reason()}"]
     else:
-        choice = None
         model_cfg, train_cfg = preset_configs(preset)
+    if parent is None:
+        notes += _advice(corpus, len(corpus.split(args.val_fraction or train_cfg.val_fraction)[0]), args)
     if args.optimizer and args.optimizer != "adamw" and args.lr is None:
         train_cfg.lr = DEFAULT_LR[args.optimizer]     # a preset's rate is an AdamW rate
     for name in MODEL_FLAGS:
@@ -117,7 +148,17 @@ def _configs(args, corpus):
     _apply_train_flags(args, train_cfg)
     model_cfg.validate()
     train_cfg.validate()
-    return model_cfg, train_cfg, choice
+    return model_cfg, train_cfg, notes
+
+
+def _advice(corpus, train_chars: int, args) -> list[str]:
+    """On a small text, a run on this machine to start from, if one would help: said, never done."""
+    from charlm.runs import suggest_start
+    found = suggest_start(corpus, train_chars)
+    if found is None:
+        return []
+    what = args.corpus or "TEXT"
+    return [f"tip: {found.describe()}", f"  charlm train {what} --init {found.run.path}"]
 
 
 def _check_flags(args) -> None:

@@ -1,0 +1,181 @@
+"""Starting a run from another run's weights: `charlm train TEXT --init RUN`.
+
+A text of 20-500 KB teaches a model that starts from nothing little beyond its own words: it
+memorises them and still misspells. A model that already knows the language only has to adapt
+(bench/finetune.py measures how much that is worth). The new run takes its parent's shape and
+weights. Its vocabulary is the parent's plus the new text's characters; characters the parent
+knew and the text lacks stay, so the model still reads the parent's text. A new character's
+embedding and head rows start as copies of <unk>'s: the parent never met <unk> in training, so
+the new characters start as unlikely as <unk> was, where random rows would put probability on
+them at random and wreck the first steps.
+
+No torch at import: the CLI checks `--init` before it pays for torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dataclasses import replace
+
+from charlm.config import ModelConfig, TrainConfig
+from charlm.errors import UsageError
+from charlm.rundir import BEST, LAST
+from charlm.vocab import UNK_ID, CharVocab
+
+if TYPE_CHECKING:
+    import torch
+
+    from charlm.autosize import AutoChoice
+    from charlm.checkpoint import Checkpoint
+
+SHAPE_FIELDS = ("cell", "layers", "hidden", "embed")     # what a parent fixes; dropout stays a choice
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The run (or bare checkpoint) a new run starts from."""
+    checkpoint: "Checkpoint"
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run directory around the checkpoint, when it sits in one (best/ or last/)."""
+        path = self.checkpoint.path
+        return path.parent if path.name in (BEST, LAST) or path.name.startswith((f".{BEST}.", f".{LAST}.")) else None
+
+    @property
+    def name(self) -> str:
+        return (self.run_dir or self.checkpoint.path).name
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.checkpoint.model_config
+
+    @property
+    def vocab(self) -> CharVocab:
+        return self.checkpoint.vocab
+
+    def lineage(self) -> dict:
+        """What the new run records of where it started (source.json's "init")."""
+        c, m = self.checkpoint.corpus, self.checkpoint.metrics
+        return {"run": str(self.run_dir.resolve()) if self.run_dir else None,
+                "checkpoint": str(self.checkpoint.path.resolve()), "name": self.name,
+                "corpus": c.get("name"), "corpus_sha256": c.get("sha256"), "corpus_chars": c.get("chars"),
+                "step": m.get("step"), "best_val_loss": m.get("best_val_loss"), "shape": shape_text(self.config),
+                "vocab_size": len(self.vocab)}
+
+
+def lineage_text(init: dict) -> str:
+    """Where a run started, in one line: the parent, its shape, its text, and how far it had got."""
+    step = f" at step {init['step']:,}" if isinstance(init.get("step"), int) else ""
+    best = init.get("best_val_loss")
+    loss = f", best val {best:.4f}" if isinstance(best, (int, float)) else ""
+    return (f"{init.get('name')} ({init.get('shape')}, trained on {init.get('corpus')}{step}{loss}) · "
+            f"{init.get('run') or init.get('checkpoint')}")
+
+
+def load_parent(spec: str | Path) -> Parent:
+    """RUN's best checkpoint (or the checkpoint directory given), ready to start from; a
+    missing or damaged one is a UsageError that names it."""
+    from charlm.checkpoint import load_checkpoint
+    try:
+        return Parent(load_checkpoint(spec))
+    except UsageError as e:
+        raise UsageError(f"--init {spec}: {e.problem}", "give a run directory `charlm train` wrote (see "
+                         "`charlm info RUN`), or one of its best/ or last/") from None
+
+
+def fixed_shape(parent: ModelConfig) -> dict:
+    """The model flags auto is given for a fine-tune: the parent's shape."""
+    return {n: getattr(parent, n) for n in ("cell", "layers", "hidden")}
+
+
+def shape_text(config: ModelConfig) -> str:
+    return f"{config.cell} {config.layers}x{config.hidden} (embed {config.embed})"
+
+
+def check_shape(parent: ModelConfig, asked: dict, name: str = "the starting run") -> None:
+    """Model flags that contradict the parent's shape are an error naming both shapes."""
+    wrong = {k: v for k, v in asked.items() if k in SHAPE_FIELDS and v is not None and getattr(parent, k) != v}
+    if wrong:
+        want = ModelConfig(**{**{k: getattr(parent, k) for k in SHAPE_FIELDS}, **wrong})
+        flags = " ".join(f"--{k} {v}" for k, v in wrong.items())
+        raise UsageError(f"{name} is {shape_text(parent)}, but {flags} asks for {shape_text(want)}",
+                         f"drop {flags}: a run started from another keeps its shape")
+
+
+def grown_vocab(parent: CharVocab, text_chars: str) -> CharVocab:
+    """The parent's characters plus the text's: none is lost, so the model still reads both."""
+    return CharVocab.from_chars([*parent.chars, *text_chars])
+
+
+def new_characters(parent: CharVocab, vocab: CharVocab) -> list[str]:
+    return [c for c in vocab.chars if c not in parent.stoi]
+
+
+def carried_weights(state: dict[str, "torch.Tensor"], old: CharVocab, new: CharVocab) -> dict[str, "torch.Tensor"]:
+    """The parent's weights laid out for the vocabulary `new`: the embedding's and the head's
+    rows follow their characters to their new ids (ids are sorted by code point, so a new
+    character shifts the ones after it), and a new character's rows are copies of <unk>'s."""
+    import torch
+    rows = torch.tensor([old.stoi.get(c, UNK_ID) if i != UNK_ID else UNK_ID for i, c in enumerate(new.itos)])
+    out = dict(state)
+    for key in ("embed.weight", "head.weight", "head.bias"):
+        out[key] = state[key].index_select(0, rows).clone()
+    return out
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fine-tune trains (chosen with bench/finetune.py; the runs behind it are in
+    bench/finetune_runs.jsonl)."""
+    lr_scale: float = 0.5          # of the shape's own peak rate (autosize.Shape.lr)
+    warmup: float = 0.05           # of the budget
+
+
+RECIPE = Recipe()
+
+
+def finetune_configs(parent: ModelConfig, model: ModelConfig, train: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
+    """Auto's configs for the parent's shape in this budget (its batch size, the dropout for
+    the passes it will make), turned into a fine-tune: the parent's exact shape and the recipe."""
+    m = replace(parent, vocab_size=model.vocab_size, dropout=model.dropout)
+    t = replace(train, lr=train.lr * RECIPE.lr_scale, warmup=RECIPE.warmup)
+    return m, t
+
+
+def start_notes(parent: Parent, vocab: CharVocab, choice: "AutoChoice", train_chars: int) -> list[str]:
+    """What a person reads before a fine-tune starts: where from, what is new, how it trains."""
+    lin = parent.lineage()
+    trained = f"{lin['step']:,} steps on {lin['corpus']}" if lin["step"] is not None else f"on {lin['corpus']}"
+    best = f", best val {lin['best_val_loss']:.3f}" if isinstance(lin["best_val_loss"], (int, float)) else ""
+    new = new_characters(parent.vocab, vocab)
+    shown = "".join(c if c.isprintable() and not c.isspace() else repr(c)[1:-1] for c in new[:30])
+    new_text = (f"{len(new)} new character{'s' * (len(new) != 1)} ({shown}{'…' if len(new) > 30 else ''}) "
+                "start as unlikely as <unk>" if new else "no new characters")
+    gain = predicted_gain(train_chars)
+    return [f"init: from {parent.name} ({shape_text(parent.config)}, {trained}{best}); {new_text}",
+            f"  fine-tune: {choice.summary()}; lr {RECIPE.lr_scale:g}x the shape's, warm-up {RECIPE.warmup:.0%}"
+            + (f"; a start like this measured ~{gain:.2f} nats/char better than from nothing at this size"
+               if gain > 0 else "")]
+
+
+def predicted_gain(train_chars: int) -> float:
+    """Nats/char a fine-tune of a base trained on other text gains over training from nothing
+    in the same budget, by the size of the new text (log-linear between the points measured
+    with bench/finetune.py; no gain claimed past the largest)."""
+    points = GAINS
+    x = math.log(max(train_chars, 1))
+    if x <= math.log(points[0][0]):
+        return points[0][1]
+    for (c0, g0), (c1, g1) in zip(points, points[1:]):
+        if x <= math.log(c1):
+            return g0 + (g1 - g0) * (x - math.log(c0)) / (math.log(c1) - math.log(c0))
+    return 0.0
+
+
+# (training characters of the new text, gain in nats/char): bench/finetune.py, see its runs file.
+GAINS: tuple[tuple[int, float], ...] = ((18_000, 0.38), (90_000, 0.12), (1_000_000, 0.0))

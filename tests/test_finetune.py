@@ -1,0 +1,115 @@
+"""Starting a run from another run (`charlm train TEXT --init RUN`): the weights carried over a
+grown vocabulary, the run from the command line end to end, and the tip that suggests a start."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from charlm.config import ModelConfig
+from charlm.data import encode_text
+from charlm.finetune import carried_weights, check_shape, grown_vocab, new_characters, predicted_gain
+from charlm.errors import UsageError
+from charlm.model import CharRNN
+from charlm.runs import list_runs, suggest_start
+from charlm.vocab import UNK_ID, CharVocab
+from conftest import TINY_TEXT, run_cli
+
+# The tiny text with characters the parent never saw: a guillemet that closes every sentence,
+# an accent and a dash.
+NEW_TEXT = TINY_TEXT.replace(".", " »").replace("The", "Thé").replace(";", " —")
+
+
+def test_carried_weights_keep_every_prediction_and_new_characters_start_as_unk():
+    torch.manual_seed(0)
+    old = CharVocab.from_chars("abc \n")
+    parent = CharRNN(ModelConfig(vocab_size=len(old), layers=1, hidden=16, embed=4)).eval()
+    new = grown_vocab(old, "b Axz")                   # "A" sorts before every old letter: ids shift
+    assert new_characters(old, new) == ["A", "x", "z"]
+    child = CharRNN(ModelConfig(vocab_size=len(new), layers=1, hidden=16, embed=4)).eval()
+    child.load_state_dict(carried_weights(parent.state_dict(), old, new))
+    text = "abc cab\nba"
+    with torch.no_grad():
+        p, _ = parent(torch.tensor([old.encode(text)]))
+        c, _ = child(torch.tensor([new.encode(text)]))
+    for ch in old.chars:
+        torch.testing.assert_close(c[..., new.stoi[ch]], p[..., old.stoi[ch]])
+    for ch in "Axz":
+        torch.testing.assert_close(c[..., new.stoi[ch]], p[..., UNK_ID])
+    torch.testing.assert_close(c[..., UNK_ID], p[..., UNK_ID])
+
+
+def test_a_contradicting_shape_names_both():
+    parent = ModelConfig(cell="lstm", layers=2, hidden=256, embed=32)
+    check_shape(parent, {"cell": "lstm", "hidden": 256, "dropout": 0.3})      # agreeing flags are fine
+    with pytest.raises(UsageError) as e:
+        check_shape(parent, {"cell": "gru", "layers": None}, "--init base")
+    assert "--init base is lstm 2x256 (embed 32), but --cell gru asks for gru 2x256 (embed 32)" in e.value.problem
+
+
+def test_predicted_gain_falls_with_the_size_of_the_text():
+    gains = [predicted_gain(n) for n in (5_000, 20_000, 100_000, 300_000, 2_000_000)]
+    assert gains == sorted(gains, reverse=True) and gains[0] > 0.3 and gains[-1] == 0.0
+
+
+@pytest.fixture
+def child_run(trained_run, tmp_path):
+    text = tmp_path / "new.txt"
+    text.write_text(NEW_TEXT, encoding="utf-8")
+    out = tmp_path / "child"
+    r = run_cli("train", str(text), "--init", str(trained_run.run_dir), "--steps", "80", "--out", str(out),
+                "--device", "cpu", "--precision", "fp32", "--eval-every", "40", "--seed", "3", env={"COLUMNS": "250"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, text, r
+
+
+def test_init_from_a_run_grows_its_vocabulary_and_records_where_it_started(child_run, trained_run):
+    out, text, r = child_run
+    assert f"init: from {trained_run.run_dir.name} (lstm 1x64 (embed 16)" in r.stdout
+    assert "3 new characters (»é—) start as unlikely as <unk>" in r.stdout
+    parent_vocab = CharVocab.load(trained_run.run_dir / "best" / "tokenizer.json")
+    vocab = CharVocab.load(out / "best" / "tokenizer.json")
+    assert set(vocab.chars) == set(parent_vocab.chars) | set(NEW_TEXT)    # nothing the parent knew is lost
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    val = [row for row in rows if "val_loss" in row]
+    assert val[0]["step"] == 0 and val[-1]["val_loss"] < val[0]["val_loss"]     # the curve starts at the start
+    init = json.loads((out / "source.json").read_text())["init"]
+    assert init["run"] == str(trained_run.run_dir.resolve()) and init["step"] == 60 and init["corpus"] == "tiny"
+    info = json.loads(run_cli("info", str(out), "--json").stdout)
+    assert info["init"]["name"] == trained_run.run_dir.name
+    assert f"started from  {trained_run.run_dir.name}" in run_cli("info", str(out), env={"COLUMNS": "250"}).stdout
+
+
+def test_a_fine_tuned_model_writes_its_new_characters_and_still_reads_the_parents_text(child_run, trained_run):
+    out, text, _ = child_run
+    sample = run_cli("sample", str(out), "--length", "400", "--seed", "1", "--temperature", "1")
+    assert sample.returncode == 0 and "»" in sample.stdout
+    own = json.loads(run_cli("eval", str(out), "--json").stdout)
+    parents_text = json.loads(run_cli("eval", str(out), str(trained_run.corpus), "--json").stdout)
+    assert own["nats_per_char"] < 2.5 and parents_text["chars"] > 1000 and parents_text["nats_per_char"] < 3.0
+
+
+def test_the_fine_tune_resumes_with_its_grown_vocabulary(child_run, tmp_path):
+    out, _, _ = child_run
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    r = run_cli("train", "--resume", str(again), "--steps", "100", "--device", "cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((again / "last" / "config.json").read_text())["metrics"]["step"] == 100
+
+
+def test_a_small_text_gets_a_tip_naming_a_run_that_knows_its_characters(trained_run, tmp_path, monkeypatch):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(trained_run.run_dir, root / "base")
+    small = encode_text("small", TINY_TEXT[:3000])
+    found = suggest_start(small, 2700, root)
+    assert found is not None and found.run.name == "base" and found.coverage == 1.0
+    assert found.gain == pytest.approx(predicted_gain(2700))
+    assert f"base (lstm 1x64, trained on tiny, {len(TINY_TEXT):,} chars) knows 100.0% of its characters" in found.describe()
+    greek = encode_text("greek", "αβγ δεζ ηθι. " * 300)
+    assert suggest_start(greek, 3500, root) is None                  # knows too few of its characters
+    assert suggest_start(encode_text("tiny", TINY_TEXT), 6000, root) is None   # the run's own text
+    assert [r.name for r in list_runs(root)] == ["base"]
