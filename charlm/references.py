@@ -3,8 +3,11 @@
 A validation loss means little alone. For a corpus others have published figures on (today
 tinyshakespeare, recognised by its content hash) a run's figure is shown beside theirs, beside
 fixed figures measured while building charlm, and beside what `bench/quality.py` measured on
-this very machine (it records them here). For any corpus, the loss is also put in words: what
-text at that loss looks like, from the samples charlm's own runs wrote on the way down.
+this very machine (it records them here). For any text, it is shown beside what simple models
+of that text reach on its own split (charlm.yardsticks). Where they hold, the loss is also put
+in words: what text at that loss looks like, from the samples charlm's own runs wrote on the way
+down on tinyshakespeare. They hold for English (the thresholds moved by how much easier or harder
+the text is than Shakespeare for a 5-gram), not for code or other languages, which get none.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charlm.paths import cache_root, read_json_dict, write_json_atomic
+from charlm.yardsticks import Yardsticks
 
 # tinyshakespeare: the catalog's file; without a BOM or CRs its normalised text (whose hash a
 # run records) is byte for byte the file.
@@ -33,9 +37,8 @@ PUBLISHED = {
     ),
 }
 
-# What a validation loss (nats/char) reads like, for English prose or verse. Taken from the
-# samples of charlm runs on tinyshakespeare at each loss on the way down; other languages and
-# code sit differently on this scale (code is more predictable, so lower at the same quality).
+# What a validation loss (nats/char) reads like on tinyshakespeare, from the samples of charlm
+# runs on it at each loss on the way down.
 READINGS = (
     (3.0, "letters in their proportions and spaces: no words yet"),
     (2.4, "word-shaped clumps of letters, a few short words (the, and, I), line breaks"),
@@ -54,12 +57,39 @@ READINGS = (
 )
 
 
-def reading(nats_per_char: float) -> str:
+# The same steps for English that is not Shakespeare's: nothing about speakers, verse or plays.
+ENGLISH_READINGS = (
+    (3.0, READINGS[0][1]),
+    (2.4, "word-shaped clumps of letters, a few short words (the, and, I), line breaks"),
+    (2.0, "common words spelt right, punctuation and capitals in place; most longer words invented"),
+    (1.7, "mostly real words, one in ten invented, little grammar"),
+    (1.53, "real words nearly everywhere with an invented one now and then, phrases that almost parse"),
+    (1.44, "spelling rarely wrong, clauses that parse; the sense drifts within a sentence"),
+    (1.38, "convincing pastiche: every word real, sentences that parse, the idiom of the text; the "
+           "meaning still wanders"),
+    (0.0, READINGS[-1][1]),
+)
+# What a 5-gram reaches on tinyshakespeare's split (charlm.yardsticks): another English text's
+# loss is read as Shakespeare's loss moved by the difference of the two 5-grams.
+SHAKESPEARE_5GRAM = 1.5789
+
+
+def reading(nats_per_char: float, table=READINGS) -> str:
     """What text at this loss looks like, in plain words."""
-    for floor, words in READINGS:
+    for floor, words in table:
         if nats_per_char >= floor:
             return words
-    return READINGS[-1][1]
+    return table[-1][1]
+
+
+def reading_for(nats_per_char: float, corpus_sha256: str | None, yardsticks: Yardsticks | None) -> str | None:
+    """The reading where it holds: tinyshakespeare's own, English text's (on a scale moved by its
+    5-gram), none for anything else (code, other languages) and for a text not yet measured."""
+    if corpus_sha256 == TINYSHAKESPEARE_SHA256:
+        return reading(nats_per_char)
+    if yardsticks is not None and yardsticks.english_like and 5 in yardsticks.ngrams:
+        return reading(nats_per_char - (yardsticks.ngrams[5] - SHAKESPEARE_5GRAM), ENGLISH_READINGS)
+    return None
 
 
 def references(corpus_sha256: str | None) -> list[Reference]:
@@ -79,23 +109,33 @@ def record(corpus_sha256: str, label: str, nats_per_char: float, source: str) ->
     write_json_atomic(_path(), data)
 
 
-def verdict(nats_per_char: float, corpus_sha256: str | None) -> list[str]:
-    """Lines for people: the figure against each reference, then its reading."""
+def verdict(nats_per_char: float, corpus_sha256: str | None, yardsticks: Yardsticks | None = None) -> list[str]:
+    """Lines for people: the figure against each reference, against simple models of the same
+    text, then its reading where one holds."""
     lines = []
     for ref in references(corpus_sha256):
         diff = nats_per_char - ref.nats_per_char
         how = "about the same as" if abs(diff) < 0.01 else "better than" if diff < 0 else "behind"
         lines.append(f"{how} {ref.label}: {ref.nats_per_char:.4f} ({diff:+.3f}; {ref.source})")
-    lines.append(f"reads like: {reading(nats_per_char)}")
+    if yardsticks is not None and yardsticks.ngrams:
+        lines.append(yardsticks.compare(nats_per_char))
+    words = reading_for(nats_per_char, corpus_sha256, yardsticks)
+    if words:
+        lines.append(f"reads like: {words}")
     return lines
 
 
-def meaning(nats_per_char: float, corpus_sha256: str | None) -> str:
-    """One line for a status bar: the nearest reference, then the reading."""
+def meaning(nats_per_char: float, corpus_sha256: str | None, yardsticks: Yardsticks | None = None) -> str:
+    """One line for a status bar: the nearest reference (or the text's best n-gram), then the reading."""
     refs = references(corpus_sha256)
     ref = min(refs, key=lambda r: abs(r.nats_per_char - nats_per_char), default=None)
-    against = f"{ref.label.split(' (')[0].split(',')[0]} {ref.nats_per_char:.3f} · " if ref else ""
-    return f"{against}reads like: {reading(nats_per_char)}"
+    parts = [f"{ref.label.split(' (')[0].split(',')[0]} {ref.nats_per_char:.3f}"] if ref else []
+    if yardsticks is not None and yardsticks.ngrams:
+        parts.append(yardsticks.compare(nats_per_char).split("; ")[0])
+    words = reading_for(nats_per_char, corpus_sha256, yardsticks)
+    if words:
+        parts.append(f"reads like: {words}")
+    return " · ".join(parts)
 
 
 def _path() -> Path:
