@@ -10,8 +10,10 @@ from textual.message import Message
 
 from charlm.corpus import CorpusSource
 from charlm.data import EncodedCorpus
+from charlm.finetune import Parent
 from charlm.reports import EvalReport, RollbackReport, StepReport
 from charlm.sample import Token
+from charlm.yardsticks import Yardsticks
 
 
 @dataclass
@@ -62,6 +64,19 @@ class CorpusReady(Message):
     source: CorpusSource
     corpus: EncodedCorpus
     notice: str | None = None
+
+
+@dataclass
+class CorpusMeasured(Message):
+    """The n-gram yardsticks of the corpus on screen (seconds after it is read, then kept)."""
+    spec: str
+    yardsticks: Yardsticks
+
+
+@dataclass
+class StartChosen(Message):
+    """Where a new run starts: a loaded run to fine-tune, or None for random weights."""
+    parent: Parent | None
 
 
 @dataclass

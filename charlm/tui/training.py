@@ -14,9 +14,12 @@ from pathlib import Path
 from textual.message_pump import MessagePump
 
 from charlm.config import ModelConfig, TrainConfig
+from charlm.corpus import CorpusSource
 from charlm.data import EncodedCorpus
+from charlm.finetune import Parent
 from charlm.reports import EvalReport, RollbackReport, StepReport, TrainCallbacks
 from charlm.train import Trainer
+from charlm.yardsticks import Yardsticks
 from charlm.tui.messages import TrainingEval, TrainingRolledBack, TrainingSaved, TrainingStarted, TrainingStep
 
 
@@ -35,6 +38,8 @@ class TrainPlan:
     train_config: TrainConfig | None = None
     resume: bool = False
     train_overrides: dict = field(default_factory=dict)   # resume: e.g. a larger budget
+    parent: Parent | None = None             # new run: the run it starts from (charlm.finetune)
+    source: CorpusSource | None = None       # new run from a parent: the text, read over its vocabulary
 
 
 class TrainingSession:
@@ -55,6 +60,7 @@ class TrainingSession:
         self.val_points: list[tuple[int, float, float]] = []     # (step, elapsed, val loss)
         self.last_step: StepReport | None = None
         self.last_eval: EvalReport | None = None
+        self.yardsticks: Yardsticks | None = None                # of the text being trained on
 
     @property
     def active(self) -> bool:
@@ -69,6 +75,7 @@ class TrainingSession:
         self.state, self.run_dir, self.trainer = self.PREPARING, run_dir, None
         self.train_points, self.val_points = history or ([], [])
         self.last_step = self.last_eval = None
+        self.yardsticks = None
 
     def request_stop(self, save: bool = True) -> None:
         if not save:

@@ -45,8 +45,8 @@ async def test_lists_runs_with_their_numbers(tiny_corpus):
         screen = await open_models(pilot)
         rows = cells(screen)
         assert [r[0] for r in rows[:2]] == ["newer", "older"], "newest first"
-        assert rows[0][1:] == ["tiny", "lstm 1x48", rows[0][3], "500", "1.000", "2024-02-01 10:00"]
-        assert rows[1][5] == "2.000"
+        assert rows[0][1:] == ["tiny", "–", "lstm 1x48", rows[0][4], "500", "1.000", "2024-02-01 10:00"]
+        assert rows[1][6] == "2.000"
         assert rows[2][0] == "junk" and "unreadable" in rows[2][1]
 
 
@@ -126,3 +126,37 @@ async def test_rename_refuses_a_bad_name(tiny_corpus):
         await pilot.pause()
         assert any("already exists" in n.message for n in pilot.app._notifications)
         assert (checkpoints() / "two").is_dir()
+
+
+async def test_a_run_started_from_another_shows_where_it_started(tiny_corpus, trained_run):
+    """Train screen: Start from a saved run; the chart starts at step 0 from the run's own loss on
+    this text; the Models screen then names the run it started from."""
+    from charlm.tui.widgets.model_picker import ModelPicker
+    from charlm.tui.widgets.start_from import StartFrom
+    from textual.widgets import Select
+    base = install_run(trained_run, "base")
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(120, 40)) as pilot:
+        screen = pilot.app.screen
+        assert isinstance(screen, TrainScreen)
+        start = screen.query_one(StartFrom)
+        await wait_for(pilot, lambda: str(base) in start.runs, what="the saved run to be listed")
+        screen.query_one("#start-from", Select).value = str(base)
+        picker = screen.query_one(ModelPicker)
+        await wait_for(pilot, lambda: screen.start_run is not None and picker.auto is not None,
+                       what="the run to load and auto to size its fine-tune")
+        assert picker.query_one("#preset", Select).disabled and picker.query_one("#hidden").disabled
+        assert "fine-tune of lstm 1x64 (embed 16)" in str(picker.query_one("#model-info").render())
+        await pilot.press("s")
+        session = pilot.app.session
+        await wait_for(pilot, lambda: len(session.val_points) >= 2, what="two evaluations")
+        assert session.val_points[0][0] == 0, "the chart starts where the run it came from stood"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not session.active, what="the run to stop")
+        run_dir = session.run_dir
+        models = await open_models(pilot)
+        row = next(r for r in cells(models) if r[0] == run_dir.name)
+        assert row[2] == "base"
+        models.query_one(DataTable).move_cursor(row=[r[0] for r in cells(models)].index(run_dir.name))
+        await pilot.pause()
+        assert "started from base (lstm 1x64 (embed 16), trained on tiny at step 60" in str(
+            models.query_one("#run-detail").render())

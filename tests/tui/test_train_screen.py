@@ -8,7 +8,7 @@ import pytest
 from textual.geometry import Region
 from textual.widgets import Input, ProgressBar, Select
 
-from charlm.references import reading
+from charlm.references import TINYSHAKESPEARE_SHA256, reading
 from charlm.reports import EvalReport, StepReport
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import QuitDialog
@@ -74,9 +74,9 @@ async def test_what_the_loss_reads_like_is_shown_whole_on_a_narrow_terminal(tiny
         await pilot.pause(0.2)
         before = stats.size.height
         report = EvalReport(900, 60.0, 1.5, 1.6, 1.6, "sample")
-        stats.show(step, report, 3_000)
+        stats.show(step, report, 3_000, TINYSHAKESPEARE_SHA256)
         await pilot.pause()
-        stats.show(step, report, 3_000)                # a step between evaluations
+        stats.show(step, report, 3_000, TINYSHAKESPEARE_SHA256)      # a step between evaluations
         await pilot.pause()
         shown = " ".join(strip.text.strip() for strip in stats.render_lines(Region(0, 0, *stats.outer_size)))
         assert " ".join(reading(1.6).split()) in " ".join(shown.split())

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from charlm.errors import UsageError
+from charlm.finetune import lineage_text
 from charlm.paths import checkpoints_dir
 from charlm.rundir import RunDir
 from charlm.runs import RunInfo, delete_run, list_runs, rename_run
@@ -20,7 +21,7 @@ from charlm.tui import format as fmt
 from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
 from charlm.tui.widgets.nav import NavBar
 
-COLUMNS = ("run", "corpus", "model", "params", "steps", "best bits/char", "saved")
+COLUMNS = ("run", "corpus", "started from", "model", "params", "steps", "best bits/char", "saved")
 
 
 class ModelsScreen(Screen):
@@ -63,9 +64,10 @@ class ModelsScreen(Screen):
         table.clear()
         for run in self.runs:
             if run.problem:
-                table.add_row(run.name, f"[red]unreadable: {run.problem}[/]", "", "", "", "", "", key=str(run.path))
+                table.add_row(run.name, f"[red]unreadable: {run.problem}[/]", "", "", "", "", "", "", key=str(run.path))
                 continue
-            table.add_row(run.name, run.corpus or "?", run.shape, fmt.count(run.params),
+            table.add_row(run.name, run.corpus or "?", run.init.get("name", "?") if run.init else "–", run.shape,
+                          fmt.count(run.params),
                           f"{run.steps:,}" if run.steps is not None else "?",
                           fmt.bpc(run.best_val_loss), fmt.date(run.saved_at), key=str(run.path))
         if selected is not None:
@@ -92,7 +94,8 @@ class ModelsScreen(Screen):
         state = "unreadable" if run.problem else ("can be resumed" if run.resumable else "cannot be resumed")
         done = "" if run.progress is None else f" · budget {min(run.progress, 1.0):.0%} used"
         trained = "" if run.elapsed is None else f" · trained {fmt.duration(run.elapsed)}"
-        detail.update(f"{run.path}\n{state}{done}{trained}")
+        start = f"\nstarted from {lineage_text(run.init)}" if run.init else ""
+        detail.update(f"{run.path}\n{state}{done}{trained}{start}")
 
     @on(DataTable.RowSelected)
     def _row_chosen(self) -> None:

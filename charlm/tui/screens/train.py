@@ -20,18 +20,20 @@ from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 from charlm.references import verdict
+from charlm.yardsticks import yardsticks_for
 from charlm.reports import TrainResult
 from charlm.rundir import RunDir
-from charlm.runs import delete_run, loss_history, new_trainer, resume_state, resume_trainer
+from charlm.runs import delete_run, encode_for_run, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
-from charlm.tui.messages import (CorpusFailed, CorpusReady, TrainingEval, TrainingRolledBack, TrainingSaved,
-                                 TrainingStarted, TrainingStep)
+from charlm.tui.messages import (CorpusFailed, CorpusMeasured, CorpusReady, StartChosen, TrainingEval,
+                                 TrainingRolledBack, TrainingSaved, TrainingStarted, TrainingStep)
 from charlm.tui.training import Abandoned, PostingCallbacks, TrainingSession, TrainPlan
 from charlm.tui.widgets.corpus_picker import CorpusPicker
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.model_picker import ModelPicker
 from charlm.tui.widgets.nav import NavBar
+from charlm.tui.widgets.start_from import StartFrom
 from charlm.tui.widgets.train_stats import SampleLog, TrainStats
 
 
@@ -46,6 +48,7 @@ class TrainScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.corpus: CorpusReady | None = None
+        self.start_run = None                  # the run a new run starts from (charlm.finetune.Parent), if any
         self._last_chart = 0.0
 
     @property
@@ -57,7 +60,8 @@ class TrainScreen(Screen):
         yield NavBar("train")
         with Horizontal(id="train-body"):
             with VerticalScroll(id="setup"):
-                yield CorpusPicker(opts.corpus, id="corpus-picker")
+                yield CorpusPicker(opts.corpus, opts.train.get("val_fraction", 0.1), id="corpus-picker")
+                yield StartFrom(id="start-picker")
                 yield ModelPicker(opts.preset, opts.model, opts.train, opts.budget, opts.budget_unit, id="model-picker")
             with Vertical(id="live"):
                 with Horizontal(id="train-controls"):
@@ -84,8 +88,15 @@ class TrainScreen(Screen):
         self.corpus = event
         corpus = event.corpus
         val_fraction = self.query_one(ModelPicker).initial[2].get("val_fraction", 0.1)
-        self.query_one(ModelPicker).set_corpus(len(corpus.split(val_fraction)[0]), len(corpus.vocab))
+        train_chars = len(corpus.split(val_fraction)[0])
+        self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab))
+        self.query_one(StartFrom).corpus_changed(corpus, train_chars)
         self._status()
+
+    def on_start_chosen(self, event: StartChosen) -> None:
+        """A run to start from (or none): its shape fixes the model."""
+        self.start_run = event.parent
+        self.query_one(ModelPicker).set_parent(event.parent.config if event.parent else None)
 
     def on_corpus_failed(self, event: CorpusFailed) -> None:
         self.corpus = None
@@ -121,8 +132,10 @@ class TrainScreen(Screen):
             return
         corpus: EncodedCorpus = self.corpus.corpus
         plan = TrainPlan(new_run_dir(corpus.name), corpus, self.corpus.record, self.corpus.source.encoding,
-                         model_cfg, train_cfg)
-        self._launch(plan, ([], []), f"new run on {corpus.name}: {model_cfg.cell} {model_cfg.layers}x{model_cfg.hidden}")
+                         model_cfg, train_cfg, parent=self.start_run, source=self.corpus.source)
+        start = f" from {self.start_run.name}" if self.start_run else ""
+        self._launch(plan, ([], []),
+                     f"new run on {corpus.name}{start}: {model_cfg.cell} {model_cfg.layers}x{model_cfg.hidden}")
 
     def resume_run(self, run_dir: Path) -> None:
         """Continue a saved run (from the Models screen), its chart continuing too."""
@@ -208,8 +221,11 @@ class TrainScreen(Screen):
         if plan.resume:
             trainer = resume_trainer(plan.run_dir, callbacks, plan.train_overrides)
         else:
-            trainer = new_trainer(plan.corpus, plan.spec, plan.model_config, plan.train_config, plan.run_dir,
-                                  callbacks, plan.encoding)
+            # A run started from another reads its text over the parent's grown vocabulary.
+            corpus = plan.corpus if plan.parent is None else encode_for_run(plan.source, plan.parent)
+            trainer = new_trainer(corpus, plan.spec, plan.model_config, plan.train_config, plan.run_dir,
+                                  callbacks, plan.encoding, parent=plan.parent)
+        session.yardsticks = yardsticks_for(trainer.corpus, trainer.cfg.val_fraction)   # kept: instant after the first
         session.trainer = trainer
         try:
             return trainer.run(session.stop, session.pause)
@@ -240,6 +256,7 @@ class TrainScreen(Screen):
         if trainer is not None and self.session.last_step is not None and trainer.step > 0:
             speed.record_run(trainer.model.config, trainer.cfg, trainer.precision, self.session.last_step.chars_per_sec)
             self.query_one(ModelPicker).refresh_presets()
+            self.query_one(StartFrom).refresh_runs()          # the run can be started from now
         self.session.state = TrainingSession.IDLE
         self._set_running(False)
 
@@ -251,7 +268,7 @@ class TrainScreen(Screen):
         samples = self.query_one("#samples", SampleLog)
         samples.add_note(text + " · press 2 to play with it")
         if math.isfinite(result.best_val_loss):
-            for line in verdict(result.best_val_loss, _corpus_sha(self.session)):
+            for line in verdict(result.best_val_loss, _corpus_sha(self.session), self.session.yardsticks):
                 samples.add_note(line)
         self.notify(f"{text}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
 
@@ -269,7 +286,7 @@ class TrainScreen(Screen):
         s.train_points.append((r.step, r.elapsed, r.train_loss))
         trainer = s.trainer
         total = trainer.cfg.steps if trainer is not None and trainer.cfg.budget_seconds is None else None
-        self.query_one("#stats", TrainStats).show(r, s.last_eval, total, _corpus_sha(s))
+        self.query_one("#stats", TrainStats).show(r, s.last_eval, total, _corpus_sha(s), s.yardsticks)
         self.query_one("#progress", ProgressBar).update(progress=r.progress)
         now = time.monotonic()
         if now - self._last_chart >= self.app.options.chart_interval:
@@ -285,7 +302,7 @@ class TrainScreen(Screen):
         self.query_one(LossChart).show(s.train_points, s.val_points)
         self.query_one("#stats", TrainStats).show(s.last_step, r, None if s.trainer is None or
                                                   s.trainer.cfg.budget_seconds is not None else s.trainer.cfg.steps,
-                                                  _corpus_sha(s))
+                                                  _corpus_sha(s), s.yardsticks)
 
     def on_training_rolled_back(self, event: TrainingRolledBack) -> None:
         r, s = event.report, self.session

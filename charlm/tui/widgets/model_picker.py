@@ -18,11 +18,14 @@ from charlm.autosize import AutoChoice, plan
 from charlm.config import AUTO, CELLS, PRESETS, ModelConfig, TrainConfig, preset_configs
 from charlm.device import pick_device, precision_candidates
 from charlm.errors import UsageError
+from charlm.finetune import RECIPE, finetune_configs, fixed_shape, shape_text
 from charlm.model import param_count
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 
 AUTO_PLACEHOLDER = "small"      # what the fields hold until auto has chosen
+
+SHAPE_FIELDS = ("cell", "layers", "hidden", "embed")     # fixed by a run started from
 
 # (field, label, int?, which config, validator)
 FIELDS = (
@@ -52,6 +55,7 @@ class ModelPicker(Vertical):
         self.filled: str | None = None      # the preset whose values are in the fields
         self.auto: AutoChoice | None = None  # what auto chose for the corpus and budget shown
         self._auto_note = "auto: waiting for the corpus"
+        self.parent_shape: ModelConfig | None = None   # the shape of the run a new run starts from (fine-tune)
         self._cancel = threading.Event()
         self._timer = None
 
@@ -96,6 +100,8 @@ class ModelPicker(Vertical):
             setattr(m, k, v)
         for k, v in (train or {}).items():
             setattr(t, k, v)
+        if preset == AUTO and self.parent_shape is not None:
+            m, t = finetune_configs(self.parent_shape, m, t)
         self.filled = preset
         if "eval_every" not in (train or {}):
             t.eval_every = self.app.options.eval_every
@@ -128,6 +134,20 @@ class ModelPicker(Vertical):
     def _field_changed(self) -> None:
         """Any field edited: re-check and show size and speed."""
         self.update_info()
+
+    def set_parent(self, parent: ModelConfig | None) -> None:
+        """A new run starts from a run of this shape (or, with None, from random weights): its
+        shape fixes the model, auto sizes the fine-tune for the budget."""
+        self.parent_shape = parent
+        self.auto = None
+        select = self.query_one("#preset", Select)
+        select.disabled = parent is not None
+        for name in SHAPE_FIELDS:
+            self.query_one(f"#{name}").disabled = parent is not None
+        if parent is not None and select.value != AUTO:
+            with self.prevent(Select.Changed):
+                select.value = AUTO
+        self.fill(self.preset)
 
     def set_corpus(self, train_chars: int, vocab_size: int) -> None:
         """The corpus is read: its size sizes auto's model, its vocabulary every model."""
@@ -177,6 +197,9 @@ class ModelPicker(Vertical):
         if self.preset == AUTO:
             if self.auto is None:
                 info.update(f"[dim]{self._auto_note}[/]", layout=True)
+            elif self.parent_shape is not None:
+                info.update(f"fine-tune of {shape_text(self.parent_shape)}: {self.auto.summary()}\n[dim]lr "
+                            f"{RECIPE.lr_scale:g}x the shape's, warm-up {RECIPE.warmup:.0%}[/]")
             else:
                 info.update(f"{self.auto.summary()}\n[dim]why: {self.auto.reason()}[/]")
             return
@@ -219,7 +242,8 @@ class ModelPicker(Vertical):
             budget = self._budget_config()
         except UsageError:
             return              # the budget field is being edited: its error shows already
-        self._choose(budget, dict(self.initial[1]), self._fresh_cancel())
+        fixed = fixed_shape(self.parent_shape) if self.parent_shape is not None else dict(self.initial[1])
+        self._choose(budget, fixed, self._fresh_cancel())
 
     def _start_timing(self, m: ModelConfig, t: TrainConfig) -> None:
         if not self.app.session.active:

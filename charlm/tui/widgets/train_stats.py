@@ -10,6 +10,7 @@ from textual.widgets import RichLog, Static
 from charlm.references import meaning
 from charlm.reports import EvalReport, StepReport
 from charlm.tui import format as fmt
+from charlm.yardsticks import Yardsticks
 
 
 class TrainStats(Static):
@@ -20,7 +21,7 @@ class TrainStats(Static):
     _meaning = ""
 
     def show(self, step: StepReport | None, last_eval: EvalReport | None, total_steps: int | None,
-             corpus_sha256: str | None = None) -> None:
+             corpus_sha256: str | None = None, yardsticks: Yardsticks | None = None) -> None:
         if step is None:
             relayout, self._eval, self._meaning = bool(self._meaning), None, ""
             self.update("[dim]step – · loss – · val – · – chars/s · elapsed – · ETA –[/]\n", layout=relayout)
@@ -34,7 +35,7 @@ class TrainStats(Static):
         # between (10 a second) neither look it up again nor lay the screen out.
         relayout = False
         if last_eval is not self._eval:
-            meaning_now = meaning(last_eval.best_val_loss, corpus_sha256) if last_eval else ""
+            meaning_now = meaning(last_eval.best_val_loss, corpus_sha256, yardsticks) if last_eval else ""
             relayout, self._eval, self._meaning = meaning_now != self._meaning, last_eval, meaning_now
         self.update(
             f"step [b]{step.step:,}[/b]{of} · loss [b]{fmt.loss(step.train_loss)}[/b] · val [b]{val}[/b] · best {best}\n"

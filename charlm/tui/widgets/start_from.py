@@ -1,0 +1,130 @@
+"""Choose where a new run starts: from nothing (random weights), or from any saved run, whose
+corpus, shape and loss show underneath. Where the corpus is small and a run would help, a tip
+says which and by how much (the advice `charlm train` gives); nothing is chosen for the person.
+
+The chosen run is loaded in a worker and goes up to the screen as `StartChosen`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from charlm.finetune import Parent, load_parent, shape_text
+from charlm.runs import RunInfo, StartingPoint, list_runs, suggest_start
+from charlm.tui import format as fmt
+from charlm.tui.errors import describe_error
+from charlm.tui.messages import StartChosen
+
+NOTHING = "__nothing__"
+
+
+class StartFrom(Vertical):
+    """The start select, what the chosen run is, and the tip."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.runs: dict[str, RunInfo] = {}
+        self.chosen: Parent | None = None
+        self.tip: StartingPoint | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("Start from", classes="field-title")
+        yield Select([("nothing (random weights)", NOTHING)], id="start-from", value=NOTHING, allow_blank=False,
+                     compact=True)
+        yield Static("", id="start-info", classes="info")
+
+    def on_mount(self) -> None:
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        """Read the runs under checkpoints/ again (a run just finished, or one was deleted)."""
+        self._list()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="start-list")
+    def _list(self) -> list[RunInfo]:
+        return [r for r in list_runs() if r.problem is None]
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="start-load")
+    def _load(self, path: str) -> Parent:
+        return load_parent(path)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="start-tip")
+    def _find_tip(self, corpus, train_chars: int) -> StartingPoint | None:
+        return suggest_start(corpus, train_chars)
+
+    def corpus_changed(self, corpus, train_chars: int) -> None:
+        """A corpus is read: look for a run worth starting from (shown as a tip, never chosen)."""
+        self.tip = None
+        self._find_tip(corpus, train_chars)
+
+    @on(Worker.StateChanged)
+    def _done(self, event: Worker.StateChanged) -> None:
+        """The run list, a loaded run or a tip arrived."""
+        worker = event.worker
+        if worker.group not in ("start-list", "start-load", "start-tip"):
+            return
+        event.stop()
+        if worker.state == WorkerState.SUCCESS:
+            if worker.group == "start-list":
+                self._fill(worker.result)
+            elif worker.group == "start-load":
+                self.chosen = worker.result
+                self.post_message(StartChosen(self.chosen))
+            else:
+                self.tip = worker.result
+            self._show()
+        elif worker.state == WorkerState.ERROR:
+            message = describe_error(worker.error)
+            if worker.group == "start-load":
+                self.chosen = None
+                with self.prevent(Select.Changed):
+                    self.query_one("#start-from", Select).value = NOTHING
+                self.post_message(StartChosen(None))
+                self.notify(message, title="Can't start from that run", severity="error")
+            self._show()
+
+    def _fill(self, runs: list[RunInfo]) -> None:
+        self.runs = {str(r.path): r for r in runs}
+        select = self.query_one("#start-from", Select)
+        current = select.value
+        options = [("nothing (random weights)", NOTHING)]
+        options += [(f"{r.name} · {r.shape} · {r.corpus}", str(r.path)) for r in runs]
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            select.value = current if current in self.runs or current == NOTHING else NOTHING
+
+    @on(Select.Changed, "#start-from")
+    def _picked(self, event: Select.Changed) -> None:
+        """A run picked: load it (its shape then fixes the model); nothing: back to random weights."""
+        if event.value == NOTHING or event.value == Select.BLANK:
+            self.chosen = None
+            self.post_message(StartChosen(None))
+        else:
+            self._load(str(event.value))
+        self._show()
+
+    def choose(self, run: Path | None) -> None:
+        """Pick `run` (or nothing) as if from the list."""
+        self.query_one("#start-from", Select).value = str(run) if run is not None else NOTHING
+
+    def _show(self) -> None:
+        info = self.query_one("#start-info", Static)
+        value = self.query_one("#start-from", Select).value
+        if value != NOTHING and value in self.runs:
+            r = self.runs[value]
+            loaded = self.chosen is not None and self.chosen.run_dir is not None and str(self.chosen.run_dir) == value
+            shape = shape_text(self.chosen.config) if loaded else r.shape
+            info.update(f"{shape} · trained on [b]{r.corpus}[/b] ({fmt.count(r.corpus_chars or 0)} chars) · "
+                        f"{r.steps or 0:,} steps · best {fmt.loss(r.best_val_loss)} nats/char"
+                        + ("" if loaded else " · [dim]loading…[/]"))
+        elif self.tip is not None:
+            t = self.tip
+            info.update(f"[b]tip:[/b] {t.run.name} ({t.run.corpus}) knows {t.coverage:.0%} of this text's "
+                        f"characters; starting from it is predicted ~{t.gain:.2f} nats/char better here")
+        else:
+            info.update("[dim]random weights: learns everything from this text[/]")
