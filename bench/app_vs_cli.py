@@ -1,13 +1,13 @@
 """Does the app train as well as the CLI in the same budget? Steps and quality, side by side.
 
 Alternating rounds in this one invocation (C A C A ...), each its own process:
-  cli  `charlm train CORPUS --minutes M` with every default
-  app  the real app in a pseudo-terminal (so it draws all the while): the corpus picked, every
-       default (auto model), Start pressed; it quits once the run says it is done
+  cli  `charlm train shakespeare --minutes M` with every default
+  app  the real app in a pseudo-terminal (so it draws all the while): every default (the app
+       opens on Shakespeare and auto), Start pressed; it quits once the run says it is done
 each then `charlm eval RUN --json` (one stream over the last 10 %). Prints steps and val
 nats/char for every round, the app's steps as a share of the CLI's, and the machine.
 
-    python -m bench.app_vs_cli [--corpus shakespeare] [--minutes 5] [--rounds 2]
+    python -m bench.app_vs_cli [--minutes 5] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bench.machine import describe
 from bench.tui_pty import PtyApp
 
 ROOT = Path(__file__).resolve().parents[1]
+CORPUS = "shakespeare"              # what the app opens on
 
 
 def charlm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -43,21 +44,18 @@ def result(run: Path) -> dict:
             "best_step": best["metrics"]["step"]}
 
 
-def cli_round(corpus: str, minutes: float, out: Path) -> dict:
-    charlm("train", corpus, "--minutes", f"{minutes:g}", "--out", str(out), "--quiet")
+def cli_round(minutes: float, out: Path) -> dict:
+    charlm("train", CORPUS, "--minutes", f"{minutes:g}", "--out", str(out), "--quiet")
     return result(out)
 
 
-def app_round(corpus: str, minutes: float, home: Path) -> dict:
-    """The app as a person uses it: type the corpus, wait for auto's choice, press s, wait for the end."""
+def app_round(minutes: float, home: Path) -> dict:
+    """The app as a person uses it: wait for auto's choice, press s, wait for the end."""
     checkpoints = home / "checkpoints"
     env = {**os.environ, "CHARLM_CHECKPOINTS": str(checkpoints), "TERM": "xterm-256color"}
     app = PtyApp([sys.executable, "-m", "charlm"], cwd=ROOT, env=env, size=(120, 40))
     try:
         app.wait_for("ready · s starts", timeout=120)
-        if corpus != "shakespeare":
-            app.send("\t\t")                         # to the path field, then type it
-            app.send(corpus + "\r")
         app.wait_for(r"\d+x\d+, \d+x64 \w+: ~", regex=True, timeout=180)      # auto has chosen
         app.send("s")
         app.wait_for("done; saved", timeout=60 * minutes + 180)
@@ -71,7 +69,6 @@ def app_round(corpus: str, minutes: float, home: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default="shakespeare")
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
@@ -79,12 +76,12 @@ def main() -> None:
     rows: dict[str, list[dict]] = {"cli": [], "app": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        charlm("corpus", "info", args.corpus)            # fetched and encoded before any clock runs
+        charlm("corpus", "info", CORPUS)                 # fetched and encoded before any clock runs
         for i in range(args.rounds):
             for side in ("cli", "app"):
                 t0 = time.perf_counter()
-                r = (cli_round(args.corpus, args.minutes, tmp / f"cli-{i}") if side == "cli"
-                     else app_round(args.corpus, args.minutes, tmp / f"app-{i}"))
+                r = (cli_round(args.minutes, tmp / f"cli-{i}") if side == "cli"
+                     else app_round(args.minutes, tmp / f"app-{i}"))
                 rows[side].append(r)
                 print(f"round {i + 1} {side}: {r['steps']:,} steps ({r['model']}), val {r['val']:.4f} nats/char, "
                       f"best at step {r['best_step']:,}, {time.perf_counter() - t0:.0f} s wall", flush=True)

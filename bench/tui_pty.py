@@ -13,6 +13,7 @@ import termios
 import threading
 import time
 
+TAIL_BYTES = 1 << 14          # of old output kept when looking in new output
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[PX^_][^\x1b]*\x1b\\|\x1b[@-Z\\-_]")
 
 
@@ -59,11 +60,21 @@ class PtyApp:
         return t
 
     def wait_for(self, pattern: str, timeout: float = 60.0, regex: bool = False, start: int = 0) -> None:
+        """Until `pattern` shows in the output after chunk `start`. Only new output is read at
+        each look (with a tail of the old, for a match cut between chunks): reading all of it
+        again every 50 ms took a core from the program under test within minutes."""
         deadline = time.monotonic() + timeout
+        index, tail = start, b""
         while time.monotonic() < deadline:
-            text, _ = self._text(start)
-            if (re.search(pattern, text) if regex else pattern in text):
-                return
+            with self._lock:
+                fresh = self.chunks[index:]
+                index += len(fresh)
+            if fresh:
+                raw = tail + b"".join(c for _, c in fresh)
+                text = ANSI.sub("", raw.decode("utf-8", "replace"))
+                if re.search(pattern, text) if regex else pattern in text:
+                    return
+                tail = raw[-TAIL_BYTES:]
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the app exited ({self.proc.returncode}) before showing {pattern!r}")
             time.sleep(0.05)

@@ -28,9 +28,12 @@ import time
 from pathlib import Path
 
 from bench.tui_pty import PtyApp
+from charlm.tui.options import AppOptions
 
 HERE = Path(__file__).resolve().parent.parent
-TUI_DEFAULTS = dict(eval_every=100, sample_length=200, minutes=5.0)   # the app's AppOptions defaults
+_APP = AppOptions()
+TUI_DEFAULTS = dict(eval_every=_APP.eval_every, sample_every=_APP.sample_every, sample_length=_APP.sample_length,
+                    minutes=_APP.budget)     # the app's own defaults (charlm.tui.options)
 
 
 WARMUP = 5          # steps before timing starts
@@ -51,6 +54,7 @@ def headless_child(preset: str, seconds: float, run_dir: str) -> None:
     model_cfg, train_cfg = preset_configs(preset)
     model_cfg.vocab_size = len(corpus.vocab)
     train_cfg.eval_every, train_cfg.sample_length = TUI_DEFAULTS["eval_every"], TUI_DEFAULTS["sample_length"]
+    train_cfg.sample_every = TUI_DEFAULTS["sample_every"]
     train_cfg.minutes, train_cfg.steps = TUI_DEFAULTS["minutes"], None
     stop = threading.Event()
     times: list[tuple[int, float]] = []
@@ -66,10 +70,8 @@ def headless_child(preset: str, seconds: float, run_dir: str) -> None:
 
 
 def tui_child(preset: str) -> None:
-    from charlm.tui.options import AppOptions
     from charlm.tui.run import run_app
-    options = AppOptions(preset=preset, time_presets=False, eval_every=TUI_DEFAULTS["eval_every"],
-                         sample_length=TUI_DEFAULTS["sample_length"], budget=TUI_DEFAULTS["minutes"])
+    options = AppOptions(preset=preset, time_presets=False)
     sys.exit(run_app(options))
 
 

@@ -34,8 +34,8 @@ from charlm.footprint import check_fits
 from charlm.metrics import MetricsLog
 from charlm.model import CharRNN
 from charlm.optim import build_optimizer, lr_at, optimizer_state, restore_optimizer
-from charlm.reports import (MAX_ROLLBACKS, EvalReport, RollbackReport, RunNotWritable, StepReport, TrainCallbacks,
-                            TrainingDiverged, TrainResult)
+from charlm.reports import (MAX_ROLLBACKS, EvalReport, RollbackReport, RunNotWritable, SampleReport, StepReport,
+                            TrainCallbacks, TrainingDiverged, TrainResult)
 from charlm.rundir import BEST, LAST, ResumeState, RunDir
 from charlm.sample import SampleControls, Sampler
 from charlm.step import TrainStep
@@ -183,6 +183,9 @@ class Trainer:
                 self._validate()
                 clock = time.perf_counter()   # _validate added its own time (saves too): the budget is wall clock
                 self._agree(0.0, 0.0, request, stop)
+            elif self.cfg.sample_every and self.step % self.cfg.sample_every == 0 and progress < 1.0 and self.team.writes:
+                self._write_sample()
+                clock = time.perf_counter()
         if self.step > 0 and self._validated_at != self.step:
             self._validate()                  # also saves last/ (and best/ if it improved)
         session_chars = (self.step - start_step) * self.cfg.batch_size * self.cfg.seq_len
@@ -227,8 +230,7 @@ class Trainer:
         self.last_val = total / max(count, 1)
         improved = self.last_val < self.best_val
         self.best_val = min(self.best_val, self.last_val)
-        sample = "" if not team.writes else Sampler(self.model, self.corpus.vocab, self.device).generate(
-            length=self.cfg.sample_length, controls=SampleControls(SAMPLE_TEMPERATURE), seed=self.step)
+        sample = self._sample() if team.writes else ""
         t1 = time.perf_counter()
         self.elapsed += t1 - t0
         self._log(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val, train_loss=self.train_loss)
@@ -237,6 +239,18 @@ class Trainer:
             self._save(BEST)
         self._save(LAST)
         self.elapsed += time.perf_counter() - t1     # saving is wall clock too
+
+    def _sample(self) -> str:
+        return Sampler(self.model, self.corpus.vocab, self.device).generate(
+            length=self.cfg.sample_length, controls=SampleControls(SAMPLE_TEMPERATURE), seed=self.step)
+
+    def _write_sample(self) -> None:
+        """A sample between validations (the app's, to watch the text change): milliseconds,
+        counted in the budget like everything else."""
+        t0 = time.perf_counter()
+        text = self._sample()
+        self.elapsed += time.perf_counter() - t0
+        self.callbacks.on_sample(SampleReport(self.step, self.elapsed, text))
 
     def _roll_back(self, loss: float) -> None:
         """A NaN/Inf loss: the weights are lost. Go back to last/ with the learning rate halved;

@@ -37,7 +37,7 @@ class Recorder(TrainCallbacks):
     """Keeps every report; `on_step_hook(trainer, report)` runs after each step (to stop, poison...)."""
 
     def __init__(self, on_step_hook=None):
-        self.trainers, self.steps, self.evals, self.checkpoints = [], [], [], []
+        self.trainers, self.steps, self.evals, self.checkpoints, self.samples = [], [], [], [], []
         self.hook = on_step_hook
 
     def on_start(self, trainer):
@@ -50,6 +50,9 @@ class Recorder(TrainCallbacks):
 
     def on_eval(self, report):
         self.evals.append(report)
+
+    def on_sample(self, report):
+        self.samples.append(report)
 
     def on_checkpoint(self, path):
         self.checkpoints.append(Path(path))

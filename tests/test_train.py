@@ -91,6 +91,16 @@ def test_best_and_last_checkpoints(tmp_path):
     assert val.nats_per_char == pytest.approx(result.best_val_loss, abs=1e-6)
 
 
+def test_samples_between_validations_cost_no_validation(tmp_path):
+    rec = Recorder()
+    _, result = train_tiny(tmp_path / "run", callbacks=rec, steps=40, eval_every=20, sample_every=5)
+    assert [e.step for e in rec.evals] == [20, 40]
+    assert [s.step for s in rec.samples] == [5, 10, 15, 25, 30, 35]
+    assert all(len(s.sample) == 40 for s in rec.samples) and rec.samples[0].sample != rec.samples[-1].sample
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "val_loss" in r] == [20, 40]
+
+
 def test_stop_event_stops_early_and_saves_last(tmp_path):
     stop = threading.Event()
     rec = Recorder(lambda trainer, r: r.step == 7 and stop.set())

@@ -17,10 +17,11 @@ from charlm.config import ModelConfig, TrainConfig
 from charlm.corpus import CorpusSource
 from charlm.data import EncodedCorpus
 from charlm.finetune import Parent
-from charlm.reports import EvalReport, RollbackReport, StepReport, TrainCallbacks
+from charlm.reports import EvalReport, RollbackReport, SampleReport, StepReport, TrainCallbacks
 from charlm.train import Trainer
 from charlm.yardsticks import Yardsticks
-from charlm.tui.messages import TrainingEval, TrainingRolledBack, TrainingSaved, TrainingStarted, TrainingStep
+from charlm.tui.messages import (TrainingEval, TrainingRolledBack, TrainingSample, TrainingSaved, TrainingStarted,
+                                 TrainingStep)
 
 
 class Abandoned(Exception):
@@ -115,9 +116,14 @@ class PostingCallbacks(TrainCallbacks):
                    f"{trainer.device.type} {trainer.precision} · {trainer.threads.choice.reason}")
         self.target.post_message(TrainingStarted(trainer.run_dir, trainer.step, trainer.model.num_params(), summary))
 
-    def on_step(self, report: StepReport) -> None:
+    def _leave_if_abandoned(self) -> None:
+        """"Quit without saving" leaves at the next callback, before anything else is saved
+        (an evaluation's callback comes before its checkpoint)."""
         if self.session.abandon.is_set():
             raise Abandoned()
+
+    def on_step(self, report: StepReport) -> None:
+        self._leave_if_abandoned()
         self.latest, self._posted_latest = report, False
         now = time.monotonic()
         if now - self._last_post >= self.interval:
@@ -131,8 +137,13 @@ class PostingCallbacks(TrainCallbacks):
             self.target.post_message(TrainingStep(self.latest))
 
     def on_eval(self, report: EvalReport) -> None:
+        self._leave_if_abandoned()
         self.flush()
         self.target.post_message(TrainingEval(report))
+
+    def on_sample(self, report: SampleReport) -> None:
+        self.flush()
+        self.target.post_message(TrainingSample(report))
 
     def on_checkpoint(self, path: Path) -> None:
         self.target.post_message(TrainingSaved(path))

@@ -8,7 +8,7 @@ from textual import events
 from textual.widgets import RichLog, Static
 
 from charlm.references import meaning
-from charlm.reports import EvalReport, StepReport
+from charlm.reports import EvalReport, SampleReport, StepReport
 from charlm.tui import format as fmt
 from charlm.yardsticks import Yardsticks
 
@@ -46,7 +46,7 @@ class TrainStats(Static):
 
 
 class SampleLog(RichLog):
-    """A short sample at every evaluation, tagged with its step and validation loss."""
+    """Short samples as the run learns, each under its step and the latest validation loss."""
 
     def __init__(self, **kwargs):
         super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, **kwargs)
@@ -60,9 +60,15 @@ class SampleLog(RichLog):
         if shrunk_by and self.scroll_y >= self.max_scroll_y - shrunk_by:
             self.scroll_end(animate=False, immediate=True)
 
-    def add_sample(self, report: EvalReport) -> None:
-        self.write(Text(f"── step {report.step:,} · val {fmt.loss(report.val_loss)} nats/char "
-                        f"({report.val_bpc:.2f} bits/char) ──", style="bold"))
+    def add_sample(self, report: EvalReport | SampleReport, last_eval: EvalReport | None = None) -> None:
+        """A sample under its step and validation loss (for one written between validations,
+        the last validation's, marked as such)."""
+        if isinstance(report, EvalReport):
+            val = f"val {fmt.loss(report.val_loss)} nats/char ({report.val_bpc:.2f} bits/char)"
+        else:
+            val = (f"last val {fmt.loss(last_eval.val_loss)} (step {last_eval.step:,})" if last_eval
+                   else "not validated yet")
+        self.write(Text(f"── step {report.step:,} · {val} ──", style="bold"))
         self.write(Text(report.sample.strip("\n") or "(an empty sample)"))
 
     def add_note(self, text: str) -> None:
