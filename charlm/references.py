@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charlm.paths import cache_root, read_json_dict, write_json_atomic
-from charlm.yardsticks import Yardsticks
+from charlm.yardsticks import SHAKESPEARE_5GRAM, Yardsticks
 
 # tinyshakespeare: the catalog's file; without a BOM or CRs its normalised text (whose hash a
 # run records) is byte for byte the file.
@@ -69,9 +69,11 @@ ENGLISH_READINGS = (
            "meaning still wanders"),
     (0.0, READINGS[-1][1]),
 )
-# What a 5-gram reaches on tinyshakespeare's split (charlm.yardsticks): another English text's
-# loss is read as Shakespeare's loss moved by the difference of the two 5-grams.
-SHAKESPEARE_5GRAM = 1.5789
+# Another English text's loss is read as Shakespeare's loss moved by the difference of the two
+# texts' 5-grams (charlm.yardsticks). Only for texts about as long or longer: on a small one the
+# 5-gram has too little to count (20k characters of War and Peace: 1.69, the whole book: 1.35),
+# and a model started from another knows far more.
+MIN_CHARS_FOR_READINGS = 500_000
 
 
 def reading(nats_per_char: float, table=READINGS) -> str:
@@ -84,10 +86,12 @@ def reading(nats_per_char: float, table=READINGS) -> str:
 
 def reading_for(nats_per_char: float, corpus_sha256: str | None, yardsticks: Yardsticks | None) -> str | None:
     """The reading where it holds: tinyshakespeare's own, English text's (on a scale moved by its
-    5-gram), none for anything else (code, other languages) and for a text not yet measured."""
+    5-gram), none for anything else (code, other languages, small texts) and for a text not yet
+    measured."""
     if corpus_sha256 == TINYSHAKESPEARE_SHA256:
         return reading(nats_per_char)
-    if yardsticks is not None and yardsticks.english_like and 5 in yardsticks.ngrams:
+    if (yardsticks is not None and yardsticks.english_like and 5 in yardsticks.ngrams
+            and yardsticks.train_chars >= MIN_CHARS_FOR_READINGS):
         return reading(nats_per_char - (yardsticks.ngrams[5] - SHAKESPEARE_5GRAM), ENGLISH_READINGS)
     return None
 

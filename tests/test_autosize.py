@@ -134,3 +134,19 @@ def test_the_reason_says_why_a_bigger_shape_that_predicts_as_well_lost():
     assert parts[1] == "2x128 ≈1.51 (4,000 steps)"                      # worse and smaller: nothing to explain
     assert parts[2] == "2x384 ≈1.42 (4,000 steps, a near-tie: the faster wins)"
     assert parts[3] == "2x512 ≈1.43 (4,000 steps)"
+
+
+def test_a_harder_text_is_predicted_worse_by_its_difficulty_and_the_choice_holds():
+    budget = Budget(seconds=300)
+    plain = [option(Shape(h), "fp32", {64: laptop_speed(h)}, budget, TINYSHAKESPEARE_TRAIN) for h in A.HIDDEN_SIZES]
+    harder = [option(Shape(h), "fp32", {64: laptop_speed(h)}, budget, TINYSHAKESPEARE_TRAIN, 1.18)
+              for h in A.HIDDEN_SIZES]
+    for a, b in zip(plain, harder):
+        assert b.loss == pytest.approx(1.18 * a.loss)
+    assert choose(harder).shape == choose(plain).shape
+    timer = lambda m, t, p: laptop_speed(m.hidden)      # noqa: E731
+    chosen = plan(TINYSHAKESPEARE_TRAIN, 66, TrainConfig(minutes=5), timer=timer, precision_for=lambda m, t: "fp32",
+                  difficulty=0.86)
+    assert f"predicted val ≈{chosen.chosen.loss:.2f}" in chosen.reason()
+    assert chosen.chosen.loss == pytest.approx(0.86 * predicted_loss(chosen.chosen.shape.hidden, chosen.chosen.chars,
+                                                                     TINYSHAKESPEARE_TRAIN))

@@ -79,7 +79,7 @@ def test_kept_with_the_corpus_and_read_back(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_CORPORA / "tinyshakespeare.txt").exists(), reason="needs ../shared/corpora")
 def test_tinyshakespeares_5gram_is_the_one_the_readings_are_moved_by():
-    from charlm.references import SHAKESPEARE_5GRAM
     corpus = encode_corpus(resolve(str(SHARED_CORPORA / "tinyshakespeare.txt")))
     ys = Y.yardsticks_for(corpus, 0.1)
-    assert ys.ngrams[5] == pytest.approx(SHAKESPEARE_5GRAM, abs=1e-4) and ys.english_like
+    assert ys.ngrams[5] == pytest.approx(Y.SHAKESPEARE_5GRAM, abs=1e-4) and ys.english_like
+    assert ys.difficulty() == pytest.approx(1.0, abs=1e-4)

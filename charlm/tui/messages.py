@@ -11,7 +11,7 @@ from textual.message import Message
 from charlm.corpus import CorpusSource
 from charlm.data import EncodedCorpus
 from charlm.finetune import Parent
-from charlm.reports import EvalReport, RollbackReport, StepReport
+from charlm.reports import EvalReport, RollbackReport, SampleReport, StepReport
 from charlm.sample import Token
 from charlm.yardsticks import Yardsticks
 
@@ -35,6 +35,11 @@ class TrainingStep(Message):
 @dataclass
 class TrainingEval(Message):
     report: EvalReport
+
+
+@dataclass
+class TrainingSample(Message):
+    report: SampleReport
 
 
 @dataclass
@@ -63,14 +68,8 @@ class CorpusReady(Message):
     record: str               # how the run will remember it (source.json)
     source: CorpusSource
     corpus: EncodedCorpus
+    yardsticks: Yardsticks       # simple models of the text on its own split (seconds the first time, then kept)
     notice: str | None = None
-
-
-@dataclass
-class CorpusMeasured(Message):
-    """The n-gram yardsticks of the corpus on screen (seconds after it is read, then kept)."""
-    spec: str
-    yardsticks: Yardsticks
 
 
 @dataclass

@@ -26,8 +26,8 @@ from charlm.rundir import RunDir
 from charlm.runs import delete_run, encode_for_run, loss_history, new_trainer, resume_state, resume_trainer
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
-from charlm.tui.messages import (CorpusFailed, CorpusMeasured, CorpusReady, StartChosen, TrainingEval,
-                                 TrainingRolledBack, TrainingSaved, TrainingStarted, TrainingStep)
+from charlm.tui.messages import (CorpusFailed, CorpusReady, StartChosen, TrainingEval,
+                                 TrainingRolledBack, TrainingSample, TrainingSaved, TrainingStarted, TrainingStep)
 from charlm.tui.training import Abandoned, PostingCallbacks, TrainingSession, TrainPlan
 from charlm.tui.widgets.corpus_picker import CorpusPicker
 from charlm.tui.widgets.loss_chart import LossChart
@@ -76,12 +76,17 @@ class TrainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#samples", SampleLog).border_title = "Samples at each evaluation"
+        self.query_one("#samples", SampleLog).border_title = "Samples as it learns"
         self.query_one("#stats", TrainStats).show(None, None, None)
         self.query_one(LossChart).empty_hint = (
             "Press s (or ▶ Start) to train.\nThe loss is drawn here as it learns;\n"
-            "below, a sample at every evaluation.\nPress 2 to play with it, even mid-training.")
+            "below, a sample every 100 steps.\nPress 2 to play with it, even mid-training.")
         self.query_one("#start", Button).focus()
+
+    def on_screen_resume(self) -> None:
+        """Back on this screen: runs may have been made, renamed or deleted meanwhile."""
+        if not self.session.active:
+            self.query_one(StartFrom).refresh_runs()
 
     # -- corpus and speed estimates ------------------------------------------------------
     def on_corpus_ready(self, event: CorpusReady) -> None:
@@ -89,7 +94,7 @@ class TrainScreen(Screen):
         corpus = event.corpus
         val_fraction = self.query_one(ModelPicker).initial[2].get("val_fraction", 0.1)
         train_chars = len(corpus.split(val_fraction)[0])
-        self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab))
+        self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab), event.yardsticks.difficulty())
         self.query_one(StartFrom).corpus_changed(corpus, train_chars)
         self._status()
 
@@ -266,10 +271,10 @@ class TrainScreen(Screen):
         text = (f"{how} {name} at step {result.steps:,} · best val {fmt.loss(result.best_val_loss)} nats/char "
                 f"({fmt.bpc(result.best_val_loss)} bits/char)")
         samples = self.query_one("#samples", SampleLog)
-        samples.add_note(text + " · press 2 to play with it")
         if math.isfinite(result.best_val_loss):
             for line in verdict(result.best_val_loss, _corpus_sha(self.session), self.session.yardsticks):
                 samples.add_note(line)
+        samples.add_note(text + " · press 2 to play with it")      # last: what was saved, what next
         self.notify(f"{text}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
 
     # -- live updates ----------------------------------------------------------------------
@@ -303,6 +308,9 @@ class TrainScreen(Screen):
         self.query_one("#stats", TrainStats).show(s.last_step, r, None if s.trainer is None or
                                                   s.trainer.cfg.budget_seconds is not None else s.trainer.cfg.steps,
                                                   _corpus_sha(s), s.yardsticks)
+
+    def on_training_sample(self, event: TrainingSample) -> None:
+        self.query_one("#samples", SampleLog).add_sample(event.report, self.session.last_eval)
 
     def on_training_rolled_back(self, event: TrainingRolledBack) -> None:
         r, s = event.report, self.session

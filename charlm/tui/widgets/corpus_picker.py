@@ -17,7 +17,7 @@ from charlm import corpora
 from charlm.data import encode_corpus
 from charlm.errors import UsageError
 from charlm.tui import format as fmt
-from charlm.tui.messages import CorpusFailed, CorpusMeasured, CorpusPreparing, CorpusReady
+from charlm.tui.messages import CorpusFailed, CorpusPreparing, CorpusReady
 from charlm.yardsticks import yardsticks_for
 
 DEFAULT = "__default__"
@@ -145,8 +145,7 @@ class CorpusPicker(Vertical):
         else:
             source, record = corpora.resolve_corpus(spec, progress=progress), corpora.record_spec(spec)
         encoded = encode_corpus(source)
-        self.post_message(CorpusReady(spec, record, source, encoded, notice))
-        self.post_message(CorpusMeasured(spec, yardsticks_for(encoded, self.val_fraction)))
+        self.post_message(CorpusReady(spec, record, source, encoded, yardsticks_for(encoded, self.val_fraction), notice))
 
     def on_corpus_preparing(self, event: CorpusPreparing) -> None:
         bar = self.query_one("#corpus-download", ProgressBar)
@@ -160,8 +159,11 @@ class CorpusPicker(Vertical):
             return
         self.query_one("#corpus-download").display = False
         c = event.corpus
-        self._described = f"[b]{c.name}[/b] · {fmt.size(c.n_bytes)} · {len(c):,} chars · vocabulary {len(c.vocab) - 1}"
-        self.query_one("#corpus-info", Static).update(self._described)
+        described = f"[b]{c.name}[/b] · {fmt.size(c.n_bytes)} · {len(c):,} chars · vocabulary {len(c.vocab) - 1}"
+        if event.yardsticks.ngrams:
+            n, nats = event.yardsticks.best()
+            described += f"\n[dim]a {n}-gram of this text reaches {nats:.3f} nats/char on its split[/]"
+        self.query_one("#corpus-info", Static).update(described)
         if event.notice:
             self.notify(event.notice, severity="warning", timeout=10)
             select = self.query_one("#corpus-select", Select)
@@ -170,15 +172,6 @@ class CorpusPicker(Vertical):
                     select.value = event.source.name       # the fallback, not the corpus it stands in for
         if {event.spec, corpora.DEFAULT if event.spec == DEFAULT else None} & self._to_download:
             self._list_corpora()    # it is downloaded now: say so in the list
-
-    def on_corpus_measured(self, event: CorpusMeasured) -> None:
-        if event.spec != self.spec:
-            event.stop()
-            return
-        if event.yardsticks.ngrams:
-            n, nats = event.yardsticks.best()
-            self.query_one("#corpus-info", Static).update(
-                f"{self._described}\n[dim]a {n}-gram of this text reaches {nats:.3f} nats/char on its split[/]")
 
     def on_corpus_failed(self, event: CorpusFailed) -> None:
         self.query_one("#corpus-download").display = False

@@ -5,6 +5,7 @@ fields, each validated as it is typed."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,7 +19,7 @@ from charlm.autosize import AutoChoice, plan
 from charlm.config import AUTO, CELLS, PRESETS, ModelConfig, TrainConfig, preset_configs
 from charlm.device import pick_device, precision_candidates
 from charlm.errors import UsageError
-from charlm.finetune import RECIPE, finetune_configs, fixed_shape, shape_text
+from charlm.finetune import describe_finetune, finetune_configs, fixed_shape, shape_text
 from charlm.model import param_count
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
@@ -51,11 +52,12 @@ class ModelPicker(Vertical):
         super().__init__(**kwargs)
         self.initial = (preset, model, train)
         self.budget, self.unit = budget, unit
-        self.vocab_size, self.train_chars = 66, 0
+        self.vocab_size, self.train_chars, self.difficulty = 66, 0, 1.0
         self.filled: str | None = None      # the preset whose values are in the fields
         self.auto: AutoChoice | None = None  # what auto chose for the corpus and budget shown
         self._auto_note = "auto: waiting for the corpus"
         self.parent_shape: ModelConfig | None = None   # the shape of the run a new run starts from (fine-tune)
+        self._steps_cap: int | None = None
         self._cancel = threading.Event()
         self._timer = None
 
@@ -100,8 +102,11 @@ class ModelPicker(Vertical):
             setattr(m, k, v)
         for k, v in (train or {}).items():
             setattr(t, k, v)
-        if preset == AUTO and self.parent_shape is not None:
-            m, t = finetune_configs(self.parent_shape, m, t)
+        self._steps_cap = None
+        if preset == AUTO and self.parent_shape is not None and self.auto is not None:
+            m, t = finetune_configs(replace(self.parent_shape, vocab_size=m.vocab_size), self.auto, t,
+                                    cap_steps=self.query_one("#budget-unit", Select).value != "steps")
+            self._steps_cap = t.steps       # the fine-tune's passes end it before a minutes budget does
         self.filled = preset
         if "eval_every" not in (train or {}):
             t.eval_every = self.app.options.eval_every
@@ -138,6 +143,8 @@ class ModelPicker(Vertical):
     def set_parent(self, parent: ModelConfig | None) -> None:
         """A new run starts from a run of this shape (or, with None, from random weights): its
         shape fixes the model, auto sizes the fine-tune for the budget."""
+        if parent == self.parent_shape:
+            return                      # nothing changed: the fields (and what was typed) stay
         self.parent_shape = parent
         self.auto = None
         select = self.query_one("#preset", Select)
@@ -149,9 +156,10 @@ class ModelPicker(Vertical):
                 select.value = AUTO
         self.fill(self.preset)
 
-    def set_corpus(self, train_chars: int, vocab_size: int) -> None:
-        """The corpus is read: its size sizes auto's model, its vocabulary every model."""
-        self.train_chars, self.vocab_size = train_chars, vocab_size
+    def set_corpus(self, train_chars: int, vocab_size: int, difficulty: float = 1.0) -> None:
+        """The corpus is read: its size sizes auto's model, its vocabulary every model, and how
+        hard it is (charlm.yardsticks) places auto's predictions."""
+        self.train_chars, self.vocab_size, self.difficulty = train_chars, vocab_size, difficulty
         self.auto = None
         self.refresh_presets()
         if self.preset == AUTO:
@@ -198,8 +206,8 @@ class ModelPicker(Vertical):
             if self.auto is None:
                 info.update(f"[dim]{self._auto_note}[/]", layout=True)
             elif self.parent_shape is not None:
-                info.update(f"fine-tune of {shape_text(self.parent_shape)}: {self.auto.summary()}\n[dim]lr "
-                            f"{RECIPE.lr_scale:g}x the shape's, warm-up {RECIPE.warmup:.0%}[/]")
+                _, t = self.configs()
+                info.update(f"fine-tune of {shape_text(self.parent_shape)}\n[dim]{describe_finetune(self.auto, t)}[/]")
             else:
                 info.update(f"{self.auto.summary()}\n[dim]why: {self.auto.reason()}[/]")
             return
@@ -261,7 +269,7 @@ class ModelPicker(Vertical):
     @work(thread=True, exclusive=True, exit_on_error=False, group="measure")
     def _choose(self, budget: TrainConfig, fixed: dict, cancel: threading.Event) -> AutoChoice | None:
         try:
-            return plan(self.train_chars, self.vocab_size, budget, fixed, cancel=cancel)
+            return plan(self.train_chars, self.vocab_size, budget, fixed, cancel=cancel, difficulty=self.difficulty)
         except speed.Cancelled:
             return None
 
@@ -316,7 +324,10 @@ class ModelPicker(Vertical):
         for name, _, is_int, which, _ in FIELDS:
             raw = self.query_one(f"#{name}", Input).value
             setattr(m if which == "model" else t, name, int(raw) if is_int else float(raw))
+        if self._steps_cap is not None and t.minutes is not None:
+            t.steps = self._steps_cap
         t.sample_length = self.app.options.sample_length
+        t.sample_every = self.app.options.sample_every
         return m, t
 
 

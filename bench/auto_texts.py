@@ -1,0 +1,73 @@
+"""How far auto's predicted loss is from what runs reach, on texts that are not Shakespeare.
+
+auto's quality table (charlm.autosize.QUALITY) was measured on tinyshakespeare. For each corpus
+and budget, one after the other in this one invocation: `charlm train CORPUS --minutes M` with
+every default, the val loss auto predicted for its choice (from its "why" line), then
+`charlm eval RUN --json` (one stream over the last 10 %), and the text's 5-gram yardstick.
+
+    python -m bench.auto_texts [--corpora war-and-peace,python-stdlib,tagore] [--minutes 2,5]
+                               [--record FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.machine import describe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def charlm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "charlm", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "250"}, check=True)
+
+
+def one(corpus: str, minutes: float, run: Path) -> dict:
+    out = charlm("train", corpus, "--minutes", f"{minutes:g}", "--out", str(run), "--quiet").stdout
+    predicted = float(re.search(r"predicted val ≈([\d.]+)", out).group(1))
+    auto = next(line.strip() for line in out.splitlines() if line.startswith("auto:"))
+    val = json.loads(charlm("eval", str(run), "--json").stdout)["nats_per_char"]
+    info = json.loads(charlm("info", str(run), "--json").stdout)
+    meta = json.loads((run / "last" / "config.json").read_text())
+    return {"corpus": corpus, "minutes": minutes, "predicted": predicted, "val": val, "auto": auto,
+            "steps": meta["metrics"]["step"], "chars": info["corpus_chars"],
+            "five_gram": (info["yardsticks"] or {}).get("5-gram"), "date": time.strftime("%Y-%m-%d"),
+            "machine": describe()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpora", default="war-and-peace,python-stdlib,tagore")
+    ap.add_argument("--minutes", default="2,5")
+    ap.add_argument("--record", type=Path, help="append each row as JSON to this file")
+    args = ap.parse_args()
+    print(f"machine: {describe()}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for corpus in args.corpora.split(","):
+            charlm("corpus", "info", corpus)        # fetched and encoded before any clock runs
+            for minutes in (float(m) for m in args.minutes.split(",")):
+                row = one(corpus, minutes, Path(tmp) / f"{corpus}-{minutes:g}")
+                rows.append(row)
+                print(f"{corpus}, {minutes:g} min: predicted {row['predicted']:.3f}, reached {row['val']:.4f} "
+                      f"({row['val'] - row['predicted']:+.3f}) · {row['steps']:,} steps · 5-gram {row['five_gram']:.3f}"
+                      f"\n    {row['auto']}", flush=True)
+                if args.record:
+                    with open(args.record, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(row) + "\n")
+    print("\ncorpus            minutes  predicted  reached  off by")
+    for r in rows:
+        print(f"{r['corpus']:<17} {r['minutes']:7g}  {r['predicted']:9.3f}  {r['val']:7.4f}  {r['val'] - r['predicted']:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
