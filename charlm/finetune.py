@@ -15,11 +15,9 @@ No torch at import: the CLI checks `--init` before it pays for torch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from dataclasses import replace
 
 from charlm.config import ModelConfig, TrainConfig
 from charlm.errors import UsageError
@@ -130,24 +128,40 @@ def carried_weights(state: dict[str, "torch.Tensor"], old: CharVocab, new: CharV
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a fine-tune trains (chosen with bench/finetune.py; the runs behind it are in
-    bench/finetune_runs.jsonl)."""
-    lr_scale: float = 0.5          # of the shape's own peak rate (autosize.Shape.lr)
+    """How a fine-tune trains, chosen with bench/finetune.py (the runs behind it are in
+    bench/finetune_runs.jsonl). A model that knows the language adapts to a small text within a
+    few passes and then learns it by heart: 20k characters of War and Peace from a Shakespeare
+    base reached 1.43 nats/char after 10 passes at lr 5e-3 and was back at 1.61 after 40 (1.85 at
+    lr 1e-2), where training from nothing for a minute reached 1.81. So a fine-tune stops after
+    `passes` however long the budget, and learns at a quarter of the rate that trains the shape
+    from nothing (lr x passes near 0.05 was best at 20k and 100k characters alike)."""
+    lr_scale: float = 0.25         # of the shape's own peak rate (autosize.Shape.lr)
+    passes: float = 10.0           # over the text, at most
     warmup: float = 0.05           # of the budget
 
 
 RECIPE = Recipe()
 
 
-def finetune_configs(parent: ModelConfig, model: ModelConfig, train: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
-    """Auto's configs for the parent's shape in this budget (its batch size, the dropout for
-    the passes it will make), turned into a fine-tune: the parent's exact shape and the recipe."""
-    m = replace(parent, vocab_size=model.vocab_size, dropout=model.dropout)
-    t = replace(train, lr=train.lr * RECIPE.lr_scale, warmup=RECIPE.warmup)
-    return m, t
+def finetune_configs(parent: ModelConfig, choice: "AutoChoice", train: TrainConfig,
+                     cap_steps: bool = True) -> tuple[ModelConfig, TrainConfig]:
+    """Auto's plan for the parent's shape in this budget (`choice`, whose settings `train`
+    holds: batch size, precision, budget) turned into a fine-tune: the parent's exact shape,
+    the recipe's rate, at most RECIPE.passes over the text (unless `cap_steps` is False: a
+    person asked for a number of steps), and the dropout for the passes it will make."""
+    from charlm.autosize import SEQ_LEN, dropout_for
+    o = choice.chosen
+    per_pass = max(choice.train_chars / (o.batch_size * SEQ_LEN), 1.0)       # steps
+    t = replace(train, lr=o.shape.lr() * RECIPE.lr_scale, warmup=RECIPE.warmup)
+    passes = o.passes
+    if cap_steps:
+        cap = math.ceil(RECIPE.passes * per_pass)
+        t.steps = min(t.steps, cap) if t.steps else cap      # and the clock still ends it, whichever comes first
+        passes = min(passes, RECIPE.passes)
+    return replace(parent, dropout=dropout_for(passes, parent.hidden)), t
 
 
-def start_notes(parent: Parent, vocab: CharVocab, choice: "AutoChoice", train_chars: int) -> list[str]:
+def start_notes(parent: Parent, vocab: CharVocab, choice: "AutoChoice", train: TrainConfig) -> list[str]:
     """What a person reads before a fine-tune starts: where from, what is new, how it trains."""
     lin = parent.lineage()
     trained = f"{lin['step']:,} steps on {lin['corpus']}" if lin["step"] is not None else f"on {lin['corpus']}"
@@ -156,17 +170,38 @@ def start_notes(parent: Parent, vocab: CharVocab, choice: "AutoChoice", train_ch
     shown = "".join(c if c.isprintable() and not c.isspace() else repr(c)[1:-1] for c in new[:30])
     new_text = (f"{len(new)} new character{'s' * (len(new) != 1)} ({shown}{'…' if len(new) > 30 else ''}) "
                 "start as unlikely as <unk>" if new else "no new characters")
-    gain = predicted_gain(train_chars)
+    gain = predicted_gain(choice.train_chars)
     return [f"init: from {parent.name} ({shape_text(parent.config)}, {trained}{best}); {new_text}",
-            f"  fine-tune: {choice.summary()}; lr {RECIPE.lr_scale:g}x the shape's, warm-up {RECIPE.warmup:.0%}"
+            f"  fine-tune: {describe_finetune(choice, train)}"
             + (f"; a start like this measured ~{gain:.2f} nats/char better than from nothing at this size"
                if gain > 0 else "")]
 
 
+def describe_finetune(choice: "AutoChoice", train: TrainConfig) -> str:
+    """One line: the shape and batch, how many steps and passes, and the rate."""
+    from charlm.autosize import SEQ_LEN
+    o = choice.chosen
+    steps = min(o.steps, train.steps) if train.steps else o.steps
+    passes = steps * o.batch_size * SEQ_LEN / max(choice.train_chars, 1)
+    capped = train.steps is not None and train.steps < o.steps
+    return (f"{o.shape.cell} {o.shape.name}, {o.batch_size}x{SEQ_LEN} {o.precision}: ~{steps:,} steps, "
+            f"{passes:.1f} passes over {choice.train_chars:,} chars"
+            + (" (then it stops: more passes would learn the text by heart)" if capped else "")
+            + f"; lr {train.lr:.1e} ({RECIPE.lr_scale:g}x the shape's), warm-up {RECIPE.warmup:.0%}")
+
+
+# (training characters of the new text, gain in nats/char over training from nothing for 1-2
+# minutes): `python -m bench.finetune` with a 5-minute Shakespeare base on 20k and 100k characters
+# of War and Peace (+0.377/+0.388 and +0.170/+0.159; bench/finetune_runs.jsonl). Beyond that the
+# gain is not measured: it is taken to fall to nothing at a million characters, where a run from
+# nothing has tinyshakespeare's whole text to learn from.
+GAINS: tuple[tuple[int, float], ...] = ((18_000, 0.38), (90_000, 0.16), (1_000_000, 0.0))
+
+
 def predicted_gain(train_chars: int) -> float:
     """Nats/char a fine-tune of a base trained on other text gains over training from nothing
-    in the same budget, by the size of the new text (log-linear between the points measured
-    with bench/finetune.py; no gain claimed past the largest)."""
+    in the same budget, by the size of the new text (log-linear between GAINS' points; none
+    past the last)."""
     points = GAINS
     x = math.log(max(train_chars, 1))
     if x <= math.log(points[0][0]):
@@ -175,7 +210,3 @@ def predicted_gain(train_chars: int) -> float:
         if x <= math.log(c1):
             return g0 + (g1 - g0) * (x - math.log(c0)) / (math.log(c1) - math.log(c0))
     return 0.0
-
-
-# (training characters of the new text, gain in nats/char): bench/finetune.py, see its runs file.
-GAINS: tuple[tuple[int, float], ...] = ((18_000, 0.38), (90_000, 0.12), (1_000_000, 0.0))

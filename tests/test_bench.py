@@ -92,3 +92,25 @@ def test_ddp_speed_prints_one_process_n_ranks_and_the_communication_share(tiny_c
     two = re.search(r"^  2 ranks .*: ([\d,]+) chars/s · (\d+\.\d\d)x one process", out.stdout, re.M)
     assert one and two and int(two.group(1).replace(",", "")) > 0, out.stdout
     assert re.search(r"communication \d+% of a step$", out.stdout, re.M), out.stdout
+
+
+def test_finetune_prints_both_sides_and_the_gain(tiny_corpus, trained_run):
+    out = subprocess.run([sys.executable, "-m", "bench.finetune", "--base", str(trained_run.run_dir),
+                          "--texts", f"{tiny_corpus}:4000", "--minutes", "0.02"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ") and "base: tiny, lstm 1x64, 60 steps" in out.stdout
+    assert re.search(r"^tiny-4k, 0\.02 min: · scratch \d\.\d{4} \(\d+x\d+ d[\d.]+, [\d,]+ steps\) · init \d\.\d{4} "
+                     r"\(1x64 d[\d.]+, [\d,]+ steps, starts at \d\.\d{3}\) · gain [+-]\d\.\d{4}$", out.stdout, re.M), \
+        out.stdout
+
+
+def test_auto_texts_prints_the_prediction_and_what_was_reached(tmp_path, tiny_corpus):
+    text = tmp_path / "longer.txt"
+    text.write_text(tiny_corpus.read_text() * 10, encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "bench.auto_texts", "--corpora", str(text), "--minutes", "0.02"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    assert re.search(rf"^{re.escape(str(text))}, 0\.02 min: predicted \d\.\d{{3}}, reached \d\.\d{{4}} \([+-]\d\.\d{{3}}\) "
+                     r"· [\d,]+ steps · 5-gram \d\.\d{3}$", out.stdout, re.M), out.stdout

@@ -4,7 +4,9 @@ grown vocabulary, the run from the command line end to end, and the tip that sug
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -113,3 +115,55 @@ def test_a_small_text_gets_a_tip_naming_a_run_that_knows_its_characters(trained_
     assert suggest_start(greek, 3500, root) is None                  # knows too few of its characters
     assert suggest_start(encode_text("tiny", TINY_TEXT), 6000, root) is None   # the run's own text
     assert [r.name for r in list_runs(root)] == ["base"]
+
+
+def test_a_fine_tune_stops_after_its_passes_at_a_quarter_of_the_rate():
+    from charlm.autosize import AutoChoice, Budget, Shape, option
+    from charlm.config import TrainConfig
+    from charlm.finetune import RECIPE, finetune_configs
+    parent = ModelConfig(vocab_size=80, layers=2, hidden=256, embed=32, dropout=0.0)
+    budget = TrainConfig(minutes=1.0)
+    choice = AutoChoice(option(Shape(256), "fp32", {64: 30_000.0}, Budget.of(budget), 18_000), (), 18_000)
+    assert choice.chosen.passes > 50                                   # what a minute would read
+    _, train = choice.configs(80, budget)
+    model, tuned = finetune_configs(parent, choice, train)
+    assert tuned.steps == math.ceil(RECIPE.passes * 18_000 / (32 * 64)) and tuned.minutes == 1.0
+    assert tuned.lr == pytest.approx(Shape(256).lr() * RECIPE.lr_scale) and tuned.warmup == RECIPE.warmup
+    assert (model.hidden, model.embed, model.dropout) == (256, 32, 0.2)    # the dropout of 10 passes
+    _, asked = finetune_configs(parent, choice, replace(train, steps=5000, minutes=None), cap_steps=False)
+    assert asked.steps == 5000                                          # a person's --steps is kept
+
+
+def test_the_cli_says_once_which_run_would_help_or_how_to_make_one(trained_run, tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text(TINY_TEXT[:3000], encoding="utf-8")
+    env = {"COLUMNS": "250", "CHARLM_CHECKPOINTS": str(tmp_path / "checkpoints")}
+    alone = run_cli("train", str(small), "--preset", "tiny", "--steps", "3", "--out", str(tmp_path / "a"), env=env)
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.count("tip: ") == 1 and "charlm train english --minutes 30 --out checkpoints/base-english" in alone.stdout
+    shutil.copytree(trained_run.run_dir, tmp_path / "checkpoints" / "base")
+    helped = run_cli("train", str(small), "--preset", "tiny", "--steps", "3", "--out", str(tmp_path / "b"), env=env)
+    assert helped.stdout.count("tip: ") == 1 and "base (lstm 1x64, trained on tiny" in helped.stdout
+    assert f"charlm train {small} --init {tmp_path / 'checkpoints' / 'base'}" in helped.stdout
+    started = run_cli("train", str(small), "--init", str(tmp_path / "checkpoints" / "base"), "--steps", "3",
+                      "--out", str(tmp_path / "c"), env=env)
+    assert started.returncode == 0 and "tip: " not in started.stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "other-cell", "with-resume"])
+def test_a_bad_init_writes_nothing(case, trained_run, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TINY_TEXT, encoding="utf-8")
+    parent = tmp_path / "parent"
+    shutil.copytree(trained_run.run_dir, parent)
+    args = {"missing": ["--init", str(tmp_path / "nope")],
+            "corrupt": ["--init", str(parent)],
+            "other-cell": ["--init", str(parent), "--cell", "rnn"],
+            "with-resume": ["--init", str(parent), "--resume", str(parent)]}[case]
+    if case == "corrupt":
+        (parent / "best" / "config.json").write_text("{")
+    out = tmp_path / "out"
+    r = run_cli("train", str(text), *args, "--steps", "5", "--out", str(out))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "--init" in r.stderr
+    assert not out.exists() and not (tmp_path / "checkpoints").exists()

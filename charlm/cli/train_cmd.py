@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -127,13 +128,16 @@ def _configs(args, corpus, parent=None):
         if parent is not None:
             from charlm.finetune import fixed_shape
             fixed = fixed_shape(parent.config)
+        from charlm.yardsticks import yardsticks_for
         with Console(stderr=True).status("auto: timing model shapes on this machine (once per machine)…"):
-            choice = plan(train_chars, len(corpus.vocab), base, fixed)
+            difficulty = yardsticks_for(corpus, base.val_fraction).difficulty()     # seconds once per text
+            choice = plan(train_chars, len(corpus.vocab), base, fixed, difficulty=difficulty)
         model_cfg, train_cfg = choice.configs(len(corpus.vocab), base)
         if parent is not None:
             from charlm.finetune import finetune_configs, start_notes
-            model_cfg, train_cfg = finetune_configs(parent.config, model_cfg, train_cfg)
-            notes = start_notes(parent, corpus.vocab, choice, train_chars)
+            model_cfg, train_cfg = finetune_configs(replace(parent.config, vocab_size=len(corpus.vocab)), choice,
+                                                    train_cfg, cap_steps=args.steps is None)
+            notes = start_notes(parent, corpus.vocab, choice, train_cfg)
         else:
             notes = [f"auto: {choice.summary()}", f"  why: {choice.reason()}"]
     else:
@@ -153,10 +157,14 @@ def _configs(args, corpus, parent=None):
 
 def _advice(corpus, train_chars: int, args) -> list[str]:
     """On a small text, a run on this machine to start from, if one would help: said, never done."""
-    from charlm.runs import suggest_start
+    from charlm.runs import BASE_MINUTES, BASE_SET, base_would_help, suggest_start
     found = suggest_start(corpus, train_chars)
     if found is None:
-        return []
+        gain = base_would_help(corpus, train_chars)
+        return [] if gain is None else [
+            f"tip: this text is small, and a model that already knows English would start it ~{gain:.2f} nats/char "
+            f"better: make one once with `charlm train {BASE_SET} --minutes {BASE_MINUTES} --out "
+            f"checkpoints/base-{BASE_SET}`, then add --init checkpoints/base-{BASE_SET}"]
     what = args.corpus or "TEXT"
     return [f"tip: {found.describe()}", f"  charlm train {what} --init {found.run.path}"]
 

@@ -15,7 +15,7 @@ from textual.widgets import Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from charlm.finetune import Parent, load_parent, shape_text
-from charlm.runs import RunInfo, StartingPoint, list_runs, suggest_start
+from charlm.runs import BASE_MINUTES, BASE_SET, RunInfo, StartingPoint, base_would_help, list_runs, suggest_start
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.messages import StartChosen
@@ -30,7 +30,7 @@ class StartFrom(Vertical):
         super().__init__(**kwargs)
         self.runs: dict[str, RunInfo] = {}
         self.chosen: Parent | None = None
-        self.tip: StartingPoint | None = None
+        self.tip: StartingPoint | float | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Start from", classes="field-title")
@@ -54,8 +54,9 @@ class StartFrom(Vertical):
         return load_parent(path)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="start-tip")
-    def _find_tip(self, corpus, train_chars: int) -> StartingPoint | None:
-        return suggest_start(corpus, train_chars)
+    def _find_tip(self, corpus, train_chars: int) -> StartingPoint | float | None:
+        """A run to start from, else (for a small English text) what a base model would gain."""
+        return suggest_start(corpus, train_chars) or base_would_help(corpus, train_chars)
 
     def corpus_changed(self, corpus, train_chars: int) -> None:
         """A corpus is read: look for a run worth starting from (shown as a tip, never chosen)."""
@@ -122,9 +123,12 @@ class StartFrom(Vertical):
             info.update(f"{shape} · trained on [b]{r.corpus}[/b] ({fmt.count(r.corpus_chars or 0)} chars) · "
                         f"{r.steps or 0:,} steps · best {fmt.loss(r.best_val_loss)} nats/char"
                         + ("" if loaded else " · [dim]loading…[/]"))
-        elif self.tip is not None:
+        elif isinstance(self.tip, StartingPoint):
             t = self.tip
             info.update(f"[b]tip:[/b] {t.run.name} ({t.run.corpus}) knows {t.coverage:.0%} of this text's "
                         f"characters; starting from it is predicted ~{t.gain:.2f} nats/char better here")
+        elif self.tip is not None:
+            info.update(f"[b]tip:[/b] a base trained once on {BASE_SET} ({BASE_MINUTES} min) would start this small "
+                        f"text ~{self.tip:.2f} nats/char better")
         else:
             info.update("[dim]random weights: learns everything from this text[/]")
