@@ -138,6 +138,10 @@ class Recipe:
     lr_scale: float = 0.25         # of the shape's own peak rate (autosize.Shape.lr)
     passes: float = 10.0           # over the text, at most
     warmup: float = 0.05           # of the budget
+    # A capped fine-tune is a few hundred steps, fewer than one validation interval: validate about
+    # this often in it (at least every 10 steps), so the curve shows it adapting. Its passes, not the
+    # clock, end it, so the validations cost no steps.
+    validations: int = 8
 
 
 RECIPE = Recipe()
@@ -157,6 +161,7 @@ def finetune_configs(parent: ModelConfig, choice: "AutoChoice", train: TrainConf
     if cap_steps:
         cap = math.ceil(RECIPE.passes * per_pass)
         t.steps = min(t.steps, cap) if t.steps else cap      # and the clock still ends it, whichever comes first
+        t.eval_every = min(t.eval_every, max(10, t.steps // RECIPE.validations))
         passes = min(passes, RECIPE.passes)
     return replace(parent, dropout=dropout_for(passes, parent.hidden)), t
 

@@ -130,6 +130,7 @@ def test_a_fine_tune_stops_after_its_passes_at_a_quarter_of_the_rate():
     assert tuned.steps == math.ceil(RECIPE.passes * 18_000 / (32 * 64)) and tuned.minutes == 1.0
     assert tuned.lr == pytest.approx(Shape(256).lr() * RECIPE.lr_scale) and tuned.warmup == RECIPE.warmup
     assert (model.hidden, model.embed, model.dropout) == (256, 32, 0.2)    # the dropout of 10 passes
+    assert tuned.eval_every == max(10, tuned.steps // RECIPE.validations) < train.eval_every   # a curve, not 1 point
     _, asked = finetune_configs(parent, choice, replace(train, steps=5000, minutes=None), cap_steps=False)
     assert asked.steps == 5000                                          # a person's --steps is kept
 

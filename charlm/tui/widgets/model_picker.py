@@ -108,8 +108,8 @@ class ModelPicker(Vertical):
                                     cap_steps=self.query_one("#budget-unit", Select).value != "steps")
             self._steps_cap = t.steps       # the fine-tune's passes end it before a minutes budget does
         self.filled = preset
-        if "eval_every" not in (train or {}):
-            t.eval_every = self.app.options.eval_every
+        if "eval_every" not in (train or {}):       # the app's interval, or a short fine-tune's if shorter
+            t.eval_every = min(t.eval_every, self.app.options.eval_every)
         with self.prevent(Select.Changed, Input.Changed):
             self.query_one("#cell", Select).value = m.cell
             for name, _, _, which, _ in FIELDS:
