@@ -119,7 +119,7 @@ def carried_weights(state: dict[str, "torch.Tensor"], old: CharVocab, new: CharV
     rows follow their characters to their new ids (ids are sorted by code point, so a new
     character shifts the ones after it), and a new character's rows are copies of <unk>'s."""
     import torch
-    rows = torch.tensor([old.stoi.get(c, UNK_ID) if i != UNK_ID else UNK_ID for i, c in enumerate(new.itos)])
+    rows = torch.tensor([old.stoi.get(c, UNK_ID) for c in new.itos])     # <unk> is in no stoi: its own row
     out = dict(state)
     for key in ("embed.weight", "head.weight", "head.bias"):
         out[key] = state[key].index_select(0, rows).clone()
@@ -138,9 +138,9 @@ class Recipe:
     lr_scale: float = 0.25         # of the shape's own peak rate (autosize.Shape.lr)
     passes: float = 10.0           # over the text, at most
     warmup: float = 0.05           # of the budget
-    # A capped fine-tune is a few hundred steps, fewer than one validation interval: validate about
-    # this often in it (at least every 10 steps), so the curve shows it adapting. Its passes, not the
-    # clock, end it, so the validations cost no steps.
+    # A fine-tune is a few hundred steps, fewer than one validation interval: validate about this
+    # often in it (at least every 10 steps), so the curve shows it adapting. Its passes usually end
+    # it before the clock does, so the validations cost it no steps.
     validations: int = 8
 
 
@@ -149,20 +149,20 @@ RECIPE = Recipe()
 
 def finetune_configs(parent: ModelConfig, choice: "AutoChoice", train: TrainConfig,
                      cap_steps: bool = True) -> tuple[ModelConfig, TrainConfig]:
-    """Auto's plan for the parent's shape in this budget (`choice`, whose settings `train`
-    holds: batch size, precision, budget) turned into a fine-tune: the parent's exact shape,
-    the recipe's rate, at most RECIPE.passes over the text (unless `cap_steps` is False: a
+    """Auto's plan for the parent's shape in this budget (`choice`; `train` holds the batch,
+    length, precision and budget it will train with) turned into a fine-tune: the parent's exact
+    shape, the recipe's rate, at most RECIPE.passes over the text (unless `cap_steps` is False: a
     person asked for a number of steps), and the dropout for the passes it will make."""
-    from charlm.autosize import SEQ_LEN, dropout_for
+    from charlm.autosize import dropout_for
     o = choice.chosen
-    per_pass = max(choice.train_chars / (o.batch_size * SEQ_LEN), 1.0)       # steps
     t = replace(train, lr=o.shape.lr() * RECIPE.lr_scale, warmup=RECIPE.warmup)
     passes = o.passes
     if cap_steps:
-        cap = math.ceil(RECIPE.passes * per_pass)
-        t.steps = min(t.steps, cap) if t.steps else cap      # and the clock still ends it, whichever comes first
-        t.eval_every = min(t.eval_every, max(10, t.steps // RECIPE.validations))
+        per_pass = max(choice.train_chars / (t.batch_size * t.seq_len), 1.0)       # steps
+        t.steps = math.ceil(RECIPE.passes * per_pass)     # and the clock still ends it, whichever comes first
         passes = min(passes, RECIPE.passes)
+    if t.steps:
+        t.eval_every = min(t.eval_every, max(10, t.steps // RECIPE.validations))
     return replace(parent, dropout=dropout_for(passes, parent.hidden)), t
 
 
@@ -186,10 +186,12 @@ def describe_finetune(choice: "AutoChoice", train: TrainConfig) -> str:
     """One line: the shape and batch, how many steps and passes, and the rate."""
     from charlm.autosize import SEQ_LEN
     o = choice.chosen
-    steps = min(o.steps, train.steps) if train.steps else o.steps
-    passes = steps * o.batch_size * SEQ_LEN / max(choice.train_chars, 1)
-    capped = train.steps is not None and train.steps < o.steps
-    return (f"{o.shape.cell} {o.shape.name}, {o.batch_size}x{SEQ_LEN} {o.precision}: ~{steps:,} steps, "
+    per_step = train.batch_size * train.seq_len
+    in_budget = round(o.steps * o.batch_size * SEQ_LEN / per_step)     # auto's steps, at this batch
+    steps = min(in_budget, train.steps) if train.steps else in_budget
+    passes = steps * per_step / max(choice.train_chars, 1)
+    capped = train.steps is not None and train.steps < in_budget
+    return (f"{o.shape.cell} {o.shape.name}, {train.batch_size}x{train.seq_len} {o.precision}: ~{steps:,} steps, "
             f"{passes:.1f} passes over {choice.train_chars:,} chars"
             + (" (then it stops: more passes would learn the text by heart)" if capped else "")
             + f"; lr {train.lr:.1e} ({RECIPE.lr_scale:g}x the shape's), warm-up {RECIPE.warmup:.0%}")
@@ -207,11 +209,10 @@ def predicted_gain(train_chars: int) -> float:
     """Nats/char a fine-tune of a base trained on other text gains over training from nothing
     in the same budget, by the size of the new text (log-linear between GAINS' points; none
     past the last)."""
-    points = GAINS
     x = math.log(max(train_chars, 1))
-    if x <= math.log(points[0][0]):
-        return points[0][1]
-    for (c0, g0), (c1, g1) in zip(points, points[1:]):
+    if x <= math.log(GAINS[0][0]):
+        return GAINS[0][1]
+    for (c0, g0), (c1, g1) in zip(GAINS, GAINS[1:]):
         if x <= math.log(c1):
             return g0 + (g1 - g0) * (x - math.log(c0)) / (math.log(c1) - math.log(c0))
     return 0.0

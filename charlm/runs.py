@@ -5,7 +5,6 @@ it is read, written, renamed and deleted, is charlm.rundir's.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,12 +144,11 @@ def base_would_help(corpus: EncodedCorpus, train_chars: int) -> float | None:
 
 
 def _vocab_chars(run_dir: Path) -> set[str]:
-    """The characters of a run's vocabulary, read from its tokenizer.json alone."""
+    """The characters of a run's vocabulary (none for a run without a readable one)."""
     ckpt = RunDir(run_dir).checkpoint()
     try:
-        return {t for t in json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
-                if len(t) == 1} if ckpt else set()
-    except (OSError, ValueError, KeyError, TypeError):
+        return set(CharVocab.load(ckpt / "tokenizer.json").chars) if ckpt else set()
+    except (UsageError, OSError):
         return set()
 
 
@@ -231,6 +229,7 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
     run = RunDir(run_dir)
     current_team().decide(lambda: run.check_idle("wait for it to finish before resuming it"))   # before rank 0 claims it
     model_cfg, train_cfg, _ = resume_state(run.path)
+    train_cfg.sample_every = None       # samples between validations are the caller's (the app's), not the run's
     for key, value in (train_overrides or {}).items():
         setattr(train_cfg, key, value)
     train_cfg.validate()

@@ -233,7 +233,8 @@ class Trainer:
         sample = self._sample() if team.writes else ""
         t1 = time.perf_counter()
         self.elapsed += t1 - t0
-        self._log(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val, train_loss=self.train_loss)
+        self._log(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val,
+                  train_loss=_finite(self.train_loss))      # none yet at a fine-tune's step 0: null, not NaN
         self.callbacks.on_eval(EvalReport(self.step, self.elapsed, self.train_loss, self.last_val, self.best_val, sample))
         if improved:
             self._save(BEST)

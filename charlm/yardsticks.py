@@ -67,10 +67,6 @@ class Yardsticks:
             parts.append(f"{_how(nats_per_char - uni)} its character frequencies ({uni:.3f})")
         return "; ".join(parts)
 
-    def table(self) -> str:
-        names = {1: "unigram", 2: "bigram", 3: "trigram"}
-        return " · ".join(f"{names.get(n, f'{n}-gram')} {v:.3f}" for n, v in sorted(self.ngrams.items()))
-
 
 def _how(diff: float) -> str:
     if abs(diff) < 0.005:

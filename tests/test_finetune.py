@@ -68,6 +68,10 @@ def child_run(trained_run, tmp_path):
     return out, text, r
 
 
+def _not_json(constant: str):
+    raise AssertionError(f"metrics.jsonl holds {constant}, which strict JSON readers refuse")
+
+
 def test_init_from_a_run_grows_its_vocabulary_and_records_where_it_started(child_run, trained_run):
     out, text, r = child_run
     assert f"init: from {trained_run.run_dir.name} (lstm 1x64 (embed 16)" in r.stdout
@@ -75,7 +79,7 @@ def test_init_from_a_run_grows_its_vocabulary_and_records_where_it_started(child
     parent_vocab = CharVocab.load(trained_run.run_dir / "best" / "tokenizer.json")
     vocab = CharVocab.load(out / "best" / "tokenizer.json")
     assert set(vocab.chars) == set(parent_vocab.chars) | set(NEW_TEXT)    # nothing the parent knew is lost
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line, parse_constant=_not_json) for line in (out / "metrics.jsonl").read_text().splitlines()]
     val = [row for row in rows if "val_loss" in row]
     assert val[0]["step"] == 0 and val[-1]["val_loss"] < val[0]["val_loss"]     # the curve starts at the start
     init = json.loads((out / "source.json").read_text())["init"]
@@ -101,6 +105,11 @@ def test_the_fine_tune_resumes_with_its_grown_vocabulary(child_run, tmp_path):
     r = run_cli("train", "--resume", str(again), "--steps", "100", "--device", "cpu")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((again / "last" / "config.json").read_text())["metrics"]["step"] == 100
+    # A budget in minutes alone replaces the steps it had (a capped fine-tune's included).
+    elapsed = json.loads((again / "last" / "config.json").read_text())["metrics"]["elapsed"]
+    r = run_cli("train", "--resume", str(again), "--minutes", f"{elapsed / 60 + 0.02:.4f}", "--device", "cpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((again / "last" / "config.json").read_text())["metrics"]["step"] > 100
 
 
 def test_a_small_text_gets_a_tip_naming_a_run_that_knows_its_characters(trained_run, tmp_path, monkeypatch):
@@ -133,6 +142,8 @@ def test_a_fine_tune_stops_after_its_passes_at_a_quarter_of_the_rate():
     assert tuned.eval_every == max(10, tuned.steps // RECIPE.validations) < train.eval_every   # a curve, not 1 point
     _, asked = finetune_configs(parent, choice, replace(train, steps=5000, minutes=None), cap_steps=False)
     assert asked.steps == 5000                                          # a person's --steps is kept
+    _, small = finetune_configs(parent, choice, replace(train, batch_size=8))
+    assert small.steps == math.ceil(RECIPE.passes * 18_000 / (8 * 64))  # passes counted at the batch it trains with
 
 
 def test_the_cli_says_once_which_run_would_help_or_how_to_make_one(trained_run, tmp_path):

@@ -124,20 +124,21 @@ def _configs(args, corpus, parent=None):
         _apply_train_flags(args, base)
         base.validate()
         train_chars = len(corpus.split(base.val_fraction)[0])
-        fixed = {n: getattr(args, n) for n in MODEL_FLAGS if getattr(args, n) is not None}
         if parent is not None:
             from charlm.finetune import fixed_shape
             fixed = fixed_shape(parent.config)
+        else:
+            fixed = {n: getattr(args, n) for n in MODEL_FLAGS if getattr(args, n) is not None}
         from charlm.yardsticks import yardsticks_for
         with Console(stderr=True).status("auto: timing model shapes on this machine (once per machine)…"):
             difficulty = yardsticks_for(corpus, base.val_fraction).difficulty()     # seconds once per text
             choice = plan(train_chars, len(corpus.vocab), base, fixed, difficulty=difficulty)
         model_cfg, train_cfg = choice.configs(len(corpus.vocab), base)
         if parent is not None:
-            from charlm.finetune import finetune_configs, start_notes
+            from charlm.finetune import finetune_configs
+            _apply_train_flags(args, train_cfg)     # its passes are counted at the batch it will train with
             model_cfg, train_cfg = finetune_configs(replace(parent.config, vocab_size=len(corpus.vocab)), choice,
                                                     train_cfg, cap_steps=args.steps is None)
-            notes = start_notes(parent, corpus.vocab, choice, train_cfg)
         else:
             notes = [f"auto: {choice.summary()}", f"  why: {choice.reason()}"]
     else:
@@ -146,12 +147,18 @@ def _configs(args, corpus, parent=None):
         notes += _advice(corpus, len(corpus.split(args.val_fraction or train_cfg.val_fraction)[0]), args)
     if args.optimizer and args.optimizer != "adamw" and args.lr is None:
         train_cfg.lr = DEFAULT_LR[args.optimizer]     # a preset's rate is an AdamW rate
+        if parent is not None:
+            from charlm.finetune import RECIPE
+            train_cfg.lr *= RECIPE.lr_scale
     for name in MODEL_FLAGS:
         if getattr(args, name) is not None:
             setattr(model_cfg, name, getattr(args, name))
     _apply_train_flags(args, train_cfg)
     model_cfg.validate()
     train_cfg.validate()
+    if parent is not None:              # (--init is always auto: a named preset with it is refused)
+        from charlm.finetune import start_notes
+        notes = start_notes(parent, corpus.vocab, choice, train_cfg)      # with every flag applied
     return model_cfg, train_cfg, notes
 
 
@@ -210,6 +217,8 @@ def _resume(args, team) -> int:
     overrides = {n: getattr(args, n) for n in TRAIN_FLAGS if getattr(args, n, None) is not None}
     if args.steps is not None and args.minutes is None:
         overrides["minutes"] = None
+    if args.minutes is not None and args.steps is None:
+        overrides["steps"] = None       # e.g. a fine-tune's cap of passes: more minutes mean more training
     # A CORPUS given with --resume says where the run's text is now (it keeps its own vocabulary).
     resolve = (lambda _spec, _encoding: resolve_corpus(args.corpus, args.encoding)) if args.corpus else None
     trainer = resume_trainer(args.resume, train_overrides=overrides, resolve=resolve)
