@@ -160,3 +160,54 @@ async def test_a_run_started_from_another_shows_where_it_started(tiny_corpus, tr
         await pilot.pause()
         assert "started from base (lstm 1x64 (embed 16), trained on tiny at step 60" in str(
             models.query_one("#run-detail").render())
+
+
+async def test_a_start_run_deleted_meanwhile_leaves_nothing_chosen(tiny_corpus, trained_run):
+    """The run picked in Start from is deleted (on the Models screen, or anywhere): back on the
+    Train screen the start is nothing again, the model free, and Start trains from random weights."""
+    from charlm.runs import delete_run
+    from charlm.tui.widgets.model_picker import ModelPicker
+    from charlm.tui.widgets.start_from import NOTHING, StartFrom
+    from textual.widgets import Select
+    base = install_run(trained_run, "base")
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(120, 40)) as pilot:
+        screen = pilot.app.screen
+        start = screen.query_one(StartFrom)
+        await wait_for(pilot, lambda: str(base) in start.runs, what="the saved run to be listed")
+        screen.query_one("#start-from", Select).value = str(base)
+        await wait_for(pilot, lambda: screen.start_run is not None, what="the run to load")
+        delete_run(base)
+        await open_models(pilot)
+        await pilot.press("1")
+        picker = screen.query_one(ModelPicker)
+        await wait_for(pilot, lambda: screen.start_run is None, what="the deleted run to be let go")
+        assert screen.query_one("#start-from", Select).value == NOTHING
+        assert not picker.query_one("#hidden").disabled and picker.parent_shape is None
+
+
+async def test_nothing_picked_while_a_run_loads_wins(tiny_corpus, trained_run, monkeypatch):
+    """A run picked, then nothing before it has loaded: the late load does not bring it back."""
+    import time
+    from charlm.tui.widgets import start_from as start_from_module
+    from charlm.tui.widgets.start_from import NOTHING, StartFrom
+    from textual.widgets import Select
+    base = install_run(trained_run, "base")
+    load = start_from_module.load_parent
+    monkeypatch.setattr(start_from_module, "load_parent", lambda path: (time.sleep(0.5), load(path))[1])  # a big run
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(120, 40)) as pilot:
+        screen = pilot.app.screen
+        start = screen.query_one(StartFrom)
+        await wait_for(pilot, lambda: str(base) in start.runs, what="the saved run to be listed")
+        select = screen.query_one("#start-from", Select)
+        select.value = str(base)
+        await pilot.pause()
+        loading = start.loading
+        assert loading is not None
+        await pilot.press("s")
+        await pilot.pause()
+        assert not pilot.app.session.active, "Start waits for the run to start from"
+        select.value = NOTHING
+        await pilot.pause()
+        await wait_for(pilot, lambda: loading.is_finished, what="the first load to end")
+        await pilot.pause(0.2)
+        assert screen.start_run is None and start.chosen is None and start.loading is None

@@ -80,7 +80,8 @@ class TrainScreen(Screen):
         self.query_one("#stats", TrainStats).show(None, None, None)
         self.query_one(LossChart).empty_hint = (
             "Press s (or ▶ Start) to train.\nThe loss is drawn here as it learns;\n"
-            "below, a sample every 100 steps.\nPress 2 to play with it, even mid-training.")
+            f"below, a sample every {self.app.options.sample_every} steps.\n"
+            "Press 2 to play with it, even mid-training.")
         self.query_one("#start", Button).focus()
 
     def on_screen_resume(self) -> None:
@@ -127,6 +128,9 @@ class TrainScreen(Screen):
             self.notify("the corpus is not ready yet: wait for its size to show, or pick another",
                         severity="warning")
             return
+        if self.query_one(StartFrom).loading is not None:
+            self.notify("the run to start from is still loading: a moment", severity="warning")
+            return
         try:
             model_cfg, train_cfg = self.query_one(ModelPicker).configs()
             model_cfg.vocab_size = len(self.corpus.corpus.vocab)
@@ -153,15 +157,17 @@ class TrainScreen(Screen):
         except UsageError as e:
             self.notify(e.message, title="Can't resume", severity="error")
             return
-        overrides: dict = {}
+        extension: dict = {}
         step = state.step
         if train_cfg.budget_fraction(step, state.elapsed) >= 1.0:
-            overrides = self._extension(step, state.elapsed)
-            if overrides is None:
+            extension = self._extension(step, state.elapsed)
+            if extension is None:
                 return
+        # Samples between validations are the app's, whoever trained the run before.
+        overrides = {**extension, "sample_every": self.app.options.sample_every}
         self._launch(TrainPlan(run_dir, resume=True, train_overrides=overrides), loss_history(run_dir),
                      f"resuming {run_dir.name} at step {step:,}" +
-                     (f" (budget extended to {self._budget_text(overrides)})" if overrides else ""))
+                     (f" (budget extended to {self._budget_text(extension)})" if extension else ""))
 
     def _extension(self, step: int, elapsed: float) -> dict | None:
         """A finished run goes on for the budget set in the Model panel."""
@@ -235,7 +241,7 @@ class TrainScreen(Screen):
         try:
             return trainer.run(session.stop, session.pause)
         except Abandoned:
-            if not plan.resume and trainer.saved_step == 0:
+            if not plan.resume and not trainer.saved_step:     # None: left in a fine-tune's first validation
                 delete_run(plan.run_dir)        # a new run left before its first validation: no empty husk
             raise
         finally:

@@ -19,14 +19,12 @@ from charlm.autosize import AutoChoice, plan
 from charlm.config import AUTO, CELLS, PRESETS, ModelConfig, TrainConfig, preset_configs
 from charlm.device import pick_device, precision_candidates
 from charlm.errors import UsageError
-from charlm.finetune import describe_finetune, finetune_configs, fixed_shape, shape_text
+from charlm.finetune import SHAPE_FIELDS, describe_finetune, finetune_configs, fixed_shape, shape_text
 from charlm.model import param_count
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 
 AUTO_PLACEHOLDER = "small"      # what the fields hold until auto has chosen
-
-SHAPE_FIELDS = ("cell", "layers", "hidden", "embed")     # fixed by a run started from
 
 # (field, label, int?, which config, validator)
 FIELDS = (
@@ -60,6 +58,7 @@ class ModelPicker(Vertical):
         self._steps_cap: int | None = None
         self._cancel = threading.Event()
         self._timer = None
+        self._choosing: Worker | None = None    # auto's choice for the current corpus, shape and budget
 
     def compose(self) -> ComposeResult:
         yield Label("Model", classes="field-title")
@@ -130,7 +129,7 @@ class ModelPicker(Vertical):
     def _budget_changed(self) -> None:
         """A new budget: auto chooses again."""
         if self.preset == AUTO:
-            self.auto = None
+            self.auto, self._choosing = None, None
             self._choose_soon()
         self.update_info()
 
@@ -146,7 +145,7 @@ class ModelPicker(Vertical):
         if parent == self.parent_shape:
             return                      # nothing changed: the fields (and what was typed) stay
         self.parent_shape = parent
-        self.auto = None
+        self.auto, self._choosing = None, None
         select = self.query_one("#preset", Select)
         select.disabled = parent is not None
         for name in SHAPE_FIELDS:
@@ -160,7 +159,7 @@ class ModelPicker(Vertical):
         """The corpus is read: its size sizes auto's model, its vocabulary every model, and how
         hard it is (charlm.yardsticks) places auto's predictions."""
         self.train_chars, self.vocab_size, self.difficulty = train_chars, vocab_size, difficulty
-        self.auto = None
+        self.auto, self._choosing = None, None
         self.refresh_presets()
         if self.preset == AUTO:
             self._choose_soon()
@@ -251,7 +250,7 @@ class ModelPicker(Vertical):
         except UsageError:
             return              # the budget field is being edited: its error shows already
         fixed = fixed_shape(self.parent_shape) if self.parent_shape is not None else dict(self.initial[1])
-        self._choose(budget, fixed, self._fresh_cancel())
+        self._choosing = self._choose(budget, fixed, self._fresh_cancel())
 
     def _start_timing(self, m: ModelConfig, t: TrainConfig) -> None:
         if not self.app.session.active:
@@ -288,6 +287,8 @@ class ModelPicker(Vertical):
         if worker.group != "measure":
             return
         if worker.state == WorkerState.SUCCESS and isinstance(worker.result, AutoChoice):
+            if worker is not self._choosing:
+                return              # chosen for a corpus, start or budget that has changed since
             self.auto = worker.result
             if self.preset == AUTO:
                 self.fill(AUTO)

@@ -6,8 +6,6 @@ The chosen run is loaded in a worker and goes up to the screen as `StartChosen`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -30,6 +28,7 @@ class StartFrom(Vertical):
         super().__init__(**kwargs)
         self.runs: dict[str, RunInfo] = {}
         self.chosen: Parent | None = None
+        self.loading: Worker | None = None       # the load of the run picked last, until it ends
         self.tip: StartingPoint | float | None = None
 
     def compose(self) -> ComposeResult:
@@ -74,7 +73,9 @@ class StartFrom(Vertical):
             if worker.group == "start-list":
                 self._fill(worker.result)
             elif worker.group == "start-load":
-                self.chosen = worker.result
+                if worker is not self.loading:
+                    return                          # a run picked before the one picked now
+                self.loading, self.chosen = None, worker.result
                 self.post_message(StartChosen(self.chosen))
             else:
                 self.tip = worker.result
@@ -82,7 +83,9 @@ class StartFrom(Vertical):
         elif worker.state == WorkerState.ERROR:
             message = describe_error(worker.error)
             if worker.group == "start-load":
-                self.chosen = None
+                if worker is not self.loading:
+                    return
+                self.loading, self.chosen = None, None
                 with self.prevent(Select.Changed):
                     self.query_one("#start-from", Select).value = NOTHING
                 self.post_message(StartChosen(None))
@@ -98,20 +101,21 @@ class StartFrom(Vertical):
         with self.prevent(Select.Changed):
             select.set_options(options)
             select.value = current if current in self.runs or current == NOTHING else NOTHING
+        if select.value == NOTHING and (self.chosen is not None or self.loading is not None):
+            self._picked_nothing()      # the chosen run was renamed or deleted meanwhile
 
     @on(Select.Changed, "#start-from")
     def _picked(self, event: Select.Changed) -> None:
         """A run picked: load it (its shape then fixes the model); nothing: back to random weights."""
         if event.value == NOTHING or event.value == Select.BLANK:
-            self.chosen = None
-            self.post_message(StartChosen(None))
+            self._picked_nothing()
         else:
-            self._load(str(event.value))
+            self.loading = self._load(str(event.value))
         self._show()
 
-    def choose(self, run: Path | None) -> None:
-        """Pick `run` (or nothing) as if from the list."""
-        self.query_one("#start-from", Select).value = str(run) if run is not None else NOTHING
+    def _picked_nothing(self) -> None:
+        self.loading, self.chosen = None, None      # a load still under way is dropped when it ends
+        self.post_message(StartChosen(None))
 
     def _show(self) -> None:
         info = self.query_one("#start-info", Static)
