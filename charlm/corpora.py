@@ -70,6 +70,20 @@ def resolve_corpus(spec: str, encoding: str = "utf-8", progress: Progress | None
     raise _unknown(spec)
 
 
+class _WouldFetch(Exception):
+    pass
+
+
+def resolve_here(spec: str, encoding: str = "utf-8") -> CorpusSource | None:
+    """resolve_corpus without fetching anything: None where the text is not on this machine."""
+    def refuse(_done: int, _total: int) -> None:
+        raise _WouldFetch()         # called before the first byte is copied
+    try:
+        return resolve_corpus(spec, encoding, progress=refuse)
+    except _WouldFetch:
+        return None
+
+
 def fetch_set(corpus_set: CorpusSet, progress: Progress | None = None) -> tuple[Path, ...]:
     """Every part of a set in corpora/, verified, fetched where missing; `progress` sees the
     bytes of the whole set."""

@@ -65,6 +65,14 @@ def test_mirror_directory_hit(mirror):
     assert everything_in(corpora_dir()) == ["fake.txt"]
 
 
+def test_resolving_here_never_fetches(mirror):
+    """What `charlm info` uses: a catalog text not on this machine is None, and nothing is copied."""
+    assert corpora.resolve_here("fake") is None
+    assert everything_in(corpora_dir()) == []
+    resolve_corpus("fake")                                        # fetched the usual way...
+    assert corpora.resolve_here("fake").paths == (corpora_dir() / "fake.txt",)    # ...then it is here
+
+
 def test_mirror_file_url_hit(mirror, monkeypatch):
     monkeypatch.setenv("CHARLM_MIRROR", mirror.as_uri())
     assert fetch.fetch(catalog.find_entry("fake")).source == mirror.as_uri() + "/fake.txt"

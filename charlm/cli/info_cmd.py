@@ -48,7 +48,7 @@ def summary(ckpt) -> dict:
 
 def _yardsticks(ckpt):
     """The n-gram yardsticks of the run's text: kept from an earlier measure, or measured now when
-    the text can be found (seconds, then kept); None when neither."""
+    the text is on this machine (seconds, then kept); None when neither."""
     from charlm.yardsticks import cached_yardsticks, yardsticks_for
     val_fraction = ckpt.corpus.get("val_fraction", ckpt.train_config.val_fraction)
     found = cached_yardsticks(ckpt.corpus.get("sha256"), val_fraction)
@@ -57,10 +57,13 @@ def _yardsticks(ckpt):
     source = RunDir(ckpt.path.parent).read_source()
     if source is None:
         return None
-    from charlm.corpora import resolve_corpus
+    from charlm.corpora import resolve_here
     from charlm.data import encode_corpus
     try:
-        corpus = encode_corpus(resolve_corpus(*source))
+        found = resolve_here(*source)           # `info` reads; it never downloads
+        if found is None:
+            return None
+        corpus = encode_corpus(found)
     except (UsageError, OSError):
         return None
     return yardsticks_for(corpus, val_fraction) if corpus.sha256 == ckpt.corpus.get("sha256") else None
