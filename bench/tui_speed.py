@@ -2,7 +2,7 @@
 latency while training.
 
 Both sides run as separate processes with the same OpenMP settings, on the same config (the app's default run: the default
-corpus, the given preset, evaluation every 100 steps), in alternating rounds (H T H T ...) so a
+corpus, the given preset, its validation and sample intervals), in alternating rounds (H T H T ...) so a
 noisy, shared machine slows both alike, and the two runs' recorded configs are checked to be
 equal. The TUI is the real app in a pseudo-terminal (so it really draws), driven by keys written
 to the terminal. Throughput is wall-clock chars/s over each round's steps after the first 5
