@@ -101,14 +101,14 @@ class ModelPicker(Vertical):
             setattr(m, k, v)
         for k, v in (train or {}).items():
             setattr(t, k, v)
+        if "eval_every" not in (train or {}):
+            t.eval_every = self.app.options.eval_every     # (a short fine-tune validates more often: below)
         self._steps_cap = None
         if preset == AUTO and self.parent_shape is not None and self.auto is not None:
             m, t = finetune_configs(replace(self.parent_shape, vocab_size=m.vocab_size), self.auto, t,
                                     cap_steps=self.query_one("#budget-unit", Select).value != "steps")
             self._steps_cap = t.steps       # the fine-tune's passes end it before a minutes budget does
         self.filled = preset
-        if "eval_every" not in (train or {}):       # the app's interval, or a short fine-tune's if shorter
-            t.eval_every = min(t.eval_every, self.app.options.eval_every)
         with self.prevent(Select.Changed, Input.Changed):
             self.query_one("#cell", Select).value = m.cell
             for name, _, _, which, _ in FIELDS:
