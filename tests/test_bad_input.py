@@ -224,7 +224,7 @@ CASES = {
     "misspelt-flag": lambda t, r: Case(["sample", str(r.run_dir), "--tempreature", "1"],
                                        ("charlm sample: unrecognized arguments: --tempreature 1",
                                         "did you mean --temperature?", "charlm sample --help")),
-    "unknown-command": lambda t, r: Case(["smaple", str(r.run_dir)], ("invalid choice: 'smaple'",)),
+    "unknown-command": lambda t, r: Case(["smaple", str(r.run_dir)], ("error: argument COMMAND: invalid choice: 'smaple'",)),
     "flag-without-its-value": lambda t, r: Case(["sample", str(r.run_dir), "--length"],
                                                 ("--length", "expected one argument")),
     "zero-streams": lambda t, r: Case(["eval", str(r.run_dir), "--streams", "0"], ("--streams",)),

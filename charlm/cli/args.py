@@ -13,7 +13,8 @@ class Parser(argparse.ArgumentParser):
     """Turns argparse's usage dump into a single UsageError line (exit 2 via main)."""
 
     def error(self, message: str):  # noqa: D401 - argparse's name
-        raise UsageError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
+        where = f"{self.prog}: " if " " in self.prog else ""     # a subcommand names itself; `charlm: ` is said already
+        raise UsageError(f"{where}{message}", f"see `{self.prog} --help`")
 
     def parse_args(self, args=None, namespace=None):
         """argparse's, but a stray argument is reported by the command it was given to, with the
