@@ -16,22 +16,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import ROOT, charlm
 from bench.machine import describe
 from bench.tui_pty import PtyApp
 
-ROOT = Path(__file__).resolve().parents[1]
 CORPUS = "shakespeare"              # what the app opens on
 
-
-def charlm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charlm", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "250", **(env or {})}, check=True)
 
 
 def result(run: Path) -> dict:

@@ -13,22 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import charlm
 from bench.machine import describe
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def charlm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charlm", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "250"}, check=True)
 
 
 def one(corpus: str, minutes: float, run: Path) -> dict:

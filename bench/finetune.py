@@ -22,23 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.cli import charlm
 from bench.machine import describe
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAIN_SHAPE = dict(layers=2, hidden=256, embed=64, batch=32, seq=64, lr=2e-3, dropout=0.3)
 
-
-def charlm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "charlm", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "250"}, check=True)
 
 
 def train_and_eval(text: str, run: Path, minutes: float, flags: list[str]) -> dict:
