@@ -132,15 +132,13 @@ def suggest_start(corpus: EncodedCorpus, train_chars: int, root: Path | None = N
 BASE_SET, BASE_MINUTES = "english", 30      # the catalog set and budget the README makes a base with
 
 
-def base_would_help(corpus: EncodedCorpus, train_chars: int) -> float | None:
-    """For a small English text: the gain a base model of English would bring (finetune.
-    predicted_gain), to say how to make one when no run to start from is at hand; else None."""
+def base_would_help(train_chars: int, english: bool) -> float | None:
+    """For a small English text (`english`: its Yardsticks.english_like): the gain a base model
+    of English would bring (finetune.predicted_gain), to say how to make one when no run to
+    start from is at hand; else None."""
     from charlm.finetune import predicted_gain
-    from charlm.yardsticks import english_like
     gain = predicted_gain(train_chars)
-    if gain < MIN_GAIN or not english_like(corpus.vocab.decode(corpus.ids[:200_000].tolist())):
-        return None
-    return gain
+    return gain if english and gain >= MIN_GAIN else None
 
 
 def _vocab_chars(run_dir: Path) -> set[str]:

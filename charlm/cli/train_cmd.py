@@ -144,7 +144,7 @@ def _configs(args, corpus, parent=None):
     else:
         model_cfg, train_cfg = preset_configs(preset)
     if parent is None:
-        notes += _advice(corpus, len(corpus.split(args.val_fraction or train_cfg.val_fraction)[0]), args)
+        notes += _advice(corpus, args.val_fraction or train_cfg.val_fraction, args)
     if args.optimizer and args.optimizer != "adamw" and args.lr is None:
         train_cfg.lr = DEFAULT_LR[args.optimizer]     # a preset's rate is an AdamW rate
         if parent is not None:
@@ -162,12 +162,15 @@ def _configs(args, corpus, parent=None):
     return model_cfg, train_cfg, notes
 
 
-def _advice(corpus, train_chars: int, args) -> list[str]:
+def _advice(corpus, val_fraction: float, args) -> list[str]:
     """On a small text, a run on this machine to start from, if one would help: said, never done."""
     from charlm.runs import BASE_MINUTES, BASE_SET, base_would_help, suggest_start
+    from charlm.yardsticks import yardsticks_for
+    train_chars = len(corpus.split(val_fraction)[0])
     found = suggest_start(corpus, train_chars)
     if found is None:
-        gain = base_would_help(corpus, train_chars)
+        english = yardsticks_for(corpus, val_fraction).english_like     # kept from auto's, or seconds
+        gain = base_would_help(train_chars, english)
         return [] if gain is None else [
             f"tip: this text is small, and a model that already knows English would start it ~{gain:.2f} nats/char "
             f"better: make one once with `charlm train {BASE_SET} --minutes {BASE_MINUTES} --out "

@@ -96,7 +96,7 @@ class TrainScreen(Screen):
         val_fraction = self.query_one(ModelPicker).initial[2].get("val_fraction", 0.1)
         train_chars = len(corpus.split(val_fraction)[0])
         self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab), event.yardsticks.difficulty())
-        self.query_one(StartFrom).corpus_changed(corpus, train_chars)
+        self.query_one(StartFrom).corpus_changed(corpus, train_chars, event.yardsticks.english_like)
         self._status()
 
     def on_start_chosen(self, event: StartChosen) -> None:

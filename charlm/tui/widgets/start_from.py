@@ -53,14 +53,15 @@ class StartFrom(Vertical):
         return load_parent(path)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="start-tip")
-    def _find_tip(self, corpus, train_chars: int) -> StartingPoint | float | None:
+    def _find_tip(self, corpus, train_chars: int, english: bool) -> StartingPoint | float | None:
         """A run to start from, else (for a small English text) what a base model would gain."""
-        return suggest_start(corpus, train_chars) or base_would_help(corpus, train_chars)
+        return suggest_start(corpus, train_chars) or base_would_help(train_chars, english)
 
-    def corpus_changed(self, corpus, train_chars: int) -> None:
-        """A corpus is read: look for a run worth starting from (shown as a tip, never chosen)."""
+    def corpus_changed(self, corpus, train_chars: int, english: bool) -> None:
+        """A corpus is read (`english`: its yardsticks' verdict): look for a run worth starting
+        from (shown as a tip, never chosen)."""
         self.tip = None
-        self._find_tip(corpus, train_chars)
+        self._find_tip(corpus, train_chars, english)
 
     @on(Worker.StateChanged)
     def _done(self, event: Worker.StateChanged) -> None:
