@@ -53,6 +53,25 @@ def _cgroup_quota() -> float | None:
         return None
 
 
+def busy_cpu_seconds(cpus: set[str] | None = None) -> float | None:
+    """Seconds the CPUs named like /proc/stat's "cpu3" (all when None) have been busy since boot,
+    time stolen by the hypervisor included; None off Linux."""
+    try:
+        busy = 0
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name != "cpu" and (cpus is None or name in cpus):
+                    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+                    busy += user + nice + system + irq + softirq + steal
+        return busy / _TICK
+    except (OSError, ValueError):
+        return None
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 class CpuMeter:
     """Cores used by other processes between two readings, on the CPUs this process may use."""
 
@@ -61,23 +80,15 @@ class CpuMeter:
             self.cpus = {f"cpu{i}" for i in os.sched_getaffinity(0)}
         except (AttributeError, OSError):
             self.cpus = None
-        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._last = self._read()
 
     def _read(self) -> tuple[float, float, float] | None:
         """(wall seconds, busy seconds of the CPUs, our own CPU seconds), or None off Linux."""
-        try:
-            busy = 0
-            with open("/proc/stat") as f:
-                for line in f:
-                    name, *fields = line.split()
-                    if name.startswith("cpu") and name != "cpu" and (self.cpus is None or name in self.cpus):
-                        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-                        busy += user + nice + system + irq + softirq + steal
-            own = os.times()
-            return time.monotonic(), busy / self.tick, own.user + own.system
-        except (OSError, ValueError):
+        busy = busy_cpu_seconds(self.cpus)
+        if busy is None:
             return None
+        own = os.times()
+        return time.monotonic(), busy, own.user + own.system
 
     def others(self) -> float | None:
         """Cores the other processes kept busy since the last call (or since creation)."""
