@@ -1,6 +1,6 @@
 """How far auto's predicted loss is from what runs reach, on texts that are not Shakespeare.
 
-auto's quality table (charlm.autosize.QUALITY) was measured on tinyshakespeare. For each corpus
+auto's quality table (charlm.train.autosize.QUALITY) was measured on tinyshakespeare. For each corpus
 and budget, one after the other in this one invocation: `charlm train CORPUS --minutes M` with
 every default, the val loss auto predicted for its choice (from its "why" line), then
 `charlm eval RUN --json` (one stream over the last 10 %), and the text's 5-gram yardstick.
@@ -20,8 +20,6 @@ from pathlib import Path
 
 from bench.cli import charlm
 from bench.machine import describe
-
-
 
 
 def one(corpus: str, minutes: float, run: Path) -> dict:

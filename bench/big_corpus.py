@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.machine import describe
-from charlm.corpora import default_corpus
+from charlm.corpus.names import default_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_ARGS = ("--steps", "5", "--layers", "1", "--hidden", "32", "--preset", "small")

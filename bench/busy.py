@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.machine import describe
 from bench.train_speed import _configs, _corpus, charlm_round
-from charlm.threads import usable_cores
+from charlm.machine.threads import usable_cores
 
 SIDES = ("idle", "hog", "hog-fixed")
 LABELS = {"idle": "idle machine", "hog": "beside a one-core hog", "hog-fixed": "beside the hog, a thread per core"}

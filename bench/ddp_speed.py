@@ -6,7 +6,7 @@ step spent communicating, in one run on this machine.
 1. `charlm train` as one process with all the cores this process may use;
 2. the same command under `torchrun --standalone --nproc_per_node=N` (each rank 1/N of the
    cores and 1/N of the streams: the same global batch);
-3. under torchrun again, the trainer's own step (charlm.step.TrainStep on the DDP-wrapped model)
+3. under torchrun again, the trainer's own step (charlm.train.update.TrainStep on the DDP-wrapped model)
    timed with the gradient all-reduce and without it (DDP's `no_sync`): the difference is what
    communication costs a step.
 On one machine the ranks share its cores, so the best N ranks can do is the one process's speed
@@ -37,7 +37,7 @@ def train_flags(args) -> list[str]:
 
 def steady_rate(run: Path, chars_per_step: int) -> float:
     """chars/s over the second half of the run's steps (start-up and first steps excluded)."""
-    from charlm.metrics import read_metrics
+    from charlm.runs.metrics import read_metrics
     rows = [r for r in read_metrics(run / "metrics.jsonl") if "lr" in r]
     half = rows[len(rows) // 2:]
     return (half[-1]["step"] - half[0]["step"]) * chars_per_step / (half[-1]["elapsed"] - half[0]["elapsed"])
@@ -59,10 +59,10 @@ def communication_share(args) -> None:
     from torch.nn.parallel import DistributedDataParallel
 
     from charlm.config import preset_configs
-    from charlm.distributed import current_team, leave
-    from charlm.model import CharRNN
-    from charlm.optim import build_optimizer
-    from charlm.step import TrainStep
+    from charlm.model.network import CharRNN
+    from charlm.train.distributed import current_team, leave
+    from charlm.train.optim import build_optimizer
+    from charlm.train.update import TrainStep
     team = current_team()
     torch.set_num_threads(team.threads())
     model_cfg, train_cfg = preset_configs(args.preset)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         communication_share(args)
         return 0
-    from charlm.threads import usable_cores
+    from charlm.machine.threads import usable_cores
     print(f"machine: {describe()}")
     print(f"{args.preset}, global batch {args.batch_size}x{args.seq_len}, fp32, {args.steps} steps, "
           f"{int(usable_cores())} cores: 1 process vs {args.ranks} ranks (torchrun, gloo)")

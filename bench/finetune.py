@@ -12,7 +12,7 @@ One after the other in this one invocation, each run its own `charlm train` proc
 
 Prints val nats/char of both and the gain, and the machine. `--record FILE` appends the rows
 (with the flags each side was given) to a JSON-lines file such as bench/finetune_runs.jsonl, the
-runs behind charlm.finetune's recipe and its GAINS table.
+runs behind charlm.train.finetune's recipe and its GAINS table.
 
     python -m bench.finetune [--base RUN] [--texts war-and-peace:20000,war-and-peace:100000]
                              [--minutes 1,2] [--plain] [--init-flags "--lr 5e-3"] [--record FILE]
@@ -51,8 +51,8 @@ def train_and_eval(text: str, run: Path, minutes: float, flags: list[str]) -> di
 
 def slice_text(spec: str, directory: Path) -> tuple[str, Path]:
     """CORPUS:CHARS -> a file holding the corpus's first CHARS characters (normalised as trained)."""
-    from charlm.corpora import resolve_corpus
-    from charlm.corpus import iter_text
+    from charlm.corpus.files import iter_text
+    from charlm.corpus.names import resolve_corpus
     name, _, chars = spec.rpartition(":")
     n = int(chars)
     text = ""

@@ -27,18 +27,18 @@ import numpy as np
 import torch
 
 from bench.machine import describe
-from charlm.corpora import default_corpus
+from charlm.corpus.names import default_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY_CHARS = 10_000
 
 
 def time_model(checkpoint: Path, text_path: Path | None) -> None:
-    from charlm.checkpoint import load_checkpoint
-    from charlm.corpus import read_text
-    from charlm.evaluate import evaluate
-    from charlm.neurons import rank_units
-    from charlm.probe import probe
+    from charlm.analysis.neurons import rank_units
+    from charlm.analysis.probe import probe
+    from charlm.corpus.files import read_text
+    from charlm.model.checkpoint import load_checkpoint
+    from charlm.train.evaluate import evaluate
     ckpt = load_checkpoint(checkpoint)
     m = ckpt.model_config
     if text_path is None:
@@ -115,11 +115,11 @@ def build_in_child(corpus: Path, cache: Path) -> tuple[float, float, str]:
 
 
 def build_only(corpus: Path) -> None:
-    from charlm.corpus import resolve
-    from charlm.data import encode_corpus
-    from charlm.novelty import CopyIndex
+    from charlm.analysis.novelty import CopyIndex
+    from charlm.corpus.encoded import encode_corpus
+    from charlm.corpus.files import source_of_path
     t0 = time.perf_counter()
-    encoded = encode_corpus(resolve(str(corpus)))
+    encoded = encode_corpus(source_of_path(str(corpus)))
     train, _ = encoded.split(0.1)
     t1 = time.perf_counter()
     CopyIndex.of(train, encoded.vocab)
@@ -128,9 +128,9 @@ def build_only(corpus: Path) -> None:
 
 
 def time_novelty(mb: float, corpus: Path | None) -> None:
-    from charlm.corpus import resolve
-    from charlm.data import encode_corpus
-    from charlm.novelty import CopyIndex
+    from charlm.analysis.novelty import CopyIndex
+    from charlm.corpus.encoded import encode_corpus
+    from charlm.corpus.files import source_of_path
     corpus = (corpus or Path(tempfile.gettempdir()) / f"charlm-salad-{mb:g}mb.txt").resolve()
     if not corpus.exists():
         make_salad(corpus, mb)
@@ -142,7 +142,7 @@ def time_novelty(mb: float, corpus: Path | None) -> None:
         print(f"novelty corpus: {corpus} ({size:,.1f} MB); first use: {seconds:.1f} s wall-clock ({report}), "
               f"peak RSS {rss:,.0f} MB, index {index_mb:,.0f} MB on disk")
         os.environ["CHARLM_CACHE"] = str(cache)
-        encoded = encode_corpus(resolve(str(corpus)))
+        encoded = encode_corpus(source_of_path(str(corpus)))
         train, _ = encoded.split(0.1)
         t0 = time.perf_counter()
         index = CopyIndex.of(train, encoded.vocab)

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from charlm.rundir import LOCK
+from charlm.runs.directory import LOCK
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -73,9 +73,10 @@ def check_run(run: Path) -> tuple[int | None, list[str]]:
     reads it; the next writer removes it); a previous copy beside its whole successor is on its
     way out, likewise."""
     import torch
-    from charlm.checkpoint import load_checkpoint, load_resume_state
+
     from charlm.errors import UsageError
-    from charlm.rundir import RunDir
+    from charlm.model.checkpoint import load_checkpoint, load_resume_state
+    from charlm.runs.directory import RunDir
     problems = []
     for d in sorted(p for p in run.iterdir() if p.is_dir()):
         if ".tmp-" in d.name or (d.name.endswith(".old") and (run / d.name[1:-4] / "config.json").is_file()):
@@ -100,13 +101,13 @@ def check_run(run: Path) -> tuple[int | None, list[str]]:
 
 
 def last_logged_step(run: Path) -> int:
-    from charlm.metrics import read_metrics
+    from charlm.runs.metrics import read_metrics
     return max((r["step"] for r in read_metrics(run / "metrics.jsonl") if isinstance(r.get("step"), int)), default=0)
 
 
 def cli_args(corpus: Path, run: Path, steps: int, eval_every: int) -> list[str]:
     """`charlm train` for the run: a new one, or --resume once it has a checkpoint."""
-    from charlm.rundir import RunDir
+    from charlm.runs.directory import RunDir
     if RunDir(run).resumable() is not None:
         return ["train", "--resume", str(run), "--quiet"]
     flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in TINY.items()]
@@ -116,7 +117,7 @@ def cli_args(corpus: Path, run: Path, steps: int, eval_every: int) -> list[str]:
 
 def app_child(corpus: str, resume: str, steps: int, eval_every: int) -> None:
     """The app, headless, training until it is killed: Start on a new run, or resume `resume`."""
-    from charlm.allocator import keep_freed_memory
+    from charlm.machine.allocator import keep_freed_memory
     keep_freed_memory()
     from charlm.tui.app import CharLMApp
     from charlm.tui.options import AppOptions
@@ -145,7 +146,7 @@ def launch(via: str, corpus: Path, run: Path, runs_root: Path, steps: int, eval_
     if via == "cli":
         cmd = [sys.executable, "-m", "charlm", *cli_args(corpus, run, steps, eval_every)]
     else:
-        from charlm.rundir import RunDir
+        from charlm.runs.directory import RunDir
         resume = str(run) if run.exists() and RunDir(run).resumable() is not None else ""
         cmd = [sys.executable, "-m", "bench.kill_stress", "--app-child", str(corpus), resume, str(steps),
                str(eval_every)]
@@ -169,7 +170,7 @@ def wait_until_training(proc: subprocess.Popen, runs_root: Path, timeout: float 
 def app_run_dir(runs_root: Path) -> Path | None:
     """The run the app trains: the one with a checkpoint (a kill before the first leaves a
     directory with only its corpus record, and the next Start makes another)."""
-    from charlm.rundir import RunDir
+    from charlm.runs.directory import RunDir
     found = sorted(p for p in runs_root.iterdir() if p.is_dir()) if runs_root.is_dir() else []
     saved = [p for p in found if RunDir(p).resumable() is not None]
     return (saved or found or [None])[-1]
@@ -273,7 +274,7 @@ def compare(run: Path, straight: Path) -> tuple[bool, bool]:
     """(the logged losses are the same rows, the saved weights the same bits)."""
     from safetensors.torch import load_file
 
-    from charlm.metrics import read_metrics
+    from charlm.runs.metrics import read_metrics
 
     def losses(d: Path):
         keys = ("step", "train_loss", "val_loss", "lr")

@@ -8,20 +8,12 @@ import time
 
 import torch
 
-from charlm.device import cpu_has_native_bf16
-from charlm.threads import busy_cpu_seconds
+from charlm.machine.cpu import cpu_has_native_bf16, cpu_model
+from charlm.machine.threads import busy_cpu_seconds
 
 
 def describe() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     # What torch's kernels use, which ATEN_CPU_CAPABILITY can hold below what the CPU has.
     kernels = torch.backends.cpu.get_cpu_capability()

@@ -7,7 +7,7 @@ For each budget, one after the other in this one invocation:
            chars, AdamW 2e-3, fp32, per-element dropout 0, state carried), trained for the same
            wall-clock minutes, evaluated the same way (one stream, carried state)
 Each side runs in its own process. Prints val nats/char and chars/s for both, and the machine;
-the figures are kept (charlm.references) so runs on this machine are shown beside them.
+the figures are kept (charlm.analysis.references) so runs on this machine are shown beside them.
 
     python -m bench.quality [--minutes 1,2,5] [--corpus PATH]
 """
@@ -109,7 +109,7 @@ def main() -> None:
         print(json.dumps(plain_side(args.corpus, budgets[0])))
         return
     from bench.train_speed import _corpus
-    from charlm.references import record
+    from charlm.analysis.references import record
     corpus = _corpus(args.corpus)               # fetched and encoded once, before any clock runs
     print(f"machine: {describe()}")
     print(f"corpus: {corpus.name}, {len(corpus):,} chars; val = last 10 %, one stream, fp32 (as `charlm eval`)")

@@ -3,7 +3,7 @@
 For each model shape (random weights: speed does not depend on them), in this one run:
   plain      the loop a person writes: embedding -> nn.LSTM -> linear, one character per call,
              softmax + multinomial (temperature 1)
-  charlm     charlm.sample.Sampler as `charlm sample` uses it (weights auto: the fastest step
+  charlm     charlm.generate.sampler.Sampler as `charlm sample` uses it (weights auto: the fastest step
              here that keeps the loss), and in each precision on its own; int8 on charlm's C
              step (charlm/native, where it builds) and on PyTorch's int8 kernel
   bound      the weight-streaming bound: chars/s if a character cost only reading the step's
@@ -26,12 +26,12 @@ import torch
 from torch import nn
 
 from bench.machine import describe
-from charlm.config import ModelConfig
-from charlm.model import CharRNN
-from charlm.native.build import library, problem
-from charlm.sample import SampleControls, Sampler
-from charlm.stepper import GATES, StepWeights, available_weights, fastest_weights
-from charlm.vocab import CharVocab
+from charlm.config import GATES, ModelConfig
+from charlm.corpus.vocab import CharVocab
+from charlm.generate.engine import EngineWeights, available_weights, fastest_weights
+from charlm.generate.native.build import library, problem
+from charlm.generate.sampler import SampleControls, Sampler
+from charlm.model.network import CharRNN
 
 VOCAB = CharVocab.from_chars("".join(chr(c) for c in range(32, 97)))     # 65 characters + <unk>
 WARMUP = 100
@@ -68,7 +68,7 @@ def sampler_rate(model: CharRNN, chars: int, weights: str, num_samples: int = 1,
     (native=False: int8 on PyTorch's kernel rather than the C step)."""
     sampler = Sampler(model, VOCAB, weights=weights)
     if native is False:
-        sampler._prepared[weights] = StepWeights(model, weights, native=False)
+        sampler._prepared[weights] = EngineWeights(model, weights, native=False)
     stream = sampler.stream("The ", SampleControls(1.0), None, seed=0, num_samples=num_samples)
     for _ in range(WARMUP):
         next(stream)
@@ -107,7 +107,7 @@ def bound_rate(n_bytes: int, weights: str, seconds: float = 0.5) -> tuple[float,
             packed = torch.ops.quantized.linear_prepack(w, None)
         ops["PyTorch"] = lambda: torch.ops.quantized.linear_dynamic(v, packed, True)
         if library() is not None:
-            from charlm.native.net import QuantMat
+            from charlm.generate.native.net import QuantMat
             mat, out = QuantMat(torch.randn(rows, cols), None), torch.empty(1, rows)
             scratch = mat.product_scratch(1)
             ops["C step"] = lambda: mat.product_into(v, out, scratch=scratch)
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--shapes", default="2x512,2x256", help="LAYERSxHIDDEN, comma-separated")
     args = ap.parse_args()
     print(f"machine: {describe()}")
-    print(f"int8 step: {StepWeights(model_of('1x64'), 'int8').kernel}"
+    print(f"int8 step: {EngineWeights(model_of('1x64'), 'int8').kernel}"
           + (f" (not the C step: {problem()})" if library() is None else ""))
     for shape in args.shapes.split(","):
         model = model_of(shape)

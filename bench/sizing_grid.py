@@ -1,4 +1,4 @@
-"""The runs behind charlm.autosize.QUALITY: each shape trained with its auto recipe for a fixed
+"""The runs behind charlm.train.autosize.QUALITY: each shape trained with its auto recipe for a fixed
 number of characters on tinyshakespeare, its final validation loss recorded.
 
 Quality at a fixed number of steps does not depend on the machine (only how long it takes
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 from bench.machine import describe
-from charlm.autosize import SEQ_LEN, Shape, batch_size_for, dropout_for
 from charlm.config import TrainConfig
-from charlm.corpora import resolve_corpus
-from charlm.data import encode_corpus
-from charlm.train import Trainer
+from charlm.corpus.encoded import encode_corpus
+from charlm.corpus.names import resolve_corpus
+from charlm.train.autosize import SEQ_LEN, Shape, batch_size_for, dropout_for
+from charlm.train.trainer import Trainer
 
 RUNS = Path(__file__).with_name("sizing_runs.jsonl")
 

@@ -3,7 +3,7 @@
 Three sides, each in its own process so that process-wide settings cannot leak between them:
   charlm       the project's Trainer, as `charlm train` runs it
   plain        the loop a person would write from the PyTorch docs (glibc's default malloc)
-  plain+alloc  the same loop after charlm's allocator setting (charlm/allocator.py): the
+  plain+alloc  the same loop after charlm's allocator setting (charlm/machine/allocator.py): the
                difference that is left is the trainer itself and, when the preset has
                dropout, charlm's locked dropout against nn.LSTM's per-element dropout
 They run in alternating rounds (A B C A B C ...) so a noisy, shared machine slows all alike;
@@ -29,15 +29,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.machine import describe
-from charlm.allocator import keep_freed_memory
 from charlm.config import preset_configs
-from charlm.corpora import default_corpus
-from charlm.corpus import resolve
-from charlm.data import StreamBatches, encode_corpus
-from charlm.device import autocast, pick_device, pick_precision
-from charlm.model import param_count
-from charlm.reports import StepReport, TrainCallbacks
-from charlm.train import Trainer
+from charlm.corpus.encoded import StreamBatches, encode_corpus
+from charlm.corpus.files import source_of_path
+from charlm.corpus.names import default_corpus
+from charlm.machine.allocator import keep_freed_memory
+from charlm.machine.device import autocast, pick_device
+from charlm.model.network import param_count
+from charlm.train.reports import StepReport, TrainCallbacks
+from charlm.train.speed import pick_precision
+from charlm.train.trainer import Trainer
 
 WARMUP_STEPS = 5
 
@@ -170,7 +171,7 @@ def main() -> None:
 def _corpus(spec):
     """The given file, else Shakespeare through the catalog (mirror, then URL)."""
     if spec:
-        return encode_corpus(resolve(spec))
+        return encode_corpus(source_of_path(spec))
     source, notice = default_corpus()
     if notice:
         print(f"note: {notice}", file=sys.stderr)

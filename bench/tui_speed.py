@@ -44,10 +44,10 @@ def headless_child(preset: str, seconds: float, run_dir: str) -> None:
     """Train the app's default run without any UI for `seconds` after the first step; the time
     of every step goes to run_dir/step_times.json."""
     from charlm.config import preset_configs
-    from charlm.corpora import default_corpus
-    from charlm.data import encode_corpus
-    from charlm.reports import TrainCallbacks
-    from charlm.runs import new_trainer
+    from charlm.corpus.encoded import encode_corpus
+    from charlm.corpus.names import default_corpus
+    from charlm.train.launch import new_trainer
+    from charlm.train.reports import TrainCallbacks
 
     source, _ = default_corpus()
     corpus = encode_corpus(source)

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, fields
 from charlm.errors import UsageError
 
 CELLS = ("lstm", "gru", "rnn")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}    # weight blocks per unit of each cell (input, forget, ... gates)
 OPTIMIZERS = ("adamw", "adagrad", "rmsprop")
-DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU (charlm.device)
+DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU (charlm.machine.device)
 # Peak learning rates that suit each optimizer when the user names none.
 DEFAULT_LR = {"adamw": 1.5e-2, "adagrad": 1e-1, "rmsprop": 2e-3}
 MAX_LR = 10.0                # no optimizer here learns anything above it
@@ -121,9 +122,25 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def budget_fields(steps: int | None, minutes: float | None) -> dict:
+    """TrainConfig's budget for one a person named: in one unit alone, the other has no limit
+    (--steps alone: no time limit; --minutes alone: no step limit); in both, whichever ends
+    first; in neither, {} (the config keeps its own)."""
+    if steps is None and minutes is None:
+        return {}
+    return {"steps": steps, "minutes": minutes}
+
+
+def more_budget(step: int, elapsed: float, steps: int | None, minutes: float | None) -> dict:
+    """A budget named for a run that goes on (`charlm train --resume RUN --minutes M`, the app
+    resuming a finished run) is how much *more* to train from where it stopped: the run's new
+    totals are its step and training time so far plus that."""
+    return budget_fields(None if steps is None else step + steps, None if minutes is None else elapsed / 60 + minutes)
+
+
 def param_count(config: ModelConfig) -> int:
     """Parameters of a CharRNN with this config, without building it (or importing torch)."""
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[config.cell]
+    gates = GATES[config.cell]
     H, E, V = config.hidden, config.embed, config.vocab_size
     rnn = sum(gates * H * ((E if i == 0 else H) + H + 2) for i in range(config.layers))
     return V * E + rnn + H * V + V
@@ -162,7 +179,7 @@ PRESETS: dict[str, Preset] = {
                dict(layers=3, hidden=512, embed=65, dropout=0.25), dict(batch_size=50, seq_len=100, lr=2e-3)),
     )
 }
-AUTO = "auto"                 # not a preset: charlm.autosize chooses for the budget and machine
+AUTO = "auto"                 # not a preset: charlm.train.autosize chooses for the budget and machine
 DEFAULT_PRESET = AUTO
 
 

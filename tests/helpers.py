@@ -10,13 +10,14 @@ import threading
 from pathlib import Path
 
 import torch
-from conftest import TINY_TEXT
 
 from charlm.config import ModelConfig, TrainConfig
-from charlm.data import encode_text
-from charlm.reports import TrainCallbacks, TrainResult
-from charlm.train import Trainer
-from charlm.vocab import UNK_ID
+from charlm.corpus.encoded import encode_text
+from charlm.corpus.vocab import UNK_ID
+from charlm.train.reports import TrainCallbacks, TrainResult
+from charlm.train.trainer import Trainer
+
+from conftest import TINY_TEXT
 
 
 def tiny_configs(**train) -> tuple[ModelConfig, TrainConfig]:
@@ -34,19 +35,21 @@ def tiny_configs(**train) -> tuple[ModelConfig, TrainConfig]:
 
 
 class Recorder(TrainCallbacks):
-    """Keeps every report; `on_step_hook(trainer, report)` runs after each step (to stop, poison...)."""
+    """Keeps every report; `on_step_hook(trainer, report)` runs after each step (to stop, poison...).
+    `trainer` is the one it was given to (make_trainer sets it)."""
 
     def __init__(self, on_step_hook=None):
-        self.trainers, self.steps, self.evals, self.checkpoints, self.samples = [], [], [], [], []
+        self.starts, self.steps, self.evals, self.checkpoints, self.samples = [], [], [], [], []
         self.hook = on_step_hook
+        self.trainer = None
 
-    def on_start(self, trainer):
-        self.trainers.append(trainer)
+    def on_start(self, report):
+        self.starts.append(report)
 
     def on_step(self, report):
         self.steps.append(report)
         if self.hook:
-            self.hook(self.trainers[-1], report)
+            self.hook(self.trainer, report)
 
     def on_eval(self, report):
         self.evals.append(report)
@@ -61,7 +64,10 @@ class Recorder(TrainCallbacks):
 def make_trainer(run_dir: Path, text: str = TINY_TEXT, callbacks=None, resume: bool = False,
                  **overrides) -> Trainer:
     model_cfg, train_cfg = tiny_configs(**overrides)
-    return Trainer(encode_text("tiny", text), model_cfg, train_cfg, run_dir, callbacks, resume=resume)
+    trainer = Trainer(encode_text("tiny", text), model_cfg, train_cfg, run_dir, callbacks, resume=resume)
+    if isinstance(callbacks, Recorder):
+        callbacks.trainer = trainer
+    return trainer
 
 
 def train_tiny(run_dir: Path, callbacks=None, stop: threading.Event | None = None, resume: bool = False,
@@ -121,7 +127,7 @@ def greedy_after(model, prime_ids: list[int], produced: list[int], n: int) -> li
     return seq
 
 
-_HOLDER = ("import sys, time\nfrom charlm.rundir import RunDir\nwith RunDir(sys.argv[1]).claim():\n"
+_HOLDER = ("import sys, time\nfrom charlm.runs.directory import RunDir\nwith RunDir(sys.argv[1]).claim():\n"
            "    print('locked', flush=True)\n    time.sleep(300)\n")
 
 

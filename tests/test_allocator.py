@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from charlm.allocator import keep_freed_memory
+from charlm.machine.allocator import keep_freed_memory
 
 # Allocate and free one 64 MB tensor (on the main thread, or on a new thread as the TUI trains);
 # print how much of it is still resident afterwards.
 PROBE = """
 import sys, threading, torch
-from charlm.allocator import keep_freed_memory
+from charlm.machine.allocator import keep_freed_memory
 if sys.argv[1] == "on":
     assert keep_freed_memory()
 def resident():

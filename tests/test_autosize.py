@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from charlm import autosize as A
-from charlm.autosize import Budget, Shape, choose, effective_chars, option, plan, predicted_loss
 from charlm.config import TrainConfig
+from charlm.train import autosize as A
+from charlm.train.autosize import Budget, Shape, choose, effective_chars, option, plan, predicted_loss
 
 TINYSHAKESPEARE_TRAIN = 1_003_854
 ROOT = Path(__file__).resolve().parents[1]

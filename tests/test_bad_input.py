@@ -5,6 +5,7 @@ their bytes and their mtimes)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import io
@@ -22,11 +23,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from charlm.cli.main import main
-from charlm.corpus import resolve
-from charlm.data import encode_corpus
+from charlm.cli.main import build_parser, main
+from charlm.corpus.encoded import encode_corpus
+from charlm.corpus.files import source_of_path
 from charlm.paths import cache_root
-from charlm.rundir import RunDir
+from charlm.runs.directory import RunDir
+
 from conftest import TINY_TEXT, run_cli
 from helpers import assert_usage_error, held_by_another_process
 
@@ -393,7 +395,7 @@ def corpus_cache(tmp_path) -> Path:
     """This test's corpus cache, holding the tiny corpus already encoded (as after a first run)."""
     path = tmp_path / "cached.txt"
     path.write_text(TINY_TEXT, encoding="utf-8")
-    encode_corpus(resolve(str(path)))
+    encode_corpus(source_of_path(str(path)))
     return cache_root()
 
 
@@ -442,8 +444,18 @@ def test_more_bad_input_is_one_clear_line(name, case_dir, trained_run, corpus_ca
     check(name, case_dir, trained_run, corpus_cache, in_process)
 
 
-def test_the_table_is_as_wide_as_the_issue_asks():
-    assert len(CASES) >= 40
+def test_every_command_meets_bad_input_here(tmp_path, trained_run):
+    """The table keeps up with the CLI: each command `charlm --help` lists has cases above."""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    tried = set()
+    for name, make in CASES.items():
+        (tmp_path / name).mkdir()
+        case = make(tmp_path / name, trained_run)
+        for holder in case.holders:
+            holder.kill()
+            holder.wait()
+        tried.add(case.args[0])
+    assert set(commands) <= tried, f"commands no case tries: {sorted(set(commands) - tried)}"
     assert set(SUBPROCESS) <= set(CASES) and set(NOT_YET) <= set(CASES)
 
 

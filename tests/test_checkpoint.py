@@ -15,12 +15,12 @@ import torch
 from safetensors import safe_open
 
 import charlm
-from charlm import checkpoint as ckpt_mod
-from charlm.checkpoint import load_checkpoint, load_resume_state, resolve_checkpoint, save_checkpoint
 from charlm.config import ModelConfig, TrainConfig
+from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
-from charlm.model import CharRNN
-from charlm.vocab import CharVocab
+from charlm.model import checkpoint as ckpt_mod
+from charlm.model.checkpoint import load_checkpoint, load_resume_state, resolve_checkpoint, save_checkpoint
+from charlm.model.network import CharRNN
 
 PACKAGE = Path(charlm.__file__).parent
 

@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from charlm.checkpoint import load_checkpoint, save_checkpoint
 from charlm.config import TrainConfig
-from charlm.corpus import resolve
-from charlm.data import encode_corpus
-from charlm.evaluate import evaluate
-from charlm.metrics import read_metrics
-from charlm.model import CharRNN, param_count
-from charlm.sample import SampleControls, Sampler
+from charlm.corpus.encoded import encode_corpus
+from charlm.corpus.files import source_of_path
+from charlm.generate.sampler import SampleControls, Sampler
+from charlm.model.checkpoint import load_checkpoint, save_checkpoint
+from charlm.model.network import CharRNN, param_count
+from charlm.runs.metrics import read_metrics
+from charlm.train.evaluate import evaluate
+
 from conftest import TINY_TEXT, run_cli
 
 FAST = ("--preset", "tiny", "--batch-size", "4", "--seq-len", "16", "--steps", "3", "--eval-every", "2",
@@ -120,7 +121,7 @@ def test_train_on_a_directory_or_a_glob_in_another_encoding(tmp_path, make, extr
 @pytest.mark.slow
 def test_resume_continues_a_run_from_its_own_record(trained_run, tmp_path):
     run = Path(shutil.copytree(trained_run.run_dir, tmp_path / "run"))
-    proc = ok(run_cli("train", "--resume", str(run), "--steps", "80", "--eval-every", "10", "--quiet"))
+    proc = ok(run_cli("train", "--resume", str(run), "--steps", "20", "--eval-every", "10", "--quiet"))   # 20 more
     assert "resuming at step 60" in proc.stdout and "done: 80 steps" in proc.stdout
     assert json.loads((run / "last" / "resume.json").read_text())["step"] == 80
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r] == [30, 60, 70, 80]
@@ -163,7 +164,7 @@ def test_eval_json_on_the_validation_split(trained_run):
     assert result["perplexity"] == pytest.approx(math.exp(nats), rel=1e-12)
     # by default one exact stream over the last 10% of the corpus the run recorded
     ck = load_checkpoint(trained_run.run_dir)
-    val = encode_corpus(resolve(str(trained_run.corpus)), ck.vocab).split(0.1)[1]
+    val = encode_corpus(source_of_path(str(trained_run.corpus)), ck.vocab).split(0.1)[1]
     assert result["chars"] == len(val) - 1 == len(TINY_TEXT) - int(len(TINY_TEXT) * 0.9) - 1
     assert nats == pytest.approx(evaluate(ck.model, val, torch.device("cpu"), streams=1).nats_per_char, rel=1e-9)
 
@@ -176,7 +177,7 @@ def test_eval_on_a_text_file_with_an_unknown_character(trained_run, tmp_path):
     result = json.loads(proc.stdout)
     assert set(result) == EVAL_KEYS and result["chars"] == len(text) - 1
     ck = load_checkpoint(trained_run.run_dir)
-    ids = encode_corpus(resolve(str(path)), ck.vocab).ids
+    ids = encode_corpus(source_of_path(str(path)), ck.vocab).ids
     assert result["nats_per_char"] == pytest.approx(
         evaluate(ck.model, ids, torch.device("cpu"), streams=1).nats_per_char, rel=1e-9)
     (line,) = proc.stderr.strip().splitlines()

@@ -10,13 +10,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from corpus_fakes import FAKE_TEXT, entry_fields, serve, write_catalog
 
-from charlm import catalog, corpora, fetch, verify
-from charlm.corpora import default_corpus, list_corpora, record_spec, resolve_corpus
-from charlm.corpus import read_text
+from charlm.corpus import catalog, fetch, verify
+from charlm.corpus import names as corpora
+from charlm.corpus.files import read_text
+from charlm.corpus.names import default_corpus, list_corpora, record_spec, resolve_corpus
 from charlm.errors import UsageError
 from charlm.paths import corpora_dir
-from corpus_fakes import FAKE_TEXT, entry_fields, serve, write_catalog
 
 from conftest import SHARED_CORPORA
 

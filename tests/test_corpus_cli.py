@@ -6,10 +6,11 @@ import json
 import os
 
 import pytest
+from corpus_fakes import FAKE_TEXT, entry_fields, write_catalog
 
 from charlm.cli.main import main
+
 from conftest import run_cli
-from corpus_fakes import FAKE_TEXT, entry_fields, write_catalog
 
 DATA = FAKE_TEXT.encode()
 FAST = ("--precision", "fp32", "--device", "cpu", "--batch-size", "8", "--seq-len", "32")

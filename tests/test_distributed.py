@@ -17,9 +17,9 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-from charlm.distributed import Team
 from charlm.errors import UsageError
-from charlm.metrics import read_metrics
+from charlm.runs.metrics import read_metrics
+from charlm.train.distributed import Team
 from tests.conftest import ROOT, TINY_TEXT
 
 TOLERANCE = 1e-4
@@ -76,7 +76,7 @@ def test_two_ranks_learn_what_one_process_learns_with_the_same_global_batch(tmp_
     assert state["hidden.0"].shape == load_file(one / "last" / "resume.safetensors")["hidden.0"].shape
     assert state["hidden.0"].shape[1] == 8 and state["rng.torch.ranks"].shape[0] == 2
     for run in (one, two):
-        done = charlm("train", "--resume", str(run), "--steps", "40", "--quiet")
+        done = charlm("train", "--resume", str(run), "--steps", "16", "--quiet")      # 16 more: to 40
         assert done.returncode == 0, done.stderr
     assert_close(losses(one)[0], losses(two)[0])
     assert_close(losses(one)[1], losses(two)[1])
@@ -87,7 +87,7 @@ def test_two_ranks_resume_a_run_and_refuse_a_batch_they_cannot_share(tmp_path, c
     run = tmp_path / "run"
     first = charlm("train", str(corpus), "--out", str(run), "--steps", "16", *FLAGS, ranks=2)
     assert first.returncode == 0, first.stdout + first.stderr
-    more = charlm("train", "--resume", str(run), "--steps", "24", "--quiet", ranks=2)
+    more = charlm("train", "--resume", str(run), "--steps", "8", "--quiet", ranks=2)     # 8 more: to 24
     assert more.returncode == 0, more.stdout + more.stderr
     steps = [s for s, _ in losses(run)[0]]
     assert steps == list(range(1, 25))                        # every step once, none lost or repeated
@@ -108,7 +108,7 @@ def test_each_rank_gets_its_own_streams_and_together_all_of_them():
 
 
 def test_ranks_share_the_cores_of_their_machine(monkeypatch):
-    monkeypatch.setattr("charlm.threads.usable_cores", lambda: 16.0)
+    monkeypatch.setattr("charlm.machine.threads.usable_cores", lambda: 16.0)
     assert Team(rank=1, world=8, local_rank=1, local_world=4).threads() == 4
     assert Team(rank=0, world=2, local_rank=0, local_world=2).threads() == 8
     assert Team().threads() is None                          # one process: the thread governor decides

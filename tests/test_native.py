@@ -11,11 +11,12 @@ import sys
 
 import pytest
 import torch
-from test_stepper import SHAPES, random_model
+from test_engine import SHAPES, random_model
 
-from charlm.native.build import library, problem
-from charlm.sample import SampleControls, Sampler, pick_one, pick_one_in_python
-from charlm.stepper import StepWeights, make_stepper, step_layers
+from charlm.generate.engine import EngineWeights, make_engine
+from charlm.generate.layout import engine_layers
+from charlm.generate.native.build import library, problem
+from charlm.generate.sampler import SampleControls, Sampler, pick_one, pick_one_in_python
 
 # Big enough that the products are split over threads (with more than one), and 202 units:
 # spans of rows that are not whole blocks of 4.
@@ -28,8 +29,8 @@ class Twin:
     activation vector quantized with one symmetric scale, integer sums, fp32 cells and head."""
 
     def __init__(self, model, batch):
-        from charlm.native.net import QuantMat
-        layers, self.head = step_layers(model)
+        from charlm.generate.native.net import QuantMat
+        layers, self.head = engine_layers(model)
         self.cell, self.H = model.config.cell, model.config.hidden
         self.table = layers[0]["table"]
         self.inp = [None] + [QuantMat(w["weight_ih"], w["b_in"]) for w in layers[1:]]
@@ -46,7 +47,7 @@ class Twin:
         out = (ints * (m.scale.double()[None, :] * scale.double())).float()
         return out + m.bias if m.bias is not None else out
 
-    def step(self, ids):
+    def advance(self, ids):
         x = None
         for i in range(len(self.h)):
             gi = self.table[ids] if i == 0 else self.product(self.inp[i], x)
@@ -72,21 +73,21 @@ class Twin:
 @pytest.mark.parametrize("cell, layers, hidden", [(c, n, 72) for c, n in SHAPES] + SPLIT)
 def test_the_c_step_computes_what_its_pytorch_twin_does(cell, layers, hidden, batch):
     model = random_model(cell, layers, hidden=hidden)      # 72: columns that are not whole blocks of 64
-    stepper, twin = make_stepper(model, batch, "int8"), Twin(model, batch)
-    assert type(stepper).__name__ == "NativeStepper"
+    engine, twin = make_engine(model, batch, "int8"), Twin(model, batch)
+    assert type(engine).__name__ == "NativeEngine"
     ids = torch.randint(1, 23, (batch, 30))
     for t in range(30):
-        got, want = stepper.step(ids[:, t]).clone(), twin.step(ids[:, t])
+        got, want = engine.advance(ids[:, t]).clone(), twin.advance(ids[:, t])
         # A rounding boundary an activation sits on can tip one way here and the other there:
         # one step apart that is 1/127 of one input; the twin must stay this close for 30 steps.
         torch.testing.assert_close(got, want, rtol=0, atol=2e-4)
-    torch.testing.assert_close(stepper.state()[0] if cell == "lstm" else stepper.state(),
+    torch.testing.assert_close(engine.state()[0] if cell == "lstm" else engine.state(),
                                torch.stack(twin.h), rtol=0, atol=2e-4)
 
 
 @needs_c
 def test_one_product_on_its_own_is_the_twins():
-    from charlm.native.net import QuantMat
+    from charlm.generate.native.net import QuantMat
     torch.manual_seed(0)
     m = QuantMat(torch.randn(37, 130), torch.randn(37))
     x = torch.randn(6, 130)
@@ -100,31 +101,31 @@ def test_one_product_on_its_own_is_the_twins():
 def test_a_prompt_read_layer_by_layer_equals_stepping_through_it(cell, layers, hidden):
     model = random_model(cell, layers, hidden=hidden)
     ids = torch.randint(1, 23, (2, 300))                   # > one read chunk (256 positions)
-    read, stepped = make_stepper(model, 2, "int8"), make_stepper(model, 2, "int8")
+    read, stepped = make_engine(model, 2, "int8"), make_engine(model, 2, "int8")
     every = read.feed(ids, every=True)
     for t in range(ids.size(1)):
-        torch.testing.assert_close(every[:, t], stepped.step(ids[:, t]), rtol=0, atol=1e-5)
+        torch.testing.assert_close(every[:, t], stepped.advance(ids[:, t]), rtol=0, atol=1e-5)
     for got, want in zip(*(s if isinstance(s, tuple) else (s,) for s in (read.state(), stepped.state()))):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
-    torch.testing.assert_close(read.feed(ids[:, :1]), stepped.step(ids[:, 0]), rtol=0, atol=1e-5)   # a 1-char prompt
+    torch.testing.assert_close(read.feed(ids[:, :1]), stepped.advance(ids[:, 0]), rtol=0, atol=1e-5)   # a 1-char prompt
 
 
 @needs_c
 def test_state_goes_in_and_out_as_the_model_shapes_it():
     model = random_model("lstm", 2, hidden=40)
-    a, b = make_stepper(model, 2, "int8"), make_stepper(model, 2, "int8")
+    a, b = make_engine(model, 2, "int8"), make_engine(model, 2, "int8")
     a.feed(torch.randint(1, 23, (2, 20)))
     b.load(a.state())
     ids = torch.randint(1, 23, (2,))
-    torch.testing.assert_close(a.step(ids), b.step(ids), rtol=0, atol=0)
+    torch.testing.assert_close(a.advance(ids), b.advance(ids), rtol=0, atol=0)
     assert a.state()[0].shape == (2, 2, 40) and a.state()[1].shape == (2, 2, 40)
 
 
 @needs_c
 def test_an_id_outside_the_vocabulary_reads_unk_and_does_not_crash():
     model = random_model("lstm", 1)
-    a, b = make_stepper(model, 1, "int8"), make_stepper(model, 1, "int8")
-    torch.testing.assert_close(a.step([10**9]), b.step([0]), rtol=0, atol=0)
+    a, b = make_engine(model, 1, "int8"), make_engine(model, 1, "int8")
+    torch.testing.assert_close(a.advance([10**9]), b.advance([0]), rtol=0, atol=0)
     torch.testing.assert_close(a.feed(torch.tensor([[-5, 3]])), b.feed(torch.tensor([[0, 3]])), rtol=0, atol=0)
 
 
@@ -144,17 +145,17 @@ def test_the_c_draw_is_the_python_draw():
 @needs_c
 def test_int8_runs_on_the_c_step_and_pytorch_int8_stays_available():
     model = random_model("lstm", 2, hidden=64)
-    assert StepWeights(model, "int8").kernel.startswith("C step (")
-    torch_int8 = StepWeights(model, "int8", native=False)
-    assert torch_int8.kernel == "PyTorch" and type(make_stepper(model, 1, torch_int8)).__name__ == "Stepper"
-    assert type(make_stepper(model, 1, "fp32")).__name__ == "Stepper"
+    assert EngineWeights(model, "int8").kernel.startswith("C step (")
+    torch_int8 = EngineWeights(model, "int8", native=False)
+    assert torch_int8.kernel == "PyTorch" and type(make_engine(model, 1, torch_int8)).__name__ == "Engine"
+    assert type(make_engine(model, 1, "fp32")).__name__ == "Engine"
 
 
 @needs_c
 def test_a_sampler_on_the_c_step_makes_the_same_text_for_the_same_seed():
-    from conftest import TINY_TEXT
+    from charlm.corpus.vocab import CharVocab
 
-    from charlm.vocab import CharVocab
+    from conftest import TINY_TEXT
     vocab = CharVocab.from_chars(set(TINY_TEXT))
     model = random_model("lstm", 2, vocab=len(vocab), hidden=64)
     for controls in (SampleControls(1.0), SampleControls(0.7, top_k=5), SampleControls(1.2, top_p=0.9)):
@@ -170,12 +171,12 @@ def _charlm_python(code: str, **env) -> subprocess.CompletedProcess:
 
 FALLBACK = """
 import torch
-from charlm.native.build import library, problem
-from charlm.stepper import StepWeights, make_stepper
-from test_stepper import random_model
+from charlm.generate.native.build import library, problem
+from charlm.generate.engine import EngineWeights, make_engine
+from test_engine import random_model
 model = random_model("gru", 2)
-w = StepWeights(model, "int8")
-print(library() is None, w.kernel, type(make_stepper(model, 1, w)).__name__, problem())
+w = EngineWeights(model, "int8")
+print(library() is None, w.kernel, type(make_engine(model, 1, w)).__name__, problem())
 """
 
 
@@ -186,7 +187,7 @@ def test_without_the_c_step_int8_runs_on_pytorch_and_says_why(tmp_path, env, why
     done = _charlm_python(FALLBACK, CHARLM_CACHE=str(tmp_path), PYTHONPATH=tests + os.pathsep + os.environ.get(
         "PYTHONPATH", ""), **env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("True PyTorch Stepper "), done.stdout
+    assert done.stdout.startswith("True PyTorch Engine "), done.stdout
     assert why in done.stdout
 
 
@@ -195,12 +196,12 @@ def test_without_the_c_step_int8_runs_on_pytorch_and_says_why(tmp_path, env, why
 def test_the_other_instruction_sets_code_computes_the_same(tmp_path, arch, isa):
     """The AVX2 and plain-C dot products, built for those CPUs and run here (where the CPU has
     them), against the same twin: a machine without AVX-512 runs exactly this code."""
-    from charlm.device import cpu_flags
+    from charlm.machine.cpu import cpu_flags
     if "avx2" not in cpu_flags():
         pytest.skip("this CPU has no AVX2")
     code = f"""
 import pytest, sys
-from charlm.native.build import library
+from charlm.generate.native.build import library
 assert library().charlm_kernel_isa().decode() == {isa!r}, library().charlm_kernel_isa()
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", {__file__!r},
                       "-k", "twin and (lstm-2-72 or gru-3 or rnn-1-72 or lstm-2-202)"]))

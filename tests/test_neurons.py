@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from charlm.analysis.neurons import Unit, activations, parse_unit, pattern_values, rank_units, unit_trace
 from charlm.cancel import Cancelled
 from charlm.config import ModelConfig
-from charlm.data import encode_text
+from charlm.corpus.encoded import encode_text
 from charlm.errors import UsageError
-from charlm.model import CharRNN
-from charlm.neurons import Unit, activations, parse_unit, pattern_values, rank_units, unit_trace
+from charlm.model.network import CharRNN
+
 from conftest import run_cli
 from helpers import make_trainer
 

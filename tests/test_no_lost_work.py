@@ -20,19 +20,20 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from charlm.config import ModelConfig, TrainConfig, preset_configs
+from charlm.corpus.encoded import encode_text
+from charlm.errors import UsageError
+from charlm.model.checkpoint import load_checkpoint
+from charlm.runs.directory import RunDir
+from charlm.runs.metrics import MetricsLog, read_metrics
+from charlm.train import footprint
+from charlm.train.launch import new_trainer
+from charlm.train.optim import lr_at
+from charlm.train.reports import MAX_ROLLBACKS, RunNotWritable, TrainingDiverged
+
 from conftest import ROOT, TINY_TEXT, run_cli
 from helpers import Recorder, assert_usage_error, make_trainer, tiny_configs, train_tiny
-
-from charlm import footprint
-from charlm.checkpoint import load_checkpoint
-from charlm.config import ModelConfig, TrainConfig, preset_configs
-from charlm.data import encode_text
-from charlm.errors import UsageError
-from charlm.metrics import MetricsLog, read_metrics
-from charlm.optim import lr_at
-from charlm.reports import MAX_ROLLBACKS, RunNotWritable, TrainingDiverged
-from charlm.rundir import RunDir
-from charlm.runs import new_trainer
 
 
 class Rollbacks(Recorder):

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charlm import suffixes as suffixes_mod
+from charlm.analysis import suffixes as suffixes_mod
+from charlm.analysis.novelty import CopyIndex, open_training_index
+from charlm.analysis.suffixes import DEPTH, build_suffixes, index_path
 from charlm.cancel import Cancelled
-from charlm.corpus import resolve
-from charlm.data import cache_dir, encode_corpus
+from charlm.corpus.encoded import cache_dir, encode_corpus
+from charlm.corpus.files import source_of_path
 from charlm.errors import UsageError
-from charlm.novelty import CopyIndex, open_training_index
-from charlm.suffixes import DEPTH, build_suffixes, index_path
+
 from conftest import TINY_TEXT, run_cli
 
 
@@ -104,7 +105,7 @@ def test_copied_passage_is_all_copied_and_its_shuffle_is_not(tmp_path):
     corpus_text = word_text(20_000, seed=0)
     path = tmp_path / "words.txt"
     path.write_text(corpus_text)
-    encoded = encode_corpus(resolve(str(path)))
+    encoded = encode_corpus(source_of_path(str(path)))
     train, _ = encoded.split(0.1)
     index = CopyIndex.of(train, encoded.vocab)
     passage = corpus_text[5000:7000]
@@ -122,7 +123,7 @@ def test_copied_passage_is_all_copied_and_its_shuffle_is_not(tmp_path):
 def test_the_index_is_built_once_next_to_the_encoded_ids_and_cancellable(tmp_path, monkeypatch):
     path = tmp_path / "words.txt"
     path.write_text(word_text(5_000, seed=2))
-    encoded = encode_corpus(resolve(str(path)))
+    encoded = encode_corpus(source_of_path(str(path)))
     train, _ = encoded.split(0.1)
     target = index_path(train, len(train))
     assert target.parent == cache_dir() and target.name == f"{Path(encoded.ids.filename).stem}.sa-{len(train)}.npy"

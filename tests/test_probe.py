@@ -12,10 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from charlm.analysis.probe import probe
 from charlm.cancel import Cancelled
-from charlm.checkpoint import load_checkpoint
-from charlm.evaluate import evaluate
-from charlm.probe import probe
+from charlm.model.checkpoint import load_checkpoint
+from charlm.train.evaluate import evaluate
+
 from conftest import TINY_TEXT, run_cli
 
 # Longer than one evaluation chunk (512), so the state carried across chunks is part of the check.

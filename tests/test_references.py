@@ -6,11 +6,12 @@ import json
 
 import torch
 
-from charlm import references as R
-from charlm.checkpoint import save_checkpoint
+from charlm.analysis import references as R
 from charlm.config import ModelConfig, TrainConfig
-from charlm.model import CharRNN
-from charlm.vocab import CharVocab
+from charlm.corpus.vocab import CharVocab
+from charlm.model.checkpoint import save_checkpoint
+from charlm.model.network import CharRNN
+
 from conftest import run_cli
 
 SHAKESPEARE = R.TINYSHAKESPEARE_SHA256
@@ -22,7 +23,7 @@ def test_tinyshakespeare_has_nanogpts_published_figure_and_other_texts_none():
 
 
 def test_the_catalogs_shakespeare_is_the_one_recognised():
-    from charlm.catalog import find_entry
+    from charlm.corpus.catalog import find_entry
     assert find_entry("shakespeare").sha256 == SHAKESPEARE
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from charlm.checkpoint import load_checkpoint, resolve_checkpoint
 from charlm.errors import UsageError
-from charlm.metrics import read_metrics
-from charlm.rundir import BEST, LAST, ResumeState, RunDir, previous_copy
-from charlm.runs import list_runs, resume_trainer
+from charlm.model.checkpoint import load_checkpoint, resolve_checkpoint
+from charlm.runs.directory import BEST, LAST, ResumeState, RunDir, previous_copy
+from charlm.runs.listing import list_runs
+from charlm.runs.metrics import read_metrics
+from charlm.train.launch import resume_trainer
+
 from helpers import Recorder, make_trainer, tree_digest
 
 

@@ -5,17 +5,19 @@ next character, and <unk> never said."""
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.checkpoint import load_checkpoint
+from charlm.corpus.vocab import UNK, UNK_ID
 from charlm.errors import UsageError
-from charlm.sample import SampleControls, Sampler, Token
-from charlm.stepper import available_weights
-from charlm.vocab import UNK, UNK_ID
+from charlm.generate.engine import available_weights
+from charlm.generate.sampler import SampleControls, Sampler, Token
+from charlm.model.checkpoint import load_checkpoint
+
 from helpers import greedy_after, logits_along
 
 PRIME = "The cat "
@@ -52,7 +54,7 @@ def test_the_stream_yields_one_character_at_a_time(sampler, ckpt):
 
 def test_an_endless_stream_runs_until_the_caller_stops(sampler):
     stream = sampler.stream(PRIME, SampleControls(1.0), length=None, seed=3)
-    assert len([next(stream) for _ in range(700)]) == 700
+    assert len(list(itertools.islice(stream, 700))) == 700, "an endless stream ended on its own"
     stream.close()
 
 
@@ -240,7 +242,7 @@ def test_sampler_output_always_decodes(ckpt, prime, temperature, top_k, top_p, s
 @pytest.mark.parametrize("rows", [1, 2])              # one stream (its own path) and a batch
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_pick_draws_each_character_as_often_as_its_probability(rows, temperature):
-    from charlm.sample import Uniforms, pick
+    from charlm.generate.sampler import Uniforms, pick
     logits = torch.tensor([[2.0, 0.5, -1.0, 1.5, 0.0, -3.0, 1.0, 0.2]]).repeat(rows, 1)
     expected = torch.softmax(logits[0] / temperature, -1)
     expected[UNK_ID] = 0.0
@@ -291,7 +293,7 @@ def test_asking_for_candidates_does_not_change_where_a_continuation_goes(sampler
 
 
 def test_uniforms_taken_in_blocks_are_the_generators_own_draws_in_order():
-    from charlm.sample import Uniforms
+    from charlm.generate.sampler import Uniforms
     uniforms = Uniforms(torch.Generator().manual_seed(7))
     taken = [u for n in (1, 3, 1, 300, 2, 1) * 3 for u in uniforms.take(n)]
     expected = torch.rand(len(taken), generator=torch.Generator().manual_seed(7)).tolist()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from charlm import device as D
-from charlm import speed as S
 from charlm.config import ModelConfig, TrainConfig
 from charlm.errors import UsageError
-from charlm.step import TrainStep
+from charlm.machine import device as D
+from charlm.machine import timings as T
+from charlm.train import speed as S
+from charlm.train.update import TrainStep
 
 
 def shape(hidden: int = 32, batch: int = 8) -> tuple[ModelConfig, TrainConfig]:
@@ -23,13 +24,13 @@ def test_a_bigger_model_measures_slower_with_the_trainers_step(monkeypatch):
     monkeypatch.setattr(TrainStep, "__call__", lambda self, *a: calls.append(1) or real(self, *a))
     small = S.measure(*shape(16), "fp32", seconds=0.05)
     big = S.measure(*shape(512, batch=32), "fp32", seconds=0.05)
-    assert calls, "the probe must time charlm.step.TrainStep, the trainer's own step"
+    assert calls, "the probe must time charlm.train.update.TrainStep, the trainer's own step"
     assert small > big > 0
 
 
 def neighbours(monkeypatch, cores: float | None) -> None:
     """Other processes seem to keep `cores` busy while anything is timed."""
-    monkeypatch.setattr(S.CpuMeter, "others", lambda self: cores)
+    monkeypatch.setattr(T.CpuMeter, "others", lambda self: cores)
 
 
 def test_speed_is_measured_once_then_cached(monkeypatch):
@@ -38,7 +39,7 @@ def test_speed_is_measured_once_then_cached(monkeypatch):
     first = S.speed(m, t, "fp32")
     monkeypatch.setattr(S, "measure", lambda *a, **k: pytest.fail("measured again"))
     assert S.speed(m, t, "fp32") == round(first)
-    assert S.cache_path().exists()
+    assert T.cache_path().exists()
 
 
 @pytest.mark.parametrize("change", ["cpu model", "cpu flags", "isa torch uses", "torch version", "threads"])
@@ -48,9 +49,9 @@ def test_another_machine_measures_again(monkeypatch, change):
     S.speed(m, t, "fp32")
     assert S.cached(m, t, "fp32") is not None
     if change == "cpu model":
-        monkeypatch.setattr(S, "cpu_model", lambda: "Some Other CPU")
+        monkeypatch.setattr(T, "cpu_model", lambda: "Some Other CPU")
     elif change == "cpu flags":
-        monkeypatch.setattr(S, "cpu_flags", lambda: frozenset({"sse2"}))
+        monkeypatch.setattr(T, "cpu_flags", lambda: frozenset({"sse2"}))
     elif change == "isa torch uses":          # ATEN_CPU_CAPABILITY=avx2 on an AVX-512 CPU
         monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     elif change == "torch version":
@@ -62,7 +63,7 @@ def test_another_machine_measures_again(monkeypatch, change):
 
 def test_a_figure_timed_beside_busy_neighbours_is_used_but_not_kept(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    monkeypatch.setattr(S, "usable_cores", lambda: 2.0)
+    monkeypatch.setattr(T, "usable_cores", lambda: 2.0)
     m, t = shape()
     neighbours(monkeypatch, 0.8)                # on the cores our two threads ran on
     assert S.speed(m, t, "fp32") > 0
@@ -74,7 +75,7 @@ def test_a_figure_timed_beside_busy_neighbours_is_used_but_not_kept(monkeypatch)
 
 def test_a_neighbour_on_the_core_we_left_free_does_not_spoil_a_figure(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    monkeypatch.setattr(S, "usable_cores", lambda: 2.0)
+    monkeypatch.setattr(T, "usable_cores", lambda: 2.0)
     neighbours(monkeypatch, 1.0)                # one thread beside a one-core hog: as it will train
     m, t = shape()
     S.speed(m, t, "fp32")
@@ -104,11 +105,11 @@ def test_precision_auto_times_where_the_flags_do_not_settle_it(monkeypatch):
     monkeypatch.setattr(S, "speed", lambda m, t, p, cancel=None: rates[p])
     m, t = shape()
     cpu = torch.device("cpu")
-    assert D.pick_precision("auto", cpu, m, t) == "bf16"
+    assert S.pick_precision("auto", cpu, m, t) == "bf16"
     rates["bf16"] = 1050.0                      # under the margin: not worth bf16's rounding
-    assert D.pick_precision("auto", cpu, m, t) == "fp32"
-    assert D.pick_precision("bf16", cpu, m, t) == "bf16"        # asked for: no timing
-    assert D.pick_precision("auto", cpu) == "fp32"              # nothing to time: the safe one
+    assert S.pick_precision("auto", cpu, m, t) == "fp32"
+    assert S.pick_precision("bf16", cpu, m, t) == "bf16"        # asked for: no timing
+    assert S.pick_precision("auto", cpu) == "fp32"              # nothing to time: the safe one
 
 
 def test_a_precision_that_cannot_run_here_is_skipped(monkeypatch):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from charlm import textstats
-from charlm.corpus import CorpusSource
-from charlm.textstats import analyse
+from charlm.corpus import textstats
+from charlm.corpus.files import CorpusSource
+from charlm.corpus.textstats import analyse
 
 RAW = "\ufeffHé llo\r\nwörld\rcafé 🙂\n".encode() + b"bad \xe9 byte\nlast \xf0\x9f"
 

@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from charlm import threads as T
-from charlm.threads import CpuMeter, ThreadGovernor, threads_for
+from charlm.machine import threads as T
+from charlm.machine.threads import CpuMeter, ThreadGovernor, threads_for
 
 
 @pytest.mark.parametrize("usable, others, expected", [

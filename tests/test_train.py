@@ -13,19 +13,20 @@ from dataclasses import asdict
 
 import pytest
 import torch
+
+from charlm.config import TrainConfig
+from charlm.corpus.encoded import VAL_SAMPLE_CHARS, VAL_WINDOWS, encode_text
+from charlm.errors import UsageError
+from charlm.model.checkpoint import load_checkpoint
+from charlm.model.network import CharRNN
+from charlm.runs.metrics import read_metrics
+from charlm.train import evaluate as evaluate_mod
+from charlm.train.evaluate import evaluate
+from charlm.train.optim import lr_at
+from charlm.train.reports import EvalReport, StepReport
+
 from conftest import TINY_TEXT
 from helpers import Recorder, make_trainer, train_tiny
-
-from charlm import train as train_mod
-from charlm.checkpoint import load_checkpoint
-from charlm.config import TrainConfig
-from charlm.data import VAL_SAMPLE_CHARS, VAL_WINDOWS, encode_text
-from charlm.errors import UsageError
-from charlm.evaluate import evaluate
-from charlm.metrics import read_metrics
-from charlm.model import CharRNN
-from charlm.optim import lr_at
-from charlm.reports import EvalReport, StepReport
 
 
 def weights(path) -> dict[str, torch.Tensor]:
@@ -47,7 +48,9 @@ def test_budget_reports_and_metrics(tmp_path):
     rec = Recorder()
     trainer, result = train_tiny(tmp_path / "run", callbacks=rec, steps=40, eval_every=20, sample_length=40)
     assert result.steps == trainer.step == 40 and not result.stopped_early
-    assert len(rec.trainers) == 1 and rec.trainers[0] is trainer
+    (start,) = rec.starts
+    assert (start.run_dir, start.step, start.params, start.hidden) == (
+        trainer.run_dir, 0, trainer.model.num_params(), trainer.model.config.hidden)
 
     assert [r.step for r in rec.steps] == list(range(1, 41))
     assert all(isinstance(r, StepReport) for r in rec.steps)
@@ -214,8 +217,8 @@ def test_too_short_a_text_for_one_batch(tmp_path):
 
 def test_validation_reads_a_bounded_sample_of_a_large_split(tmp_path, monkeypatch):
     seen = []
-    real = train_mod.evaluate
-    monkeypatch.setattr(train_mod, "evaluate", lambda model, ids, *a, **k: seen.append(ids) or real(model, ids, *a, **k))
+    real = evaluate_mod.evaluate
+    monkeypatch.setattr(evaluate_mod, "evaluate", lambda model, ids, *a, **k: seen.append(ids) or real(model, ids, *a, **k))
     text = TINY_TEXT * (VAL_SAMPLE_CHARS * 12 // len(TINY_TEXT))       # a split ~1.2x the bound
     trainer, result = train_tiny(tmp_path / "run", text=text, steps=2, eval_every=100)
     assert len(trainer.val_ids) > VAL_SAMPLE_CHARS

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models
 
+from charlm.corpus.vocab import UNK, UNK_ID, CharVocab
 from charlm.errors import UsageError
-from charlm.vocab import UNK, UNK_ID, CharVocab
 
 TRICKY = [
     "line one\nline two\n\nend\n",

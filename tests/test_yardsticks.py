@@ -9,9 +9,10 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from charlm import yardsticks as Y
-from charlm.corpus import resolve
-from charlm.data import encode_corpus, encode_text
+from charlm.corpus import yardsticks as Y
+from charlm.corpus.encoded import encode_corpus, encode_text
+from charlm.corpus.files import source_of_path
+
 from conftest import SHARED_CORPORA, TINY_TEXT
 
 
@@ -70,7 +71,7 @@ def test_english_is_told_from_code_and_other_languages():
 def test_kept_with_the_corpus_and_read_back(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text(TINY_TEXT, encoding="utf-8")
-    corpus = encode_corpus(resolve(str(path)))
+    corpus = encode_corpus(source_of_path(str(path)))
     assert Y.cached_yardsticks(corpus.sha256, 0.1) is None
     first = Y.yardsticks_for(corpus, 0.1)
     assert Y.cached_yardsticks(corpus.sha256, 0.1) == first and first.english_like
@@ -79,7 +80,7 @@ def test_kept_with_the_corpus_and_read_back(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_CORPORA / "tinyshakespeare.txt").exists(), reason="needs ../shared/corpora")
 def test_tinyshakespeares_5gram_is_the_one_the_readings_are_moved_by():
-    corpus = encode_corpus(resolve(str(SHARED_CORPORA / "tinyshakespeare.txt")))
+    corpus = encode_corpus(source_of_path(str(SHARED_CORPORA / "tinyshakespeare.txt")))
     ys = Y.yardsticks_for(corpus, 0.1)
     assert ys.ngrams[5] == pytest.approx(Y.SHAKESPEARE_5GRAM, abs=1e-4) and ys.english_like
     assert ys.difficulty() == pytest.approx(1.0, abs=1e-4)

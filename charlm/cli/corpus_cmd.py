@@ -14,13 +14,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from charlm.cli import args as A
-from charlm.catalog import find_entry, find_set, load_catalog, load_sets, suggest
-from charlm.corpora import list_corpora, resolve_corpus
+from charlm.corpus.catalog import find_entry, find_set, load_catalog, load_sets, suggest
+from charlm.corpus.fetch import Progress as ProgressCallback
+from charlm.corpus.fetch import fetch
+from charlm.corpus.names import list_corpora, resolve_corpus
+from charlm.corpus.textstats import analyse
 from charlm.errors import UsageError
-from charlm.fetch import Progress as ProgressCallback
-from charlm.fetch import fetch
 from charlm.paths import corpora_dir
-from charlm.textstats import analyse
 
 KIND_LABELS = {"user": "yours", "catalog": "catalog", "set": "set", "builtin": "built-in"}
 STATUS_STYLES = {"ready": "green", "not downloaded": "yellow", "modified": "red"}

@@ -7,9 +7,9 @@ import sys
 
 from charlm.cli import args as A
 from charlm.config import DEVICES
-from charlm.corpora import resolve_corpus
+from charlm.corpus.names import resolve_corpus
 from charlm.errors import UsageError
-from charlm.rundir import RunDir
+from charlm.runs.training_text import training_source
 
 
 def register(sub) -> None:
@@ -33,12 +33,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from charlm.checkpoint import load_checkpoint
-    from charlm.threads import ThreadGovernor
+    from charlm.machine.threads import ThreadGovernor
+    from charlm.model.checkpoint import load_checkpoint
     threads = ThreadGovernor().watch()      # the load is measured while the model loads
-    from charlm.data import count_unknown, encode_corpus
-    from charlm.device import pick_device, pick_precision
-    from charlm.evaluate import evaluate, evaluate_stepped
+    from charlm.corpus.encoded import count_unknown, encode_corpus
+    from charlm.machine.device import pick_device
+    from charlm.train.evaluate import evaluate, evaluate_stepped
+    from charlm.train.speed import pick_precision
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
     if args.text:
@@ -71,14 +72,4 @@ def run(args) -> int:
 
 
 def _checkpoint_corpus(ckpt, args):
-    if args.corpus:
-        return resolve_corpus(args.corpus, args.encoding)
-    source = RunDir(ckpt.path.parent).read_source()
-    if source is None:
-        raise UsageError(f"{ckpt.path} does not say where its corpus is",
-                         "pass it with --corpus, or give a TEXT file to evaluate on")
-    try:
-        return resolve_corpus(*source)
-    except UsageError as e:
-        raise UsageError(f"the corpus of {ckpt.path} cannot be read ({e.problem})",
-                         "pass its new location with --corpus") from None
+    return training_source(ckpt.path.parent, args.corpus, args.encoding, how="--corpus (or give a TEXT file)")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 
 from rich.console import Console
 from rich.table import Table
 
+from charlm.analysis.references import reading_for, references, verdict
 from charlm.errors import UsageError
-from charlm.finetune import lineage_text
-from charlm.references import reading_for, references, verdict
-from charlm.rundir import RunDir
+from charlm.runs.directory import RunDir
+from charlm.train.finetune import lineage_text
+from charlm.units import bits
 
 
 def register(sub) -> None:
@@ -32,7 +32,7 @@ def summary(ckpt) -> dict:
         "corpus": ckpt.corpus.get("name"), "corpus_chars": ckpt.corpus.get("chars"),
         "corpus_sha256": ckpt.corpus.get("sha256"), "steps": metrics.get("step"),
         "elapsed_s": metrics.get("elapsed"), "best_val_loss": best,
-        "best_val_bpc": best / math.log(2) if best is not None else None,
+        "best_val_bpc": bits(best) if best is not None else None,
         "train": ckpt.meta.get("train", {}), "saved_at": ckpt.meta.get("saved_at"),
         "versions": ckpt.meta.get("versions", {}),
         "references": [{"label": r.label, "nats_per_char": r.nats_per_char, "source": r.source}
@@ -49,7 +49,7 @@ def summary(ckpt) -> dict:
 def _yardsticks(ckpt):
     """The n-gram yardsticks of the run's text: kept from an earlier measure, or measured now when
     the text is on this machine (seconds, then kept); None when neither."""
-    from charlm.yardsticks import cached_yardsticks, yardsticks_for
+    from charlm.corpus.yardsticks import cached_yardsticks, yardsticks_for
     val_fraction = ckpt.corpus.get("val_fraction", ckpt.train_config.val_fraction)
     found = cached_yardsticks(ckpt.corpus.get("sha256"), val_fraction)
     if found is not None:
@@ -57,8 +57,8 @@ def _yardsticks(ckpt):
     source = RunDir(ckpt.path.parent).read_source()
     if source is None:
         return None
-    from charlm.corpora import resolve_here
-    from charlm.data import encode_corpus
+    from charlm.corpus.encoded import encode_corpus
+    from charlm.corpus.names import resolve_here
     try:
         found = resolve_here(*source)           # `info` reads; it never downloads
         if found is None:
@@ -70,7 +70,7 @@ def _yardsticks(ckpt):
 
 
 def run(args) -> int:
-    from charlm.checkpoint import load_checkpoint
+    from charlm.model.checkpoint import load_checkpoint
     info = summary(load_checkpoint(args.checkpoint))
     if args.json:
         print(json.dumps(info))

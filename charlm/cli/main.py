@@ -10,8 +10,7 @@ from charlm.errors import UsageError
 
 
 def build_parser() -> Parser:
-    from charlm.cli import (corpus_cmd, eval_cmd, info_cmd, neurons_cmd, novelty_cmd, probe_cmd, sample_cmd,
-                            train_cmd)
+    from charlm.cli import corpus_cmd, eval_cmd, info_cmd, neurons_cmd, novelty_cmd, probe_cmd, sample_cmd, train_cmd
     parser = Parser(prog="charlm", description="Train a character-level language model on your own text, "
                     "then sample from it. With no command, opens the app.")
     parser.add_argument("--version", action="version", version=f"charlm {__import__('charlm').__version__}")
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except UsageError as e:
         _print_error(e.message)
-        from charlm.distributed import let_rank0_speak
+        from charlm.train.distributed import let_rank0_speak
         let_rank0_speak()
         return 2
     except KeyboardInterrupt:
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(message: str) -> None:
-    from charlm.distributed import is_writer
+    from charlm.train.distributed import is_writer
     if is_writer():         # under torchrun every rank meets the same error: rank 0 says it
         print(f"charlm: error: {message}", file=sys.stderr)
 

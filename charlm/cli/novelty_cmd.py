@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from charlm.cli import args as A
-from charlm.cli.textarg import read_text_file, warn_unknown
+from charlm.cli.textarg import warn_unknown
+from charlm.corpus.files import read_text_file
 
 
 def register(sub) -> None:
@@ -27,8 +28,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from charlm.analysis.novelty import check_length, open_training_index
     from charlm.errors import UsageError
-    from charlm.novelty import check_length, open_training_index
     text = read_text_file(args.text_file, args.encoding)
     if not text:
         raise UsageError(f"{args.text_file} is empty", "give some text")

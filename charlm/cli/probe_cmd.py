@@ -26,9 +26,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from charlm.checkpoint import load_checkpoint
-    from charlm.device import pick_device
-    from charlm.probe import probe
+    from charlm.analysis.probe import probe
+    from charlm.machine.device import pick_device
+    from charlm.model.checkpoint import load_checkpoint
     text, what = text_from_args(args)
     device = pick_device(args.device)
     ckpt = load_checkpoint(args.checkpoint, device)
@@ -45,7 +45,7 @@ def _show(result, what: str) -> None:
     import numpy as np
     from rich.console import Console
 
-    from charlm.shading import surprise_legend, surprise_text
+    from charlm.analysis.shading import surprise_legend, surprise_text
     console = Console(highlight=False)
     bits = result.surprise_bits
     console.print(surprise_text(result.chars, bits))

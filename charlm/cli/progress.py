@@ -11,11 +11,12 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from charlm.analysis.references import verdict
 from charlm.config import param_count
-from charlm.references import verdict
-from charlm.reports import EvalReport, RollbackReport, StepReport, TrainCallbacks, TrainingStopped
-from charlm.threads import ThreadChoice
-from charlm.train import Trainer
+from charlm.machine.threads import ThreadChoice
+from charlm.train.reports import EvalReport, RollbackReport, StartReport, StepReport, TrainCallbacks, TrainingStopped
+from charlm.train.trainer import Trainer
+from charlm.units import bits
 
 
 class _RichProgress(TrainCallbacks):
@@ -25,8 +26,8 @@ class _RichProgress(TrainCallbacks):
         self.console, self.progress, self.quiet = console, progress, quiet
         self.task = progress.add_task("training", total=1.0, loss="-", val="-", cps="-", lr="-")
 
-    def on_start(self, trainer: Trainer) -> None:
-        self.console.print(f"threads: {trainer.threads.choice.reason}", style="dim", highlight=False)
+    def on_start(self, report: StartReport) -> None:
+        self.console.print(f"threads: {report.threads}", style="dim", highlight=False)
 
     def on_threads(self, choice: ThreadChoice) -> None:
         self.console.print(f"threads: now {choice.reason}", style="dim", highlight=False)
@@ -94,9 +95,9 @@ def train_with_progress(trainer: Trainer, quiet: bool, notes: list[str] = ()) ->
         signal.signal(signal.SIGINT, previous)
     how = "stopped early; saved" if result.stopped_early else "done"
     console.print(f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min, {result.chars_per_sec:,.0f} chars/s · "
-                  f"best val {result.best_val_loss:.4f} nats/char ({result.best_val_loss / math.log(2):.4f} bits/char)")
+                  f"best val {result.best_val_loss:.4f} nats/char ({bits(result.best_val_loss):.4f} bits/char)")
     if math.isfinite(result.best_val_loss):
-        from charlm.yardsticks import yardsticks_for
+        from charlm.corpus.yardsticks import yardsticks_for
         yardsticks = yardsticks_for(trainer.corpus, cfg.val_fraction)       # seconds the first time, then kept
         for line in verdict(result.best_val_loss, trainer.corpus.sha256, yardsticks):
             console.print(f"  {line}", highlight=False, markup=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from charlm.cli import args as A
 from charlm.config import DEVICES
-from charlm.corpus import CorpusSource, read_text
+from charlm.corpus.files import CorpusSource, read_text
 from charlm.errors import UsageError
 from charlm.paths import missing_path_problem
 
@@ -41,10 +41,10 @@ MAX_PRIME_BYTES = 1_000_000
 
 
 def run(args) -> int:
-    from charlm.checkpoint import load_checkpoint
-    from charlm.device import pick_device
-    from charlm.sample import SampleControls, Sampler, check_prompt, unknown_note
-    from charlm.threads import ThreadGovernor
+    from charlm.generate.sampler import SampleControls, Sampler, check_prompt, unknown_note
+    from charlm.machine.device import pick_device
+    from charlm.machine.threads import ThreadGovernor
+    from charlm.model.checkpoint import load_checkpoint
     threads = ThreadGovernor().watch()      # the load is measured while the model loads
     if args.num_samples > MAX_SAMPLES:
         raise UsageError(f"--num-samples {args.num_samples} is too many for one batch", f"use at most {MAX_SAMPLES}")

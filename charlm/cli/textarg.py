@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from charlm.corpus import CorpusSource, normalise, read_text
+from charlm.corpus.files import normalise, read_text_file
 from charlm.errors import UsageError
 
 
@@ -29,12 +29,6 @@ def text_from_args(args) -> tuple[str, str]:
     if not text:
         raise UsageError(f"{what} is empty", "give some text")
     return text, what
-
-
-def read_text_file(path: Path, encoding: str = "utf-8") -> str:
-    if not path.is_file():
-        raise UsageError(f"no such text file: {path}", "check the path")
-    return read_text(CorpusSource(path.stem, (path,), encoding))
 
 
 def warn_unknown(vocab, text: str, what: str) -> None:

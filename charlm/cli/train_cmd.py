@@ -9,8 +9,8 @@ from rich.console import Console
 
 from charlm.cli import args as A
 from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, DEVICES, OPTIMIZERS, PRESETS, ModelConfig,
-    TrainConfig, preset_configs, to_dict)
-from charlm.corpora import default_corpus, record_spec, resolve_corpus
+                           TrainConfig, budget_fields, more_budget, preset_configs, to_dict)
+from charlm.corpus.names import default_corpus, record_spec, resolve_corpus
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir
 
@@ -27,7 +27,8 @@ def register(sub) -> None:
                    "(default: shakespeare, fetched on first use)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the corpus (default utf-8)")
     p.add_argument("--out", type=Path, help="run directory (default checkpoints/<corpus>-<date>-<time>)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run exactly where it stopped")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run exactly where it stopped, to the end of its budget; "
+                   "with --steps or --minutes, train it that much more from there")
     p.add_argument("--init", metavar="RUN", help="start from RUN's weights (its best checkpoint, or a checkpoint "
                    "directory) instead of from nothing: worth most on a small text. The shape is RUN's; the "
                    "vocabulary is RUN's plus the text's characters")
@@ -68,9 +69,9 @@ def register(sub) -> None:
 def run(args) -> int:
     # torch is imported only now: flags are checked, and errors reported, without its ~1.5 s.
     from charlm.cli.progress import train_silently, train_with_progress
-    from charlm.distributed import current_team, exit_rank, leave
-    from charlm.runs import encode_for_run, new_trainer
-    team = current_team()               # under torchrun: join the other ranks (charlm.distributed)
+    from charlm.train.distributed import current_team, exit_rank, leave
+    from charlm.train.launch import encode_for_run, new_trainer
+    team = current_team()               # under torchrun: join the other ranks (charlm.train.distributed)
     try:
         if args.resume is not None and args.init is not None:
             raise UsageError("--init starts a new run from another, --resume continues a run", "drop one of them")
@@ -103,7 +104,7 @@ def _parent(args):
     """The run --init names, loaded and checked against the model flags (None without --init)."""
     if args.init is None:
         return None
-    from charlm.finetune import check_shape, load_parent
+    from charlm.train.finetune import check_shape, load_parent
     parent = load_parent(args.init)
     check_shape(parent.config, {n: getattr(args, n) for n in MODEL_FLAGS}, f"--init {args.init}")
     if args.preset not in (None, AUTO):
@@ -119,23 +120,23 @@ def _configs(args, corpus, parent=None):
     preset = args.preset or DEFAULT_PRESET
     notes: list[str] = []
     if preset == AUTO:
-        from charlm.autosize import plan
+        from charlm.train.autosize import plan
         base = TrainConfig()
         _apply_train_flags(args, base)
         base.validate()
         train_chars = len(corpus.split(base.val_fraction)[0])
         if parent is not None:
-            from charlm.finetune import fixed_shape
+            from charlm.train.finetune import fixed_shape
             fixed = fixed_shape(parent.config)
         else:
             fixed = {n: getattr(args, n) for n in MODEL_FLAGS if getattr(args, n) is not None}
-        from charlm.yardsticks import yardsticks_for
+        from charlm.corpus.yardsticks import yardsticks_for
         with Console(stderr=True).status("auto: timing model shapes on this machine (once per machine)…"):
             difficulty = yardsticks_for(corpus, base.val_fraction).difficulty()     # seconds once per text
             choice = plan(train_chars, len(corpus.vocab), base, fixed, difficulty=difficulty)
         model_cfg, train_cfg = choice.configs(len(corpus.vocab), base)
         if parent is not None:
-            from charlm.finetune import finetune_configs
+            from charlm.train.finetune import finetune_configs
             _apply_train_flags(args, train_cfg)     # its passes are counted at the batch it will train with
             model_cfg, train_cfg = finetune_configs(replace(parent.config, vocab_size=len(corpus.vocab)), choice,
                                                     train_cfg, cap_steps=args.steps is None)
@@ -148,7 +149,7 @@ def _configs(args, corpus, parent=None):
     if args.optimizer and args.optimizer != "adamw" and args.lr is None:
         train_cfg.lr = DEFAULT_LR[args.optimizer]     # a preset's rate is an AdamW rate
         if parent is not None:
-            from charlm.finetune import RECIPE
+            from charlm.train.finetune import RECIPE
             train_cfg.lr *= RECIPE.lr_scale
     for name in MODEL_FLAGS:
         if getattr(args, name) is not None:
@@ -157,15 +158,15 @@ def _configs(args, corpus, parent=None):
     model_cfg.validate()
     train_cfg.validate()
     if parent is not None:              # (--init is always auto: a named preset with it is refused)
-        from charlm.finetune import start_notes
+        from charlm.train.finetune import start_notes
         notes = start_notes(parent, corpus.vocab, choice, train_cfg)      # with every flag applied
     return model_cfg, train_cfg, notes
 
 
 def _advice(corpus, val_fraction: float, args) -> list[str]:
     """On a small text, a run on this machine to start from, if one would help: said, never done."""
-    from charlm.runs import BASE_MINUTES, BASE_SET, base_would_help, suggest_start
-    from charlm.yardsticks import yardsticks_for
+    from charlm.corpus.yardsticks import yardsticks_for
+    from charlm.train.finetune import BASE_MINUTES, BASE_SET, base_would_help, suggest_start
     train_chars = len(corpus.split(val_fraction)[0])
     found = suggest_start(corpus, train_chars)
     if found is None:
@@ -206,26 +207,25 @@ def _apply_train_flags(args, train_cfg) -> None:
     for name in TRAIN_FLAGS:
         if getattr(args, name, None) is not None:
             setattr(train_cfg, name, getattr(args, name))
-    if args.steps is not None and args.minutes is None:
-        train_cfg.minutes = None
+    for name, value in budget_fields(args.steps, args.minutes).items():
+        setattr(train_cfg, name, value)
     if train_cfg.deterministic and train_cfg.precision == "auto":
         train_cfg.precision = "fp32"        # so auto sizes the model for the precision it will train in
 
 
 def _resume(args, team) -> int:
     from charlm.cli.progress import train_silently, train_with_progress
-    from charlm.runs import resume_trainer
+    from charlm.train.launch import resume_state, resume_trainer
     if any(getattr(args, n) is not None for n in MODEL_FLAGS) or args.preset:
         raise UsageError("a resumed run keeps its model shape", "drop --preset/--cell/--layers/--hidden/--embed/--dropout")
     overrides = {n: getattr(args, n) for n in TRAIN_FLAGS if getattr(args, n, None) is not None}
-    if args.steps is not None and args.minutes is None:
-        overrides["minutes"] = None
-    if args.minutes is not None and args.steps is None:
-        overrides["steps"] = None       # e.g. a fine-tune's cap of passes: more minutes mean more training
+    overrides.pop("steps", None), overrides.pop("minutes", None)
+    if args.steps is not None or args.minutes is not None:
+        _, _, state = resume_state(args.resume)
+        overrides |= more_budget(state.step, state.elapsed, args.steps, args.minutes)
     # A CORPUS given with --resume says where the run's text is now (it keeps its own vocabulary).
-    resolve = (lambda _spec, _encoding: resolve_corpus(args.corpus, args.encoding)) if args.corpus else None
-    trainer = resume_trainer(args.resume, train_overrides=overrides, resolve=resolve)
+    trainer = resume_trainer(args.resume, train_overrides=overrides, corpus=args.corpus, encoding=args.encoding)
     if trainer.progress() >= 1.0:
         raise UsageError(f"{args.resume} already finished its budget ({trainer.step} steps, {trainer.elapsed / 60:.1f} min)",
-                         "pass a larger total --steps or --minutes to train it further")
+                         "pass --steps N or --minutes M to train it that much more")
     return train_with_progress(trainer, args.quiet) if team.writes else train_silently(trainer)

@@ -1,4 +1,4 @@
-"""The charlm app: three screens (Train, Generate, Models) as modes, the run in progress shared
+"""The charlm app: four screens (Train, Generate, Models, Inspect) as modes, the run in progress shared
 between them, global keys, command palette entries, and quitting safely while training."""
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.train import TrainScreen
 from charlm.tui.terminal import watch_for_hang_up
-from charlm.tui.training import TrainingSession
+from charlm.tui.train_session import TrainingSession
 from charlm.tui.widgets.inspect_text import InspectText
-
 
 # How long a run whose terminal hung up may take to finish its step and save before the process
 # ends anyway (its last checkpoint is whole either way).

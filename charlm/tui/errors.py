@@ -9,7 +9,7 @@ from pathlib import Path
 
 from charlm.errors import UsageError
 from charlm.paths import cache_root
-from charlm.reports import TrainingStopped
+from charlm.train.reports import TrainingStopped
 
 
 def error_log_path() -> Path:

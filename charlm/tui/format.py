@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from charlm.units import bits
+
 
 def size(n_bytes: int | None) -> str:
     if n_bytes is None:
@@ -40,7 +42,7 @@ def loss(nats: float | None) -> str:
 
 
 def bpc(nats: float | None) -> str:
-    return "–" if nats is None or not math.isfinite(nats) else f"{nats / math.log(2):.3f}"
+    return "–" if nats is None or not math.isfinite(nats) else f"{bits(nats):.3f}"
 
 
 def date(iso: str | None) -> str:

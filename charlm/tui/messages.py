@@ -8,12 +8,12 @@ from pathlib import Path
 
 from textual.message import Message
 
-from charlm.corpus import CorpusSource
-from charlm.data import EncodedCorpus
-from charlm.finetune import Parent
-from charlm.reports import EvalReport, RollbackReport, SampleReport, StepReport
-from charlm.sample import Token
-from charlm.yardsticks import Yardsticks
+from charlm.corpus.encoded import EncodedCorpus
+from charlm.corpus.files import CorpusSource
+from charlm.corpus.yardsticks import Yardsticks
+from charlm.generate.sampler import Token
+from charlm.train.finetune import Parent
+from charlm.train.reports import EvalReport, RollbackReport, SampleReport, StepReport
 
 
 @dataclass

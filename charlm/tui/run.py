@@ -12,7 +12,7 @@ def run_app(options=None) -> int:
     # The training thread holds the GIL between torch calls; hand it over sooner than the default
     # 5 ms so a key press is drawn without waiting on it.
     sys.setswitchinterval(0.001)
-    from charlm.allocator import keep_freed_memory
+    from charlm.machine.allocator import keep_freed_memory
     keep_freed_memory()       # before any thread exists: the training thread must share the main arena
     from charlm.tui.app import CharLMApp
     app = CharLMApp(options)

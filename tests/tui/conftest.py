@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from charlm.checkpoint import save_checkpoint
 from charlm.config import ModelConfig, TrainConfig
-from charlm.model import CharRNN
+from charlm.corpus.vocab import CharVocab
+from charlm.model.checkpoint import save_checkpoint
+from charlm.model.network import CharRNN
 from charlm.tui.app import CharLMApp
 from charlm.tui.options import AppOptions
 from charlm.tui.screens.generate import GenerateScreen
-from charlm.vocab import CharVocab
+
 from conftest import TINY_TEXT
 
 SIZE = (100, 30)

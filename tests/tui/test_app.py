@@ -71,7 +71,7 @@ async def test_palette_runs_a_command(tiny_corpus):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, GenerateScreen), what="the Generate screen")
-        await wait_for(pilot, lambda: app.screen.temperature == pytest.approx(0.85), what="the temperature to rise by one step")
+        await wait_for(pilot, lambda: app.screen.knobs.temperature == pytest.approx(0.85), what="the temperature to rise by one step")
 
 
 async def test_theme_toggles_light_and_dark(tiny_corpus):
@@ -94,7 +94,7 @@ async def test_usable_at_80x24(tiny_corpus):
 
 
 def test_core_never_imports_textual():
-    code = ("import sys, charlm.cli.main, charlm.train, charlm.sample, charlm.runs, charlm.corpora, charlm.checkpoint;"
+    code = ("import sys, charlm.cli.main, charlm.train.trainer, charlm.generate.sampler, charlm.runs.listing, charlm.corpus.names, charlm.model.checkpoint;"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_plotext', 'plotext')"
             " or m.startswith('charlm.tui'));"
             "print(bad); sys.exit(1 if bad else 0)")

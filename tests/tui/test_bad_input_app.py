@@ -11,13 +11,13 @@ from textual.widgets import Input, TextArea
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog
 from charlm.tui.screens.models import ModelsScreen
-from charlm.tui.training import TrainingSession
+from charlm.tui.train_session import TrainingSession
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.output import OutputView
-from conftest import TINY_TEXT
-from helpers import held_by_another_process, tree_digest
 
 from .conftest import SIZE, corpus_ready, install_run, open_generate, tiny_options, wait_for
+from conftest import TINY_TEXT
+from helpers import held_by_another_process, tree_digest
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
@@ -82,12 +82,12 @@ async def test_settings_typed_out_of_range_are_refused_out_loud(tiny_corpus, tra
         seed = screen.query_one("#seed", Input)
         seed.value = str(10**20)                             # digits, but more than a seed can hold
         screen.query_one("#prompt", TextArea).text = "The cat"
-        screen.length = 30
+        screen.knobs.length = 30
         screen.live.pace = 0
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: screen.end is not None, what="the stream to end")
+        await wait_for(pilot, lambda: screen.play.end is not None, what="the stream to end")
         assert len(screen.query_one(OutputView).tokens) == 30
-        assert screen.seed != 10**20, "an out-of-range seed falls back to a random one"
+        assert screen.play.seed != 10**20, "an out-of-range seed falls back to a random one"
         assert not any("internal error" in m for m in errors(pilot.app))
 
 
@@ -99,7 +99,7 @@ async def test_a_prompt_the_model_cannot_read_starts_nothing(tiny_corpus, traine
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert any("knows none of the prompt's characters" in m for m in errors(pilot.app))
-        assert screen.job is None and screen.query_one(OutputView).tokens == []
+        assert screen.play.job is None and screen.query_one(OutputView).tokens == []
 
 
 async def test_a_run_another_charlm_is_training_cannot_be_resumed_renamed_or_deleted(tiny_corpus, trained_run):

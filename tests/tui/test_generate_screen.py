@@ -9,7 +9,7 @@ import threading
 import pytest
 from textual.widgets import Select, TextArea
 
-from charlm.sample import SampleControls
+from charlm.generate.sampler import SampleControls
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import LIVE
@@ -50,7 +50,7 @@ async def test_stream_change_temperature_continue_clear_save(tiny_corpus, traine
         await wait_for(pilot, lambda: len(out.tokens) >= 5, what="streamed characters")
         assert out.text.startswith("The cat")
         await pilot.press("right", "right", "right", "right")
-        assert screen.temperature == pytest.approx(1.0) and controls.temperature == pytest.approx(1.0)
+        assert screen.knobs.temperature == pytest.approx(1.0) and controls.temperature == pytest.approx(1.0)
         reads_at_change = len(controls.sampler_reads)
         await wait_for(pilot, lambda: len(controls.sampler_reads) >= reads_at_change + 5,
                        what="characters after the change")
@@ -61,14 +61,14 @@ async def test_stream_change_temperature_continue_clear_save(tiny_corpus, traine
         assert "1.00" in str(screen.query_one("#temperature").render()), "the gauge shows the new value"
 
         await pilot.press("escape")
-        await wait_for(pilot, lambda: screen.end is not None, what="the stream to stop")
+        await wait_for(pilot, lambda: screen.play.end is not None, what="the stream to stop")
         shown = out.text
-        assert screen.end.stopped and screen.end.produced == len(out.tokens)
+        assert screen.play.end.stopped and screen.play.end.produced == len(out.tokens)
 
         screen.live.pace = 0
-        screen.length = 30
+        screen.knobs.length = 30
         await pilot.press("c")
-        await wait_for(pilot, lambda: screen.end is not None and len(out.text) == len(shown) + 30,
+        await wait_for(pilot, lambda: screen.play.end is not None and len(out.text) == len(shown) + 30,
                        what="30 more characters")
         assert out.text.startswith(shown), "continue appends to what was there"
 
@@ -97,17 +97,17 @@ async def test_top_k_top_p_length_change_live(tiny_corpus, trained_run):
         assert screen.live.controls.top_k == 3
         for _ in range(30):
             await pilot.press("left")
-        assert screen.temperature == 0.0, "clamped at 0 (greedy)"
+        assert screen.knobs.temperature == 0.0, "clamped at 0 (greedy)"
         screen.query_one("#seed").value = "7"
         await pilot.pause()
         assert screen.live.controls.seed == 7, "a typed seed reaches the controls the sampler reads"
-        screen.length = 40
+        screen.knobs.length = 40
         screen.live.pace = 0
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: screen.end is not None, what="the stream to end")
+        await wait_for(pilot, lambda: screen.play.end is not None, what="the stream to end")
         first = screen.query_one(OutputView).text
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: screen.end is not None, what="the second stream to end")
+        await wait_for(pilot, lambda: screen.play.end is not None, what="the second stream to end")
         assert screen.query_one(OutputView).text == first, "greedy with the same seed repeats itself"
         await pilot.press("o")
         assert screen.query_one(OutputView).colour
@@ -120,17 +120,17 @@ async def test_fast_pace_streams_thousands_of_characters_in_blocks_and_shows_the
         screen.query_one("#pace", Select).value = 0.0                 # "fast": as fast as the model goes
         await pilot.pause()
         assert screen.live.pace == 0.0
-        screen.length = 6000
+        screen.knobs.length = 6000
         screen.query_one("#prompt", TextArea).text = "The cat"
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: screen.end is not None, timeout=60, what="6,000 characters")
+        await wait_for(pilot, lambda: screen.play.end is not None, timeout=60, what="6,000 characters")
         out = screen.query_one(OutputView)
         assert len(out.tokens) == 6000 and out.text == "The cat" + "".join(t.char for t in out.tokens)
         blocks = list(out.query(".output-block"))
         assert len(blocks) >= 3, "long output is kept in blocks, only the last redrawn"
         assert "".join(str(b.render()) for b in blocks) == out.text, "the blocks, in order, are the text"
         assert re.search(r"model [\d,]+ chars/s", str(out.border_title)), out.border_title
-        assert screen.end.chars_per_sec > 100
+        assert screen.play.end.chars_per_sec > 100
 
 
 async def test_generate_from_the_run_being_trained(tiny_corpus):
@@ -143,16 +143,16 @@ async def test_generate_from_the_run_being_trained(tiny_corpus):
         assert screen.query_one("#gen-model").value == LIVE
         step_before = session.trainer.step
         screen.live.pace = 0                                   # fast: as fast as the model writes
-        screen.length = 10_000_000                             # streams until stopped
+        screen.knobs.length = 10_000_000                             # streams until stopped
         await pilot.press("ctrl+g")
         out = screen.query_one(OutputView)
         await wait_for(pilot, lambda: len(out.tokens) > 0, what="text from the live weights")
         shown_step, shown_chars = session.last_step.step, len(out.tokens)
         await wait_for(pilot, lambda: session.last_step.step > shown_step + 3,
                        what="the training steps shown to advance while text streams")
-        assert screen.end is None and len(out.tokens) > shown_chars, "…and the text went on streaming"
+        assert screen.play.end is None and len(out.tokens) > shown_chars, "…and the text went on streaming"
         await pilot.press("escape")
-        await wait_for(pilot, lambda: screen.end is not None, what="the stream to stop")
+        await wait_for(pilot, lambda: screen.play.end is not None, what="the stream to stop")
         await wait_for(pilot, lambda: session.trainer.step > step_before + 5, what="training to go on meanwhile")
         await pilot.press("1", "x")
         await wait_for(pilot, lambda: not session.active, what="the run to stop")

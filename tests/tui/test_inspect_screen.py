@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 from textual.widgets import Input, OptionList, Static, TextArea
 
-from charlm import shading
-from charlm.checkpoint import load_checkpoint
-from charlm.neurons import Unit, unit_trace
-from charlm.probe import probe
+from charlm.analysis import shading
+from charlm.analysis.neurons import Unit, unit_trace
+from charlm.analysis.probe import probe
+from charlm.model.checkpoint import load_checkpoint
 from charlm.tui.app import CharLMApp
-from charlm.tui.screens.inspect import TOP_K, InspectScreen
+from charlm.tui.inspection import TOP_K
+from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.inspect_text import InspectText
-from conftest import TINY_TEXT
 
 from .conftest import SIZE, install_run, tiny_options, wait_for
+from conftest import TINY_TEXT
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
@@ -29,14 +30,14 @@ async def open_inspect(pilot) -> InspectScreen:
     await pilot.press("4")
     screen = pilot.app.screen
     assert isinstance(screen, InspectScreen)
-    await wait_for(pilot, lambda: screen.model is not None, what="the model to load")
+    await wait_for(pilot, lambda: screen.reading.model is not None, what="the model to load")
     return screen
 
 
 async def read(pilot, screen: InspectScreen, text: str = TEXT) -> None:
     screen.query_one("#ins-text", TextArea).load_text(text)
     await pilot.press("ctrl+r")
-    await wait_for(pilot, lambda: screen.result is not None and "nats/char" in status(screen), what="the text read")
+    await wait_for(pilot, lambda: screen.reading.result is not None and "nats/char" in status(screen), what="the text read")
 
 
 def status(screen) -> str:
@@ -83,20 +84,20 @@ async def test_a_pattern_search_lists_units_and_enter_colours_by_the_best(traine
         await read(pilot, screen)
         screen.query_one("#ins-pattern", Input).value = "after-newline"
         await pilot.press("ctrl+f")
-        await wait_for(pilot, lambda: screen.units, what="the units for the pattern")
-        scores = [abs(s.score) for s in screen.units]
-        assert scores == sorted(scores, reverse=True) and len(screen.units) == 20
+        await wait_for(pilot, lambda: screen.reading.units, what="the units for the pattern")
+        scores = [abs(s.score) for s in screen.reading.units]
+        assert scores == sorted(scores, reverse=True) and len(screen.reading.units) == 20
         options = screen.query_one("#ins-units", OptionList)
         options.focus()
         await pilot.press("enter")
-        best = screen.units[0].unit
-        await wait_for(pilot, lambda: screen.unit == best, what="colouring by the best unit")
+        best = screen.reading.units[0].unit
+        await wait_for(pilot, lambda: screen.reading.unit == best, what="colouring by the best unit")
         values = unit_trace(ckpt.model, ckpt.vocab, TEXT, best)
         view = screen.query_one(InspectText)
         assert view.styles_of == shading.activation_styles(values, shading.activation_scale(best.kind, values))
         assert f"coloured by unit {best}" in status(screen)
         await pilot.press("ctrl+e")                        # back to surprise
-        assert screen.unit is None and "surprise" in str(view.legend)
+        assert screen.reading.unit is None and "surprise" in str(view.legend)
 
 
 async def test_a_unit_typed_colours_the_text_and_a_bad_one_is_one_line(trained_run, tiny_corpus):
@@ -110,11 +111,11 @@ async def test_a_unit_typed_colours_the_text_and_a_bad_one_is_one_line(trained_r
         unit_box.value = f"0:h:{ckpt.model_config.hidden}"         # one past the last unit
         await pilot.press("ctrl+u")
         await pilot.pause()
-        assert screen.unit is None
+        assert screen.reading.unit is None
         assert any("units are numbered 0 to" in n.message for n in app._notifications)
         unit_box.value = "0:c:3"
         await pilot.press("ctrl+u")
-        await wait_for(pilot, lambda: screen.unit == Unit(0, "c", 3), what="colouring by 0:c:3")
+        await wait_for(pilot, lambda: screen.reading.unit == Unit(0, "c", 3), what="colouring by 0:c:3")
         values = unit_trace(ckpt.model, ckpt.vocab, TEXT, Unit(0, "c", 3))
         scale = float(np.abs(values).max())                # a cell state is shown at its own range
         assert f"{-scale:+.2f}" in screen.query_one(InspectText).legend.plain
@@ -130,7 +131,7 @@ async def test_generates_last_output_is_read_and_bad_text_is_refused(trained_run
         screen.query_one("#ins-text", TextArea).load_text("€")
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert screen.result is None
+        assert screen.reading.result is None
         assert any("at least two characters" in n.message for n in app._notifications)
         screen.query_one("#ins-text", TextArea).load_text("€€€")
         await pilot.press("ctrl+r")
@@ -138,5 +139,5 @@ async def test_generates_last_output_is_read_and_bad_text_is_refused(trained_run
         assert any("knows none of the text's characters" in n.message for n in app._notifications)
         app.last_generated = "The cat sat on the mat.\nThe dog"
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: screen.result is not None, what="the last output read")
-        assert "".join(screen.result.chars) == app.last_generated
+        await wait_for(pilot, lambda: screen.reading.result is not None, what="the last output read")
+        assert "".join(screen.reading.result.chars) == app.last_generated

@@ -8,8 +8,8 @@ import json
 import pytest
 from textual.widgets import DataTable
 
-from charlm.metrics import read_metrics
-from charlm.runs import loss_history
+from charlm.runs.listing import loss_history
+from charlm.runs.metrics import read_metrics
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
 from charlm.tui.screens.generate import GenerateScreen
@@ -131,9 +131,10 @@ async def test_rename_refuses_a_bad_name(tiny_corpus):
 async def test_a_run_started_from_another_shows_where_it_started(tiny_corpus, trained_run):
     """Train screen: Start from a saved run; the chart starts at step 0 from the run's own loss on
     this text; the Models screen then names the run it started from."""
+    from textual.widgets import Select
+
     from charlm.tui.widgets.model_picker import ModelPicker
     from charlm.tui.widgets.start_from import StartFrom
-    from textual.widgets import Select
     base = install_run(trained_run, "base")
     async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(120, 40)) as pilot:
         screen = pilot.app.screen
@@ -165,10 +166,11 @@ async def test_a_run_started_from_another_shows_where_it_started(tiny_corpus, tr
 async def test_a_start_run_deleted_meanwhile_leaves_nothing_chosen(tiny_corpus, trained_run):
     """The run picked in Start from is deleted (on the Models screen, or anywhere): back on the
     Train screen the start is nothing again, the model free, and Start trains from random weights."""
-    from charlm.runs import delete_run
+    from textual.widgets import Select
+
+    from charlm.runs.listing import delete_run
     from charlm.tui.widgets.model_picker import ModelPicker
     from charlm.tui.widgets.start_from import NOTHING, StartFrom
-    from textual.widgets import Select
     base = install_run(trained_run, "base")
     async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(120, 40)) as pilot:
         screen = pilot.app.screen
@@ -188,9 +190,11 @@ async def test_a_start_run_deleted_meanwhile_leaves_nothing_chosen(tiny_corpus, 
 async def test_nothing_picked_while_a_run_loads_wins(tiny_corpus, trained_run, monkeypatch):
     """A run picked, then nothing before it has loaded: the late load does not bring it back."""
     import time
+
+    from textual.widgets import Select
+
     from charlm.tui.widgets import start_from as start_from_module
     from charlm.tui.widgets.start_from import NOTHING, StartFrom
-    from textual.widgets import Select
     base = install_run(trained_run, "base")
     load = start_from_module.load_parent
     monkeypatch.setattr(start_from_module, "load_parent", lambda path: (time.sleep(0.5), load(path))[1])  # a big run

@@ -8,14 +8,14 @@ import pytest
 import torch
 from textual.widgets import TextArea
 
-from charlm.checkpoint import load_checkpoint
-from charlm.native.build import library
-from charlm.stepper import make_stepper
+from charlm.corpus.vocab import UNK_ID
+from charlm.generate.engine import make_engine
+from charlm.generate.native.build import library
+from charlm.model.checkpoint import load_checkpoint
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.generate import GenerateScreen
 from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.output import OutputView
-from charlm.vocab import UNK_ID
 
 from .conftest import SIZE, install_run, open_generate, tiny_options, wait_for
 
@@ -30,17 +30,17 @@ PINNED = "int8" if library() is not None else "fp32"
 
 @pytest.fixture(autouse=True)
 def pinned_weights(monkeypatch):
-    monkeypatch.setattr("charlm.stepper.fastest_weights", lambda model, batch=1: PINNED)
+    monkeypatch.setattr("charlm.generate.engine.fastest_weights", lambda model, batch=1: PINNED)
 
 
 def expected_guesses(ckpt, text: str, k: int = 9) -> list[tuple[str, float]]:
     """The model's k likeliest next characters after `text`, read straight through: the prompt
     read as a stream reads it, then a step a character."""
     ids = [ckpt.vocab.stoi[c] for c in text]
-    stepper = make_stepper(ckpt.model, 1, PINNED)
-    logits = stepper.feed(torch.tensor([ids[:len(PROMPT)]]))
+    engine = make_engine(ckpt.model, 1, PINNED)
+    logits = engine.feed(torch.tensor([ids[:len(PROMPT)]]))
     for i in ids[len(PROMPT):]:
-        logits = stepper.step([i])
+        logits = engine.advance([i])
     probs = torch.softmax(logits[0].clone(), -1)
     probs[UNK_ID] = 0
     values, order = probs.topk(k)
@@ -67,7 +67,7 @@ async def test_the_panel_shows_what_the_model_expects_after_the_text_so_far(tiny
         screen.query_one("#prompt", TextArea).text = PROMPT
         await pilot.press("ctrl+g")
         out = screen.query_one(OutputView)
-        await wait_for(pilot, lambda: screen.end is not None and len(out.tokens) == 40, what="the stream to end")
+        await wait_for(pilot, lambda: screen.play.end is not None and len(out.tokens) == 40, what="the stream to end")
         await pilot.pause()
         assert "what the model expects next" in panel(screen)
         assert_panel_shows(screen, expected_guesses(ckpt, out.text)[:5])
@@ -82,7 +82,7 @@ async def test_pick_next_takes_the_third_candidate_and_stays_on_the_screen(tiny_
         screen.query_one("#prompt", TextArea).text = PROMPT
         await pilot.press("n")
         out = screen.query_one(OutputView)
-        assert screen.picking is not None and out.has_focus and out.text == PROMPT
+        assert screen.play.picking is not None and out.has_focus and out.text == PROMPT
         offered = expected_guesses(ckpt, PROMPT)
         assert_panel_shows(screen, offered)
         await pilot.press("3")                              # not the Models screen: the third candidate
@@ -94,7 +94,7 @@ async def test_pick_next_takes_the_third_candidate_and_stays_on_the_screen(tiny_
         await pilot.press("1")
         assert out.text == PROMPT + offered[2][0] + out.tokens[1].char + expected_guesses(ckpt, out.text[:-1])[0][0]
         await pilot.press("n")                              # done picking: Continue goes on from there
-        assert screen.picking is None and screen.end is not None
+        assert screen.play.picking is None and screen.play.end is not None
         picked = out.text
         screen.live.length, screen.live.pace = 10, 0.0
         await pilot.press("c")
@@ -105,7 +105,7 @@ async def test_pick_next_takes_the_third_candidate_and_stays_on_the_screen(tiny_
 
 
 async def test_novelty_of_the_output_with_the_longest_copy_highlighted(tiny_corpus, trained_run):
-    from charlm.novelty import open_training_index
+    from charlm.analysis.novelty import open_training_index
     from charlm.tui.widgets.output import COPIED
     run = install_run(trained_run)
     app = CharLMApp(tiny_options(tiny_corpus))
@@ -113,11 +113,11 @@ async def test_novelty_of_the_output_with_the_longest_copy_highlighted(tiny_corp
         screen = await open_generate(pilot)
         await pilot.press("v")
         assert screen.query_one(OutputView).copied is None           # nothing generated: a warning only
-        screen.live.length, screen.live.pace, screen.temperature = 80, 0.0, 0.0
+        screen.live.length, screen.live.pace, screen.knobs.temperature = 80, 0.0, 0.0
         screen.query_one("#prompt", TextArea).text = PROMPT
         await pilot.press("ctrl+g")
         out = screen.query_one(OutputView)
-        await wait_for(pilot, lambda: screen.end is not None and len(out.tokens) == 80, what="the stream to end")
+        await wait_for(pilot, lambda: screen.play.end is not None and len(out.tokens) == 80, what="the stream to end")
         await pilot.press("v")
         await wait_for(pilot, lambda: "copied" in str(out.border_subtitle), what="the novelty figure")
         expected = open_training_index(run).novelty_of(out.generated, 20)
@@ -131,8 +131,8 @@ async def test_novelty_of_the_output_with_the_longest_copy_highlighted(tiny_corp
 
 
 async def test_a_temperature_sweep_is_each_temperatures_own_sample_with_one_seed(tiny_corpus, trained_run):
-    from charlm.sample import SampleControls, Sampler
-    from charlm.tui.generation import SWEEP, SWEEP_LENGTH
+    from charlm.generate.sampler import SampleControls, Sampler
+    from charlm.tui.generate_session import SWEEP, SWEEP_LENGTH
     from charlm.tui.screens.dialogs import SweepDialog
     install_run(trained_run)
     ckpt = load_checkpoint(trained_run.run_dir)

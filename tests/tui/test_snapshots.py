@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from charlm.reports import EvalReport, StepReport
-from charlm.sample import Token
+from charlm.generate.sampler import Token
+from charlm.train.reports import EvalReport, StepReport
 from charlm.tui.app import CharLMApp
 from charlm.tui.messages import TrainingEval, TrainingStarted, TrainingStep
-from charlm.tui.training import TrainingSession
+from charlm.tui.train_session import TrainingSession
 from charlm.tui.widgets.nav import NavBar
+from charlm.tui.widgets.train_live import TrainLive
 from charlm.tui.widgets.output import OutputView
 
 from .conftest import corpus_ready, fake_run, tiny_options, wait_for
@@ -60,14 +61,15 @@ async def feed_a_run(pilot) -> None:
     session.begin(Path("checkpoints/tiny-demo"))
     session.state = TrainingSession.TRAINING
     screen._set_running(True)
-    screen.on_training_started(TrainingStarted(Path("checkpoints/tiny-demo"), 0, 6721,
-                                               "lstm 1x32 · 6,721 params · cpu fp32"))
+    live = screen.query_one(TrainLive)       # where the trainer's reports arrive
+    live.on_training_started(TrainingStarted(Path("checkpoints/tiny-demo"), 0, 6721,
+                                             "lstm 1x32 · 6,721 params · cpu fp32"))
     for step in range(1, 301):
         loss = 1.3 + 2.9 * math.exp(-step / 60)
-        screen.on_training_step(TrainingStep(StepReport(step, step / 1000, step * 0.2, (1000 - step) * 0.2, loss,
+        live.on_training_step(TrainingStep(StepReport(step, step / 1000, step * 0.2, (1000 - step) * 0.2, loss,
                                                         3e-3, 40960.0)))
         if step in SAMPLES:
-            screen.on_training_eval(TrainingEval(EvalReport(step, step * 0.2, loss, loss + 0.08, loss + 0.08,
+            live.on_training_eval(TrainingEval(EvalReport(step, step * 0.2, loss, loss + 0.08, loss + 0.08,
                                                             SAMPLES[step])))
     screen.query_one(NavBar).refresh_status()        # not left to its timer: the same text every time
     app.clear_notifications()
@@ -84,12 +86,12 @@ async def stream_fixed_text(pilot) -> None:
     screen = pilot.app.screen
     await wait_for(pilot, lambda: screen.source is not None, what="the checkpoint to load")
     screen.query_one("#prompt").text = "The cat"
-    screen.seed = 42
+    screen.play.seed = 42
     out = screen.query_one(OutputView)
     out.start("The cat")
     text = " sat on the mat.\nThe dog sad hello, the cat said nothing.\nThen the cat ran to the log"
     out.add([Token(c, 1, (i * 37 % 100) / 100) for i, c in enumerate(text)])
-    screen._show_counts(done=True)
+    screen.play.show_counts(done=True)
     await pilot.press("o", "right", "right")
     pilot.app.clear_notifications()
     out.focus()
@@ -115,10 +117,10 @@ async def inspect_fixed_text(pilot) -> None:
     """Inspect with a fixed checkpoint and text, the cursor on the sixth character."""
     await pilot.press("4")
     screen = pilot.app.screen
-    await wait_for(pilot, lambda: screen.model is not None, what="the checkpoint to load")
+    await wait_for(pilot, lambda: screen.reading.model is not None, what="the checkpoint to load")
     screen.query_one("#ins-text").load_text("The cat sat on the mat.\nThe dog sat on the log.\n")
     await pilot.press("ctrl+r")
-    await wait_for(pilot, lambda: screen.result is not None, what="the text read")
+    await wait_for(pilot, lambda: screen.reading.result is not None, what="the text read")
     await pilot.press(*["right"] * 5)
     pilot.app.clear_notifications()
     await pilot.pause()
@@ -143,6 +145,6 @@ async def pick_two_characters(pilot) -> None:
 
 def test_pick_next_mode(snap_compare, tiny_corpus, relative_checkpoints, monkeypatch):
     # the figures shown are the model's in the step precision the app takes, timed on the machine: pinned
-    monkeypatch.setattr("charlm.stepper.fastest_weights", lambda model, batch=1: "fp32")
+    monkeypatch.setattr("charlm.generate.engine.fastest_weights", lambda model, batch=1: "fp32")
     fake_run("demo", saved_at="2024-05-01T12:00:00+0000", step=300, best=1.0)
     assert snap_compare(CharLMApp(tiny_options(tiny_corpus)), terminal_size=(100, 30), run_before=pick_two_characters)

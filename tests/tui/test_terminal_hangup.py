@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.tui_pty import PtyApp
-from charlm.rundir import METRICS
+from charlm.runs.directory import METRICS
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX"),
               pytest.mark.xdist_group("tui-train")]

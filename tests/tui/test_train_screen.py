@@ -8,12 +8,12 @@ import pytest
 from textual.geometry import Region
 from textual.widgets import Input, ProgressBar, Select
 
-from charlm.references import TINYSHAKESPEARE_SHA256, reading
-from charlm.reports import EvalReport, StepReport
+from charlm.analysis.references import TINYSHAKESPEARE_SHA256, reading
+from charlm.train.reports import EvalReport, StepReport
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import QuitDialog
 from charlm.tui.screens.train import TrainScreen
-from charlm.tui.training import TrainingSession
+from charlm.tui.train_session import TrainingSession
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.model_picker import ModelPicker
 from charlm.tui.widgets.train_stats import SampleLog, TrainStats
@@ -203,9 +203,9 @@ async def test_whole_flow_train_stop_generate_models_resume(tiny_corpus):
         assert isinstance(gen, GenerateScreen)
         await wait_for(pilot, lambda: gen.source is not None and gen.source.label == run_dir.name,
                        what="the new checkpoint to load")
-        gen.live.pace, gen.length = 0, 60
+        gen.live.pace, gen.knobs.length = 0, 60
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: gen.end is not None, what="text from the new model")
+        await wait_for(pilot, lambda: gen.play.end is not None, what="text from the new model")
         assert len(gen.query_one(OutputView).tokens) == 60
 
         await pilot.press("3")

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from charlm.runs import loss_history
+from charlm.runs.listing import loss_history
 from charlm.tui.widgets.loss_chart import LossChart
 
 

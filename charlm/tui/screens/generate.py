@@ -3,84 +3,92 @@ text stream, changing the temperature, top-k, top-p and length while it does."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.screen import Screen
 from textual.widgets import Button, Footer, TextArea
-from textual.worker import Worker, WorkerState, get_current_worker
 
-from charlm.novelty import Novelty, open_training_index
-from charlm.tui.errors import describe_error
-from charlm.tui.generation import Source, StreamEnd, StreamJob, make_sampler, run_stream, sweep
-from charlm.tui.messages import Generated
-from charlm.tui.screens.dialogs import SweepDialog
-from charlm.tui.screens.generate_actions import GenerateActions
-from charlm.tui.widgets.guesses import Guesses
+from charlm.errors import UsageError
+from charlm.generate.sampler import check_prompt, unknown_note
+from charlm.tui.generate_session import LiveSettings, PickNext, Source, make_sampler
+from charlm.tui.widgets.generation_panel import GenerationPanel
 from charlm.tui.widgets.knobs import Knobs
 from charlm.tui.widgets.model_source import LIVE, ModelSource  # noqa: F401  (LIVE: the live run's entry)
 from charlm.tui.widgets.nav import NavBar
-from charlm.tui.widgets.output import OutputView
+from charlm.tui.widgets.output import LEGEND, OutputView
 
-NOVELTY_N = 20            # characters per window: a copied 20-char window is rarely chance
+# The screen's keys; a binding's tooltip is its line in the help and its command in the palette (tui/keys.py).
+KEYS = [
+    Binding("ctrl+g", "generate", "Generate", priority=True, tooltip="generate: text from the prompt"),
+    Binding("escape", "stop", "Stop", tooltip="stop: the text stops streaming"),
+    Binding("c", "continue", "Continue", tooltip="continue: go on from where the text stopped"),
+    Binding("left,minus", "temperature(-0.05)", "Temperature −", show=False,
+            tooltip="temperature down: safer text (0 = greedy), from the very next character"),
+    Binding("right,plus,equals_sign", "temperature(0.05)", "Temperature", key_display="←/→",
+            tooltip="temperature up: more adventurous text, from the very next character"),
+    Binding("left_square_bracket", "top_k(-5)", "top-k −", show=False, tooltip="top-k down: sample among fewer characters (0 = all)"),
+    Binding("right_square_bracket", "top_k(5)", "top-k +", show=False, tooltip="top-k up: sample among more characters"),
+    Binding("left_curly_bracket", "top_p(-0.05)", "top-p −", show=False, tooltip="top-p down: keep less probability mass"),
+    Binding("right_curly_bracket", "top_p(0.05)", "top-p +", show=False, tooltip="top-p up: keep more probability mass (1 = all)"),
+    Binding("less_than_sign", "length(-100)", "length −", show=False, tooltip="length down: 100 fewer characters per Generate / Continue"),
+    Binding("greater_than_sign", "length(100)", "length +", show=False, tooltip="length up: 100 more characters per Generate / Continue"),
+    Binding("r", "generate", "Regenerate", show=False, tooltip="regenerate: from the same prompt again"),
+    Binding("x", "clear", "Clear", show=False, tooltip="clear: empty the output"),
+    Binding("ctrl+s", "save", "Save", priority=True, show=False, tooltip="save text to a file: the prompt and the output"),
+    Binding("y", "copy", "Copy", show=False, tooltip="copy text: the prompt and the output, to the clipboard"),
+    Binding("o", "colour", "Colours", tooltip="colour by probability: each character by the probability the model gave it"),
+    Binding("u", "use_live", "Live run", show=False, tooltip="use the run being trained: a snapshot of its weights at each Generate"),
+    Binding("n", "pick_mode", "Pick next",
+            tooltip="pick-next mode: the model offers its likeliest next characters; 1-9 chooses, space lets it draw, n again ends"),
+    Binding("v", "novelty", "Novelty",
+            tooltip="novelty: the share of the output's 20-character windows found in the training text; the longest copy highlighted"),
+    Binding("w", "sweep", "Sweep", show=False,
+            tooltip="temperature sweep: the same prompt and seed at 0.2, 0.5, 0.8, 1.0 and 1.3, side by side"),
+    Binding("g", "toggle_guesses", "Guesses", show=False, tooltip="guesses panel: show / hide the model's next-character guesses"),
+    *(Binding(str(n), f"pick({n})", f"Pick {n}", show=False, tooltip=f"pick candidate {n}: in pick-next mode")
+      for n in range(1, 10)),
+    Binding("space", "pick(0)", "Let it draw", show=False, tooltip="let the model draw: in pick-next mode, under the controls"),
+]
 
 
-class GenerateScreen(GenerateActions):
-    BINDINGS = [
-        Binding("ctrl+g", "generate", "Generate", priority=True, tooltip="generate: text from the prompt"),
-        Binding("escape", "stop", "Stop", tooltip="stop: the text stops streaming"),
-        Binding("c", "continue", "Continue", tooltip="continue: go on from where the text stopped"),
-        Binding("left,minus", "temperature(-0.05)", "Temperature −", show=False,
-                tooltip="temperature down: safer text (0 = greedy), from the very next character"),
-        Binding("right,plus,equals_sign", "temperature(0.05)", "Temperature", key_display="←/→",
-                tooltip="temperature up: more adventurous text, from the very next character"),
-        Binding("left_square_bracket", "top_k(-5)", "top-k −", show=False, tooltip="top-k down: sample among fewer characters (0 = all)"),
-        Binding("right_square_bracket", "top_k(5)", "top-k +", show=False, tooltip="top-k up: sample among more characters"),
-        Binding("left_curly_bracket", "top_p(-0.05)", "top-p −", show=False, tooltip="top-p down: keep less probability mass"),
-        Binding("right_curly_bracket", "top_p(0.05)", "top-p +", show=False, tooltip="top-p up: keep more probability mass (1 = all)"),
-        Binding("less_than_sign", "length(-100)", "length −", show=False, tooltip="length down: 100 fewer characters per Generate / Continue"),
-        Binding("greater_than_sign", "length(100)", "length +", show=False, tooltip="length up: 100 more characters per Generate / Continue"),
-        Binding("r", "generate", "Regenerate", show=False, tooltip="regenerate: from the same prompt again"),
-        Binding("x", "clear", "Clear", show=False, tooltip="clear: empty the output"),
-        Binding("ctrl+s", "save", "Save", priority=True, show=False, tooltip="save text to a file: the prompt and the output"),
-        Binding("y", "copy", "Copy", show=False, tooltip="copy text: the prompt and the output, to the clipboard"),
-        Binding("o", "colour", "Colours", tooltip="colour by probability: each character by the probability the model gave it"),
-        Binding("u", "use_live", "Live run", show=False, tooltip="use the run being trained: a snapshot of its weights at each Generate"),
-        Binding("n", "pick_mode", "Pick next",
-                tooltip="pick-next mode: the model offers its likeliest next characters; 1-9 chooses, space lets it draw, n again ends"),
-        Binding("v", "novelty", "Novelty",
-                tooltip="novelty: the share of the output's 20-character windows found in the training text; the longest copy highlighted"),
-        Binding("w", "sweep", "Sweep", show=False,
-                tooltip="temperature sweep: the same prompt and seed at 0.2, 0.5, 0.8, 1.0 and 1.3, side by side"),
-        Binding("g", "toggle_guesses", "Guesses", show=False, tooltip="guesses panel: show / hide the model's next-character guesses"),
-        *(Binding(str(n), f"pick({n})", f"Pick {n}", show=False, tooltip=f"pick candidate {n}: in pick-next mode")
-          for n in range(1, 10)),
-        Binding("space", "pick(0)", "Let it draw", show=False, tooltip="let the model draw: in pick-next mode, under the controls"),
-    ]
+class GenerateScreen(Screen):
+    BINDINGS = KEYS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = LiveSettings()               # what the sampler reads at every character (the knobs set it)
+        self.source: Source | None = None
+
+    @property
+    def knobs(self) -> Knobs:
+        return self.query_one(Knobs)
+
+    @property
+    def play(self) -> GenerationPanel:
+        """The text, and the state of play around it (where Continue goes on from, pick-next)."""
+        return self.query_one(GenerationPanel)
 
     def compose(self) -> ComposeResult:
         yield NavBar("generate")
         yield ModelSource("gen-model")
         yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False)
-        yield Knobs()
+        yield Knobs(self.live)
         with Horizontal(id="gen-buttons"):
             for label, action, variant in (("Generate", "generate", "success"), ("Stop", "stop", "error"),
                                            ("Continue", "continue", "primary"), ("Clear", "clear", "default"),
                                            ("Save", "save", "default"), ("Copy", "copy", "default"),
                                            ("Colours", "colour", "default")):
                 yield Button(label, id=f"gen-{action}", variant=variant, compact=True, action=f"screen.{action}")
-        with Horizontal(id="gen-body"):
-            yield OutputView(id="output")
-            yield Guesses("", id="gen-guesses")
+        yield GenerationPanel(self.live, id="gen-body")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).border_title = "Prompt (ctrl+g generates)"
-        out = self.query_one(OutputView)
-        out.border_title = "Output"
-        out.border_subtitle = "pick a model above"
         self.refresh_models()
 
     def on_screen_resume(self) -> None:
@@ -113,7 +121,8 @@ class GenerateScreen(GenerateActions):
         """A model is ready: generate from it from now on."""
         self.action_stop()
         source = self.source = event.source
-        self.end = None
+        self.knobs.vocab_size = len(source.vocab)
+        self.play.end = None
         out = self.query_one(OutputView)
         out.border_subtitle = f"{source.label} · {source.detail}" if source.detail else source.label
         self.notify(f"model: {source.label}", timeout=3)
@@ -125,25 +134,6 @@ class GenerateScreen(GenerateActions):
             self.source = None
             self.query_one(OutputView).border_subtitle = "could not load that checkpoint"
 
-    @on(Worker.StateChanged)
-    def _worker_changed(self, event: Worker.StateChanged) -> None:
-        """A stream, a sweep or a novelty figure ended (the model source handles its own loading)."""
-        worker, state = event.worker, event.worker.state
-        if state == WorkerState.ERROR:
-            self.notify(describe_error(worker.error), title="Generate", severity="error", timeout=10)
-            if worker.group == "novelty":
-                self.query_one(OutputView).border_subtitle = "novelty: not available"
-        elif state == WorkerState.SUCCESS and worker.group == "sweep":
-            self.app.push_screen(SweepDialog(*worker.result))
-        elif state == WorkerState.SUCCESS and worker.group == "novelty":
-            self._show_novelty(worker.result)
-        elif state == WorkerState.SUCCESS and worker.group == "generate":
-            self.app.last_generated = self.query_one(OutputView).text
-            end: StreamEnd = worker.result
-            if self.job is not None and end.sampler is not None:
-                self.end = end
-            self._show_counts(done=True)
-
     # -- temperature sweep --------------------------------------------------------------------
     def action_sweep(self) -> None:
         """The prompt at several temperatures, side by side, with one seed."""
@@ -151,57 +141,117 @@ class GenerateScreen(GenerateActions):
         if prompt is None:
             return
         self.action_stop()
-        self.notify("temperature sweep: writing…", timeout=2)
-        self._sweep(self.source, prompt, self._seed_from_field())
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="sweep")
-    def _sweep(self, source: Source, prompt: str, seed: int):
-        worker = get_current_worker()
-        return prompt, seed, sweep(make_sampler(source), prompt, seed, cancelled=lambda: worker.is_cancelled)
+        self.play.sweep(self.source, prompt, self.knobs.seed())
 
     # -- novelty ----------------------------------------------------------------------------
     def action_novelty(self) -> None:
         """How much of the output the model copied from its training text."""
-        out = self.query_one(OutputView)
-        run = self.query_one(ModelSource).run_dir
-        if run is None or not out.tokens:
-            self.notify("generate some text first", severity="warning")
+        self.play.find_novelty(self.query_one(ModelSource).run_dir)
+
+    # -- generate, continue, stop ----------------------------------------------------------
+    def usable_prompt(self) -> str | None:
+        """The prompt, when there is a model and the prompt is one it can read; else None, said."""
+        if self.source is None:
+            self.notify("pick a model first: a checkpoint, or the run being trained", severity="warning")
+            self.query_one("#gen-model").focus()
+            return None
+        prompt = self.query_one("#prompt", TextArea).text
+        try:
+            check_prompt(self.source.vocab, prompt)
+        except UsageError as e:
+            self.notify(e.message, title="Generate", severity="error")
+            return None
+        return prompt
+
+    def action_generate(self) -> None:
+        """Generate from the prompt (again: a new sample each time unless the seed is fixed)."""
+        prompt = self.usable_prompt()
+        if prompt is None:
             return
-        if len(out.tokens) < NOVELTY_N:
-            self.notify(f"the output has {len(out.tokens)} characters: novelty looks at windows of {NOVELTY_N}",
-                        severity="warning")
+        note = unknown_note(self.source.vocab, prompt)
+        if note:
+            self.notify(note, severity="warning")
+        self.play.generate(self.source, prompt, self.knobs.seed())
+
+    def action_continue(self) -> None:
+        """Go on from where the text stopped."""
+        if not self.play.can_go_on() or self.source is None:
+            self.action_generate()
             return
-        out.border_subtitle = "novelty: finding the training text's index (built once per corpus)…"
-        self._novelty(run, out.generated)
+        self.play.go_on(self.source, self.knobs.seed(offset=len(self.query_one(OutputView).tokens)))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="novelty")
-    def _novelty(self, run: Path, text: str) -> Novelty:
-        return open_training_index(run).novelty_of(text, NOVELTY_N)
+    def action_stop(self) -> None:
+        """Stop the text streaming (the output stays; Continue goes on from it)."""
+        self.play.stop()
+        if self.focused is self.query_one("#prompt"):
+            self.query_one(OutputView).focus()
 
-    def _show_novelty(self, result: Novelty) -> None:
+    # -- pick-next --------------------------------------------------------------------------
+    def action_pick_mode(self) -> None:
+        """Pick-next mode on (or off): the model offers its likeliest next characters, one
+        character at a time, from where the text stands."""
+        play = self.play
+        if play.picking is not None:
+            play.leave_pick_mode()
+            return
+        if self.source is None:
+            self.usable_prompt()             # says what is missing
+            return
+        self.action_stop()
+        if play.can_go_on() and play.out.tokens:
+            play.pick_mode(PickNext(play.end.sampler, self.live, after=play.end.continuation, seed=self.knobs.seed()))
+            return
+        prompt = self.usable_prompt()
+        if prompt is not None:
+            play.out.start(prompt)
+            play.pick_mode(PickNext(make_sampler(self.source), self.live, prime=prompt,   # as a stream would
+                                    seed=self.knobs.seed()))
+
+    def action_pick(self, number: int) -> None:
+        """In pick-next mode: candidate `number` (1-9) comes next; 0 lets the model draw one."""
+        self.play.pick(number)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """1-9 and space pick only in pick-next mode (elsewhere 1-4 switch screens)."""
+        return self.play.picking is not None if action == "pick" else True
+
+    def action_toggle_guesses(self) -> None:
+        """Show or hide the model's next-character guesses."""
+        self.play.toggle_guesses()
+
+    # -- the knobs' keys ---------------------------------------------------------------------
+    def action_temperature(self, delta: float) -> None:
+        """Temperature up or down, applied to the next character."""
+        self.knobs.nudge("temperature", delta)
+
+    def action_top_k(self, delta: int) -> None:
+        """Top-k up or down (0 = off)."""
+        self.knobs.nudge("top_k", delta)
+
+    def action_top_p(self, delta: float) -> None:
+        """Top-p up or down (1 = off)."""
+        self.knobs.nudge("top_p", delta)
+
+    def action_length(self, delta: int) -> None:
+        """Length up or down."""
+        self.knobs.nudge("length", delta)
+
+    # -- the text ------------------------------------------------------------------------------
+    def action_clear(self) -> None:
+        """Clear the output."""
+        self.play.clear()
+
+    def action_copy(self) -> None:
+        """Copy the text to the clipboard (through the terminal)."""
+        self.query_one(OutputView).copy_all()
+
+    def action_colour(self) -> None:
+        """Colour each character by the probability the model gave it."""
         out = self.query_one(OutputView)
-        span = result.longest_copied
-        out.mark_copied(range(span.text_start, span.text_start + span.length) if span.length else None)
-        longest = f"longest copy {span.length} chars (highlighted)" if span.length else "no character copied"
-        out.border_subtitle = f"novelty: {result.fraction_copied:.1%} of {NOVELTY_N}-char windows copied · {longest}"
+        out.colour = not out.colour
+        self.query_one("#prompt").border_subtitle = LEGEND if out.colour else ""
 
-    # -- streaming --------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
-    def _stream(self, job: StreamJob, generation: int) -> StreamEnd:
-        worker = get_current_worker()
-        return run_stream(job, self.live, lambda tokens, rate, guesses: self.post_message(
-            Generated(tokens, generation, rate, guesses)), lambda: worker.is_cancelled)
-
-    def on_generated(self, event: Generated) -> None:
-        if event.generation == self.generation:
-            self.rate = event.chars_per_sec
-            self.query_one(OutputView).add(event.tokens)
-            if event.guesses:
-                self.query_one(Guesses).show_next(event.guesses, note="what the model expects next")
-            self._show_counts()
-
-    def _show_counts(self, done: bool = False) -> None:
-        out = self.query_one(OutputView)
-        state = "" if done else " · streaming (esc stops)"
-        speed = f" · model {self.rate:,.0f} chars/s" if self.rate else ""
-        out.border_title = f"Output · {len(out.tokens):,} chars · seed {self.seed}{speed}{state}"
+    def action_save(self) -> None:
+        """Save the text to a file."""
+        name = (self.source.label if self.source else "sample").replace("live: ", "").replace(" ", "-")
+        self.query_one(OutputView).save_as(Path.cwd() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.txt")

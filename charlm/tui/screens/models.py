@@ -13,10 +13,10 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from charlm.errors import UsageError
-from charlm.finetune import lineage_text
 from charlm.paths import checkpoints_dir
-from charlm.rundir import RunDir
-from charlm.runs import RunInfo, delete_run, list_runs, rename_run
+from charlm.runs.directory import RunDir
+from charlm.runs.listing import RunInfo, delete_run, list_runs, rename_run
+from charlm.train.finetune import lineage_text
 from charlm.tui import format as fmt
 from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
 from charlm.tui.widgets.nav import NavBar

@@ -3,8 +3,6 @@ loss fall and the samples turn from noise into words into verse."""
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
 from textual import on, work
@@ -12,29 +10,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, ProgressBar, Select, Static
+from textual.widgets import Button, Footer, Select, Static
 from textual.worker import Worker, WorkerState
 
-from charlm import speed
-from charlm.data import EncodedCorpus
 from charlm.errors import UsageError
-from charlm.paths import new_run_dir
-from charlm.references import verdict
-from charlm.yardsticks import yardsticks_for
-from charlm.reports import TrainResult
-from charlm.rundir import RunDir
-from charlm.runs import delete_run, encode_for_run, loss_history, new_trainer, resume_state, resume_trainer
-from charlm.tui import format as fmt
+from charlm.runs.listing import loss_history
+from charlm.train.reports import TrainResult
 from charlm.tui.errors import describe_error
-from charlm.tui.messages import (CorpusFailed, CorpusReady, StartChosen, TrainingEval,
-                                 TrainingRolledBack, TrainingSample, TrainingSaved, TrainingStarted, TrainingStep)
-from charlm.tui.training import Abandoned, PostingCallbacks, TrainingSession, TrainPlan
+from charlm.tui.messages import CorpusFailed, CorpusReady, StartChosen, TrainingSaved, TrainingStarted
+from charlm.tui.train_session import Abandoned, PostingCallbacks, TrainingSession, TrainPlan, new_plan, resume_plan
 from charlm.tui.widgets.corpus_picker import CorpusPicker
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.model_picker import ModelPicker
 from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.start_from import StartFrom
-from charlm.tui.widgets.train_stats import SampleLog, TrainStats
+from charlm.tui.widgets.train_live import TrainLive
 
 
 class TrainScreen(Screen):
@@ -48,8 +38,7 @@ class TrainScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.corpus: CorpusReady | None = None
-        self.start_run = None                  # the run a new run starts from (charlm.finetune.Parent), if any
-        self._last_chart = 0.0
+        self.start_run = None                  # the run a new run starts from (charlm.train.finetune.Parent), if any
 
     @property
     def session(self) -> TrainingSession:
@@ -69,19 +58,10 @@ class TrainScreen(Screen):
                     yield Button("‖ Pause", id="pause", compact=True, disabled=True)
                     yield Button("■ Stop", id="stop", variant="error", compact=True, disabled=True)
                     yield Static("choose a corpus and a model, then Start", id="train-status")
-                yield LossChart(id="chart")
-                yield TrainStats(id="stats")
-                yield ProgressBar(id="progress", total=1.0, show_eta=False)
-                yield SampleLog(id="samples")
+                yield TrainLive(id="live-view")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#samples", SampleLog).border_title = "Samples as it learns"
-        self.query_one("#stats", TrainStats).show(None, None, None)
-        self.query_one(LossChart).empty_hint = (
-            "Press s (or ▶ Start) to train.\nThe loss is drawn here as it learns;\n"
-            f"below, a sample every {self.app.options.sample_every} steps.\n"
-            "Press 2 to play with it, even mid-training.")
         self.query_one("#start", Button).focus()
 
     def on_screen_resume(self) -> None:
@@ -132,19 +112,11 @@ class TrainScreen(Screen):
             self.notify("the run to start from is still loading: a moment", severity="warning")
             return
         try:
-            model_cfg, train_cfg = self.query_one(ModelPicker).configs()
-            model_cfg.vocab_size = len(self.corpus.corpus.vocab)
-            model_cfg.validate()
-            train_cfg.validate()
+            plan, note = new_plan(self.corpus, *self.query_one(ModelPicker).configs(), self.start_run)
         except UsageError as e:
             self.notify(e.message, title="Can't start", severity="error")
             return
-        corpus: EncodedCorpus = self.corpus.corpus
-        plan = TrainPlan(new_run_dir(corpus.name), corpus, self.corpus.record, self.corpus.source.encoding,
-                         model_cfg, train_cfg, parent=self.start_run, source=self.corpus.source)
-        start = f" from {self.start_run.name}" if self.start_run else ""
-        self._launch(plan, ([], []),
-                     f"new run on {corpus.name}{start}: {model_cfg.cell} {model_cfg.layers}x{model_cfg.hidden}")
+        self._launch(plan, ([], []), note)
 
     def resume_run(self, run_dir: Path) -> None:
         """Continue a saved run (from the Models screen), its chart continuing too."""
@@ -152,46 +124,20 @@ class TrainScreen(Screen):
             self.notify("a run is in progress here: stop it before resuming another", severity="warning")
             return
         try:
-            RunDir(run_dir).check_idle("wait for it to finish before resuming it here")
-            _, train_cfg, state = resume_state(run_dir)
+            plan, note = resume_plan(run_dir, lambda: self.query_one(ModelPicker).configs()[1],
+                                     self.app.options.sample_every)
         except UsageError as e:
             self.notify(e.message, title="Can't resume", severity="error")
             return
-        extension: dict = {}
-        step = state.step
-        if train_cfg.budget_fraction(step, state.elapsed) >= 1.0:
-            extension = self._extension(step, state.elapsed)
-            if extension is None:
-                return
-        # Samples between validations are the app's, whoever trained the run before.
-        overrides = {**extension, "sample_every": self.app.options.sample_every}
-        self._launch(TrainPlan(run_dir, resume=True, train_overrides=overrides), loss_history(run_dir),
-                     f"resuming {run_dir.name} at step {step:,}" +
-                     (f" (budget extended to {self._budget_text(extension)})" if extension else ""))
-
-    def _extension(self, step: int, elapsed: float) -> dict | None:
-        """A finished run goes on for the budget set in the Model panel."""
-        try:
-            _, t = self.query_one(ModelPicker).configs()
-        except UsageError as e:
-            self.notify(e.message, title="Can't resume", severity="error")
-            return None
-        if t.steps is not None:
-            return {"steps": step + t.steps, "minutes": None}
-        return {"minutes": elapsed / 60 + t.minutes, "steps": None}
-
-    @staticmethod
-    def _budget_text(overrides: dict) -> str:
-        return f"{overrides['steps']:,} steps" if overrides.get("steps") else f"{overrides['minutes']:.1f} min"
+        self._launch(plan, loss_history(run_dir), note)
 
     def _launch(self, plan: TrainPlan, history, note: str) -> None:
-        self.query_one(ModelPicker).cancel_measure()
+        self.query_one(ModelPicker).timing.cancel()      # timing now would measure the two competing
         self.session.begin(plan.run_dir, history)
-        samples = self.query_one("#samples", SampleLog)
-        samples.add_note(note)
-        self.query_one(LossChart).show(self.session.train_points, self.session.val_points)
+        self.query_one(TrainLive).note(note)
+        self.query_one(TrainLive).show_history()
         self._set_running(True)
-        self._train(plan)
+        self._train(plan, PostingCallbacks(self.query_one(TrainLive), self.session, self.app.options.step_hz))
 
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
@@ -220,32 +166,11 @@ class TrainScreen(Screen):
 
     # -- the worker ----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", description="training")
-    def _train(self, plan: TrainPlan) -> TrainResult:
+    def _train(self, plan: TrainPlan, callbacks: PostingCallbacks) -> TrainResult:
         try:
-            return self._run(plan)
+            return self.session.run(plan, callbacks)
         finally:
             self.session.finished.set()         # in the thread: its loop may be stuck (see app._terminal_gone)
-
-    def _run(self, plan: TrainPlan) -> TrainResult:
-        session = self.session
-        callbacks = PostingCallbacks(self, session, self.app.options.step_hz)
-        if plan.resume:
-            trainer = resume_trainer(plan.run_dir, callbacks, plan.train_overrides)
-        else:
-            # A run started from another reads its text over the parent's grown vocabulary.
-            corpus = plan.corpus if plan.parent is None else encode_for_run(plan.source, plan.parent)
-            trainer = new_trainer(corpus, plan.spec, plan.model_config, plan.train_config, plan.run_dir,
-                                  callbacks, plan.encoding, parent=plan.parent)
-        session.yardsticks = yardsticks_for(trainer.corpus, trainer.cfg.val_fraction)   # kept: instant after the first
-        session.trainer = trainer
-        try:
-            return trainer.run(session.stop, session.pause)
-        except Abandoned:
-            if not plan.resume and not trainer.saved_step:     # None: left in a fine-tune's first validation
-                delete_run(plan.run_dir)        # a new run left before its first validation: no empty husk
-            raise
-        finally:
-            callbacks.flush()
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -254,77 +179,27 @@ class TrainScreen(Screen):
         if worker.group != "train" or worker.state not in (WorkerState.SUCCESS, WorkerState.ERROR,
                                                             WorkerState.CANCELLED):
             return
-        samples = self.query_one("#samples", SampleLog)
+        live = self.query_one(TrainLive)
         if worker.state == WorkerState.SUCCESS:
-            self._finished(worker.result)
+            live.finished(worker.result)
         elif isinstance(worker.error, Abandoned):
-            samples.add_note("stopped without saving")
+            live.note("stopped without saving")
         elif worker.error is not None:
             message = describe_error(worker.error)
-            samples.add_note(f"training stopped: {message}")
+            live.note(f"training stopped: {message}")
             self.notify(message, title="Training stopped", severity="error", timeout=15)
         trainer = self.session.trainer
-        if trainer is not None and self.session.last_step is not None and trainer.step > 0:
-            speed.record_run(trainer.model.config, trainer.cfg, trainer.precision, self.session.last_step.chars_per_sec)
+        if trainer is not None and trainer.step > 0:          # the trainer recorded its speed: show it
             self.query_one(ModelPicker).refresh_presets()
             self.query_one(StartFrom).refresh_runs()          # the run can be started from now
         self.session.state = TrainingSession.IDLE
         self._set_running(False)
 
-    def _finished(self, result: TrainResult) -> None:
-        how = "stopped; saved" if result.stopped_early else "done; saved"
-        name = result.run_dir.name
-        text = (f"{how} {name} at step {result.steps:,} · best val {fmt.loss(result.best_val_loss)} nats/char "
-                f"({fmt.bpc(result.best_val_loss)} bits/char)")
-        samples = self.query_one("#samples", SampleLog)
-        if math.isfinite(result.best_val_loss):
-            for line in verdict(result.best_val_loss, _corpus_sha(self.session), self.session.yardsticks):
-                samples.add_note(line)
-        samples.add_note(text + " · press 2 to play with it")      # last: what was saved, what next
-        self.notify(f"{text}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
-
     # -- live updates ----------------------------------------------------------------------
     def on_training_started(self, event: TrainingStarted) -> None:
         if self.session.state == TrainingSession.PREPARING:
             self.session.state = TrainingSession.TRAINING
-        self.query_one("#samples", SampleLog).add_note(f"{event.summary} · saving to {event.run_dir.name}")
         self._set_running(True)
-
-    def on_training_step(self, event: TrainingStep) -> None:
-        r = event.report
-        s = self.session
-        s.last_step = r
-        s.train_points.append((r.step, r.elapsed, r.train_loss))
-        trainer = s.trainer
-        total = trainer.cfg.steps if trainer is not None and trainer.cfg.budget_seconds is None else None
-        self.query_one("#stats", TrainStats).show(r, s.last_eval, total, _corpus_sha(s), s.yardsticks)
-        self.query_one("#progress", ProgressBar).update(progress=r.progress)
-        now = time.monotonic()
-        if now - self._last_chart >= self.app.options.chart_interval:
-            self._last_chart = now
-            self.query_one(LossChart).show(s.train_points, s.val_points)
-
-    def on_training_eval(self, event: TrainingEval) -> None:
-        r = event.report
-        s = self.session
-        s.last_eval = r
-        s.val_points.append((r.step, r.elapsed, r.val_loss))
-        self.query_one("#samples", SampleLog).add_sample(r)
-        self.query_one(LossChart).show(s.train_points, s.val_points)
-        self.query_one("#stats", TrainStats).show(s.last_step, r, None if s.trainer is None or
-                                                  s.trainer.cfg.budget_seconds is not None else s.trainer.cfg.steps,
-                                                  _corpus_sha(s), s.yardsticks)
-
-    def on_training_sample(self, event: TrainingSample) -> None:
-        self.query_one("#samples", SampleLog).add_sample(event.report, self.session.last_eval)
-
-    def on_training_rolled_back(self, event: TrainingRolledBack) -> None:
-        r, s = event.report, self.session
-        s.train_points = [p for p in s.train_points if p[0] <= r.step]    # the steps it undid leave the chart
-        s.val_points = [p for p in s.val_points if p[0] <= r.step]
-        self.query_one("#samples", SampleLog).add_note(r.describe())
-        self.query_one(LossChart).show(s.train_points, s.val_points)
-        self.notify(r.describe(), title="Rolled back", severity="warning", timeout=10)
 
     def on_training_saved(self, event: TrainingSaved) -> None:
         self._status()
@@ -352,7 +227,3 @@ class TrainScreen(Screen):
         else:
             text = "ready · s starts"
         self.query_one("#train-status", Static).update(text, layout=False)
-
-
-def _corpus_sha(session: TrainingSession) -> str | None:
-    return session.trainer.corpus.sha256 if session.trainer is not None else None

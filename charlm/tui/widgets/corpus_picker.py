@@ -13,12 +13,12 @@ from textual.suggester import Suggester
 from textual.widgets import Input, Label, ProgressBar, Select, Static
 from textual.worker import Worker, WorkerState
 
-from charlm import corpora
-from charlm.data import encode_corpus
+from charlm.corpus import names as corpora
+from charlm.corpus.encoded import encode_corpus
+from charlm.corpus.yardsticks import yardsticks_for
 from charlm.errors import UsageError
 from charlm.tui import format as fmt
 from charlm.tui.messages import CorpusFailed, CorpusPreparing, CorpusReady
-from charlm.yardsticks import yardsticks_for
 
 DEFAULT = "__default__"
 

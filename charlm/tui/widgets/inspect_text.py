@@ -14,6 +14,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from charlm.analysis import shading
+
 
 class InspectText(Widget, can_focus=True):
     """`show(chars, ...)` a text; arrows, page keys and clicks move the cursor (`cursor`)."""
@@ -56,6 +58,16 @@ class InspectText(Widget, can_focus=True):
             self.top = 0
             self.cursor = 0
         self.refresh()
+
+    def show_surprise(self, result, keep_cursor: bool = False) -> None:
+        """A reading (charlm.analysis.probe.ProbeResult) coloured by the model's surprise."""
+        self.show(result.chars, shading.surprise_styles(result.surprise_bits), shading.surprise_legend(), keep_cursor)
+
+    def show_unit(self, chars: list[str], unit, values) -> None:
+        """The same text coloured by one unit's activation at each character."""
+        scale = shading.activation_scale(unit.kind, values)
+        legend = shading.activation_legend(scale) + Text(f"   unit {unit} · ctrl+e: back to surprise")
+        self.show(chars, shading.activation_styles(values, scale), legend, keep_cursor=True)
 
     # -- moving --------------------------------------------------------------------------
     def validate_cursor(self, value: int) -> int:

@@ -4,43 +4,26 @@ fields, each validated as it is typed."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.validation import Integer, Number
-from textual.widgets import Collapsible, Input, Label, Select, Static
+from textual.containers import Vertical
+from textual.widgets import Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from charlm import speed
-from charlm.autosize import AutoChoice, plan
-from charlm.config import AUTO, CELLS, PRESETS, ModelConfig, TrainConfig, preset_configs
-from charlm.device import pick_device, precision_candidates
+from charlm.config import AUTO, PRESETS, ModelConfig, TrainConfig, preset_configs
 from charlm.errors import UsageError
-from charlm.finetune import SHAPE_FIELDS, describe_finetune, finetune_configs, fixed_shape, shape_text
-from charlm.model import param_count
+from charlm.model.network import param_count
+from charlm.train.autosize import AutoChoice
+from charlm.train.finetune import SHAPE_FIELDS, describe_finetune, finetune_configs, fixed_shape, shape_text
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
+from charlm.tui.machine_timing import GROUP, MachineTiming, timed_speed
+from charlm.tui.widgets.advanced_fields import NAMES, AdvancedFields
+from charlm.tui.widgets.budget_field import BudgetField
 
 AUTO_PLACEHOLDER = "small"      # what the fields hold until auto has chosen
-
-# (field, label, int?, which config, validator)
-FIELDS = (
-    ("layers", "layers", True, "model", Integer(1, 8)),
-    ("hidden", "hidden", True, "model", Integer(4, 4096)),
-    ("embed", "embed", True, "model", Integer(1, 1024)),
-    ("dropout", "dropout", False, "model", Number(0.0, 0.95)),
-    ("seq_len", "seq-len", True, "train", Integer(2, 4096)),
-    ("batch_size", "batch", True, "train", Integer(1, 4096)),
-    ("lr", "lr", False, "train", Number(1e-6, 10.0)),
-    ("eval_every", "eval every", True, "train", Integer(1, 1_000_000)),
-)
-
-
-def _text(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class ModelPicker(Vertical):
@@ -56,28 +39,14 @@ class ModelPicker(Vertical):
         self._auto_note = "auto: waiting for the corpus"
         self.parent_shape: ModelConfig | None = None   # the shape of the run a new run starts from (fine-tune)
         self._steps_cap: int | None = None
-        self._cancel = threading.Event()
-        self._timer = None
-        self._choosing: Worker | None = None    # auto's choice for the current corpus, shape and budget
+        self.timing = MachineTiming(self, busy=lambda: self.app.session.active)
 
     def compose(self) -> ComposeResult:
         yield Label("Model", classes="field-title")
-        yield Select(self._preset_options(), id="preset", value=self.initial[0], allow_blank=False, compact=True)
+        yield Select(preset_options(self.vocab_size), id="preset", value=self.initial[0], allow_blank=False, compact=True)
         yield Static("", id="model-info", classes="info")
-        with Horizontal(classes="field-row"):
-            yield Label("budget", classes="field-label")
-            yield Input(_text(self.budget), id="budget", type="number", compact=True,
-                        validators=[Number(minimum=0.01, maximum=1e7)])
-            yield Select([("minutes", "minutes"), ("steps", "steps")], id="budget-unit", value=self.unit,
-                         allow_blank=False, compact=True)
-        with Collapsible(title="Advanced", id="advanced"):
-            with Horizontal(classes="field-row"):
-                yield Label("cell", classes="field-label")
-                yield Select([(c, c) for c in CELLS], id="cell", value="lstm", allow_blank=False, compact=True)
-            for name, label, is_int, _, validator in FIELDS:
-                with Horizontal(classes="field-row"):
-                    yield Label(label, classes="field-label")
-                    yield Input(id=name, type="integer" if is_int else "number", compact=True, validators=[validator])
+        yield BudgetField(self.budget, self.unit)
+        yield AdvancedFields(id="advanced")
         yield Static("", id="model-errors", classes="errors")
 
     def on_mount(self) -> None:
@@ -106,14 +75,11 @@ class ModelPicker(Vertical):
         self._steps_cap = None
         if preset == AUTO and self.parent_shape is not None and self.auto is not None:
             m, t = finetune_configs(replace(self.parent_shape, vocab_size=m.vocab_size), self.auto, t,
-                                    cap_steps=self.query_one("#budget-unit", Select).value != "steps")
+                                    cap_steps=not self.query_one(BudgetField).in_steps)
             self._steps_cap = t.steps       # the fine-tune's passes end it before a minutes budget does
         self.filled = preset
-        with self.prevent(Select.Changed, Input.Changed):
-            self.query_one("#cell", Select).value = m.cell
-            for name, _, _, which, _ in FIELDS:
-                self.query_one(f"#{name}", Input).value = _text(getattr(m if which == "model" else t, name))
-        self._train_extra = {k: v for k, v in vars(t).items() if k not in {f[0] for f in FIELDS}}
+        self.query_one(AdvancedFields).show(m, t)
+        self._train_extra = {k: v for k, v in vars(t).items() if k not in NAMES}
         if preset == AUTO and self.auto is None:
             self._choose_soon()
         self.update_info()
@@ -129,7 +95,7 @@ class ModelPicker(Vertical):
     def _budget_changed(self) -> None:
         """A new budget: auto chooses again."""
         if self.preset == AUTO:
-            self.auto, self._choosing = None, None
+            self.auto, self.timing.choosing = None, None
             self._choose_soon()
         self.update_info()
 
@@ -145,11 +111,10 @@ class ModelPicker(Vertical):
         if parent == self.parent_shape:
             return                      # nothing changed: the fields (and what was typed) stay
         self.parent_shape = parent
-        self.auto, self._choosing = None, None
+        self.auto, self.timing.choosing = None, None
         select = self.query_one("#preset", Select)
         select.disabled = parent is not None
-        for name in SHAPE_FIELDS:
-            self.query_one(f"#{name}").disabled = parent is not None
+        self.query_one(AdvancedFields).hold(SHAPE_FIELDS, parent is not None)
         if parent is not None and select.value != AUTO:
             with self.prevent(Select.Changed):
                 select.value = AUTO
@@ -157,42 +122,26 @@ class ModelPicker(Vertical):
 
     def set_corpus(self, train_chars: int, vocab_size: int, difficulty: float = 1.0) -> None:
         """The corpus is read: its size sizes auto's model, its vocabulary every model, and how
-        hard it is (charlm.yardsticks) places auto's predictions."""
+        hard it is (charlm.corpus.yardsticks) places auto's predictions."""
         self.train_chars, self.vocab_size, self.difficulty = train_chars, vocab_size, difficulty
-        self.auto, self._choosing = None, None
+        self.auto, self.timing.choosing = None, None
         self.refresh_presets()
         if self.preset == AUTO:
             self._choose_soon()
-
-    def _preset_options(self) -> list[tuple[str, str]]:
-        """auto, then each preset with its size and its speed on this machine (when timed)."""
-        options = [(f"{AUTO:<8} chosen for your budget", AUTO)]
-        for name, p in PRESETS.items():
-            m, t = preset_configs(name)
-            m.vocab_size = self.vocab_size
-            cps = _timed_speed(m, t)
-            speed_text = f" {fmt.count(cps)}/s" if cps else ""
-            options.append((f"{name:<8} {m.layers}x{m.hidden:<4} {fmt.count(param_count(m)):>5}{speed_text}", name))
-        return options
 
     def refresh_presets(self) -> None:
         """Relabel the presets (the vocabulary or the timed speeds changed)."""
         select = self.query_one("#preset", Select)
         value = select.value
         with self.prevent(Select.Changed):
-            select.set_options(self._preset_options())
+            select.set_options(preset_options(self.vocab_size))
             select.value = value
             select.mutate_reactive(Select.value)     # relabel even when the value stayed the same
         self.update_info()
 
     def errors(self) -> list[str]:
-        out = []
-        for inp in self.query(Input):
-            result = inp.validate(inp.value)
-            if result is not None and not result.is_valid:
-                label = "budget" if inp.id == "budget" else next(f[1] for f in FIELDS if f[0] == inp.id)
-                out.append(f"{label}: {'; '.join(result.failure_descriptions) or 'invalid'}")
-        return out
+        budget = self.query_one(BudgetField).error()
+        return ([budget] if budget else []) + self.query_one(AdvancedFields).errors()
 
     def update_info(self) -> None:
         errors = self.errors()
@@ -211,13 +160,10 @@ class ModelPicker(Vertical):
                 info.update(f"{self.auto.summary()}\n[dim]why: {self.auto.reason()}[/]")
             return
         m, t = self.configs()
-        cps = _timed_speed(m, t)
-        speed_text = f"{fmt.count(cps)} chars/s here" if cps else "speed: timing…"
-        if not cps:
-            self._time_soon(m, t)
-        preset = PRESETS.get(self.preset)
-        desc = preset.description.split(": ", 1)[-1] if preset else ""
-        info.update(f"{fmt.count(param_count(m))} params · {speed_text}\n[dim]{desc}[/]")
+        cps = timed_speed(m, t)
+        if not cps and self.app.options.time_presets:     # a second after the fields stop changing
+            self.timing.later(1.0, lambda: self.timing.time(m, t))
+        info.update(preset_info(self.preset, m, cps))
 
     # -- timing this machine, while nothing else runs ---------------------------------------
     def _choose_soon(self) -> None:
@@ -225,69 +171,29 @@ class ModelPicker(Vertical):
         if self.train_chars <= 0 or self.app.session.active:
             return
         self._auto_note = "auto: timing model shapes on this machine (once per machine)…"
-        self._later(0.5, self._start_choosing)
-
-    def _time_soon(self, m: ModelConfig, t: TrainConfig) -> None:
-        """Time this shape a second after the fields stop changing, unless a run is on."""
-        if self.app.options.time_presets and not self.app.session.active:
-            self._later(1.0, lambda: self._start_timing(m, t))
-
-    def _later(self, delay: float, callback) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        self._timer = self.set_timer(delay, callback)
-
-    def _fresh_cancel(self) -> threading.Event:
-        self.cancel_measure()
-        self._cancel = threading.Event()
-        return self._cancel
+        self.timing.later(0.5, self._start_choosing)
 
     def _start_choosing(self) -> None:
-        if self.app.session.active or self.preset != AUTO:
+        if self.preset != AUTO:
             return
         try:
             budget = self._budget_config()
         except UsageError:
             return              # the budget field is being edited: its error shows already
         fixed = fixed_shape(self.parent_shape) if self.parent_shape is not None else dict(self.initial[1])
-        self._choosing = self._choose(budget, fixed, self._fresh_cancel())
-
-    def _start_timing(self, m: ModelConfig, t: TrainConfig) -> None:
-        if not self.app.session.active:
-            self._time(m, t, self._fresh_cancel())
+        self.timing.choose(self.train_chars, self.vocab_size, budget, fixed, self.difficulty)
 
     def on_unmount(self) -> None:
-        self.cancel_measure()
-
-    def cancel_measure(self) -> None:
-        """A run starts: timing now would only measure the two competing for the CPU."""
-        self._cancel.set()
-        if self._timer is not None:
-            self._timer.stop()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="measure")
-    def _choose(self, budget: TrainConfig, fixed: dict, cancel: threading.Event) -> AutoChoice | None:
-        try:
-            return plan(self.train_chars, self.vocab_size, budget, fixed, cancel=cancel, difficulty=self.difficulty)
-        except speed.Cancelled:
-            return None
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="measure")
-    def _time(self, m: ModelConfig, t: TrainConfig, cancel: threading.Event) -> None:
-        try:
-            for precision in _precisions(t):
-                speed.speed(m, t, precision, cancel)
-        except speed.Cancelled:
-            pass        # the run's own measured speed will be recorded instead
+        self.timing.cancel()
 
     @on(Worker.StateChanged)
     def _measured(self, event: Worker.StateChanged) -> None:
         """Show what timing found: auto's choice, or a preset's speed (or why there is none)."""
         worker = event.worker
-        if worker.group != "measure":
+        if worker.group != GROUP:
             return
         if worker.state == WorkerState.SUCCESS and isinstance(worker.result, AutoChoice):
-            if worker is not self._choosing:
+            if worker is not self.timing.choosing:
                 return              # chosen for a corpus, start or budget that has changed since
             self.auto = worker.result
             if self.preset == AUTO:
@@ -300,17 +206,10 @@ class ModelPicker(Vertical):
             self.update_info()
 
     def _budget_config(self) -> TrainConfig:
-        """The budget fields as a TrainConfig (everything else at its default)."""
-        raw = self.query_one("#budget", Input)
-        result = raw.validate(raw.value)
-        if result is not None and not result.is_valid:
-            raise UsageError("the budget is invalid", "fix the budget field")
+        """The budget as a TrainConfig (everything else as filled in)."""
         t = TrainConfig(**{k: v for k, v in self._train_extra.items() if k not in ("steps", "minutes")})
-        budget = float(raw.value)
-        if self.query_one("#budget-unit", Select).value == "steps":
-            t.steps, t.minutes = max(1, int(budget)), None
-        else:
-            t.steps, t.minutes = None, budget
+        for name, value in self.query_one(BudgetField).fields().items():
+            setattr(t, name, value)
         return t
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
@@ -320,11 +219,8 @@ class ModelPicker(Vertical):
             raise UsageError("some model settings are invalid: " + "; ".join(errors), "fix the fields in red")
         if self.preset == AUTO and self.auto is None:
             raise UsageError("auto is still choosing a model for this budget", "wait a moment, or pick a preset")
-        m = ModelConfig(vocab_size=self.vocab_size, cell=str(self.query_one("#cell", Select).value))
-        t = self._budget_config()
-        for name, _, is_int, which, _ in FIELDS:
-            raw = self.query_one(f"#{name}", Input).value
-            setattr(m if which == "model" else t, name, int(raw) if is_int else float(raw))
+        m, t = ModelConfig(vocab_size=self.vocab_size), self._budget_config()
+        self.query_one(AdvancedFields).apply(m, t)
         if self._steps_cap is not None and t.minutes is not None:
             t.steps = self._steps_cap
         t.sample_length = self.app.options.sample_length
@@ -332,11 +228,21 @@ class ModelPicker(Vertical):
         return m, t
 
 
-def _precisions(t: TrainConfig) -> tuple[str, ...]:
-    return (t.precision,) if t.precision != "auto" else precision_candidates(pick_device(t.device))
+def preset_options(vocab_size: int) -> list[tuple[str, str]]:
+    """auto, then each preset with its size and its speed on this machine (when timed)."""
+    options = [(f"{AUTO:<8} chosen for your budget", AUTO)]
+    for name in PRESETS:
+        m, t = preset_configs(name)
+        m.vocab_size = vocab_size
+        cps = timed_speed(m, t)
+        speed_text = f" {fmt.count(cps)}/s" if cps else ""
+        options.append((f"{name:<8} {m.layers}x{m.hidden:<4} {fmt.count(param_count(m)):>5}{speed_text}", name))
+    return options
 
 
-def _timed_speed(m: ModelConfig, t: TrainConfig) -> float | None:
-    """The best chars/s timed (or reached by a run) for this shape here, in any precision."""
-    found = [v for p in _precisions(t) for v in (speed.cached(m, t, p), speed.run_speed(m, t, p)) if v]
-    return max(found) if found else None
+def preset_info(name: str, m: ModelConfig, chars_per_sec: float | None) -> str:
+    """A preset's size, its speed here (once timed) and what it is for."""
+    speed_text = f"{fmt.count(chars_per_sec)} chars/s here" if chars_per_sec else "speed: timing…"
+    preset = PRESETS.get(name)
+    desc = preset.description.split(": ", 1)[-1] if preset else ""
+    return f"{fmt.count(param_count(m))} params · {speed_text}\n[dim]{desc}[/]"

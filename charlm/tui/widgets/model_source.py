@@ -13,11 +13,11 @@ from textual.message import Message
 from textual.widgets import Label, Select
 from textual.worker import Worker, WorkerState
 
-from charlm.checkpoint import Checkpoint, load_checkpoint
-from charlm.runs import list_runs
+from charlm.model.checkpoint import Checkpoint, load_checkpoint
+from charlm.runs.listing import list_runs
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
-from charlm.tui.generation import Source
+from charlm.tui.generate_session import Source
 
 LIVE = "__live__"
 

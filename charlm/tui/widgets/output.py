@@ -3,13 +3,16 @@ coloured by the probability the model gave it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from charlm.sample import Token
+from charlm.generate.sampler import Token
+from charlm.tui.screens.dialogs import TextPrompt
 
 # (lowest probability, colour): sure characters green, surprising ones red.
 # Mid-tone colours: readable on the light theme and on the dark one.
@@ -53,6 +56,36 @@ class OutputView(VerticalScroll, can_focus=True):
     @property
     def text(self) -> str:
         return self.prompt + self.generated
+
+    def copy_all(self) -> None:
+        """The prompt and the output to the clipboard (through the terminal)."""
+        if not self.text:
+            self.notify("nothing to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(self.text)
+        self.notify(f"copied {len(self.text):,} characters (if your terminal allows clipboard access)", timeout=3)
+
+    def save_as(self, default: Path) -> None:
+        """The prompt and the output to a file, its name asked (`default` offered)."""
+        text = self.text
+        if not text:
+            self.notify("nothing to save yet", severity="warning")
+            return
+
+        def write(path: str | None) -> None:
+            if not path:
+                return
+            target = Path(path).expanduser()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            except OSError as e:
+                self.notify(f"could not save to {target}: {e.strerror}", severity="error")
+                return
+            self.notify(f"saved {len(text):,} characters to {target}", title="Saved")
+
+
+        self.app.push_screen(TextPrompt("Save the text to", str(default)), write)
 
     def start(self, prompt: str) -> None:
         self.prompt, self.tokens, self.copied = prompt, [], None

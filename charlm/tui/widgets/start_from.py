@@ -12,8 +12,9 @@ from textual.containers import Vertical
 from textual.widgets import Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from charlm.finetune import Parent, load_parent, shape_text
-from charlm.runs import BASE_MINUTES, BASE_SET, RunInfo, StartingPoint, base_would_help, list_runs, suggest_start
+from charlm.runs.listing import RunInfo, list_runs
+from charlm.train.finetune import (BASE_MINUTES, BASE_SET, Parent, StartingPoint, base_would_help, load_parent,
+                                   shape_text, suggest_start)
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.messages import StartChosen

@@ -7,10 +7,10 @@ from rich.text import Text
 from textual import events
 from textual.widgets import RichLog, Static
 
-from charlm.references import meaning
-from charlm.reports import EvalReport, SampleReport, StepReport
+from charlm.analysis.references import meaning
+from charlm.corpus.yardsticks import Yardsticks
+from charlm.train.reports import EvalReport, SampleReport, StepReport
 from charlm.tui import format as fmt
-from charlm.yardsticks import Yardsticks
 
 
 class TrainStats(Static):
