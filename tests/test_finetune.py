@@ -184,3 +184,17 @@ def test_a_bad_init_writes_nothing(case, trained_run, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert "--init" in r.stderr
     assert not out.exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_budget_in_minutes_keeps_a_fine_tunes_cap_of_passes():
+    """`--init RUN --minutes M`: the flags are applied again after the fine-tune's cap of passes
+    (in steps) was set, and minutes alone must not lift it."""
+    import argparse
+
+    from charlm.cli.train_cmd import TRAIN_FLAGS, _apply_train_flags
+    from charlm.config import TrainConfig
+    args = argparse.Namespace(**{name: None for name in TRAIN_FLAGS})
+    args.minutes = 5.0
+    capped = TrainConfig(steps=880)
+    _apply_train_flags(args, capped)
+    assert (capped.steps, capped.minutes) == (880, 5.0)

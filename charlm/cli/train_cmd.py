@@ -208,7 +208,8 @@ def _apply_train_flags(args, train_cfg) -> None:
         if getattr(args, name, None) is not None:
             setattr(train_cfg, name, getattr(args, name))
     for name, value in budget_fields(args.steps, args.minutes).items():
-        setattr(train_cfg, name, value)
+        if value is not None or name == "minutes":     # minutes alone keep a fine-tune's cap of passes
+            setattr(train_cfg, name, value)
     if train_cfg.deterministic and train_cfg.precision == "auto":
         train_cfg.precision = "fp32"        # so auto sizes the model for the precision it will train in
 

@@ -1,6 +1,6 @@
 """The catalog of known corpora: names, where to fetch them, and the checksums that prove it.
 
-The packaged `charlm/catalog.toml` is the catalog (CHARLM_CATALOG replaces it: tests point it at
+The packaged `charlm/corpus/catalog.toml` is the catalog (CHARLM_CATALOG replaces it: tests point it at
 a fake one). Entries in the user's `corpora/catalog.toml` are added on top, so people can list
 their own sources without editing the package. Besides single files (`[corpus.NAME]`) it lists
 sets (`[set.NAME]`): several of its corpora read as one text, e.g. a base model's English.
@@ -119,12 +119,12 @@ def _read(path: Path) -> tuple[list[CatalogEntry], dict[str, object]]:
     table, sets = data.get("corpus", {}), data.get("set", {})
     for key, value in (("corpus", table), ("set", sets)):
         if not isinstance(value, dict):
-            raise UsageError(f"catalog {path}: `{key}` must be a table of [{key}.NAME] sections", "see charlm/catalog.toml")
+            raise UsageError(f"catalog {path}: `{key}` must be a table of [{key}.NAME] sections", "see charlm/corpus/catalog.toml")
     return [_entry(path, name, fields) for name, fields in table.items()], sets
 
 
 def _bad(path: Path, what: str, name: str, why: str) -> UsageError:
-    return UsageError(f"catalog {path}: {what} {name!r} {why}", "fix that entry (see charlm/catalog.toml for the format)")
+    return UsageError(f"catalog {path}: {what} {name!r} {why}", "fix that entry (see charlm/corpus/catalog.toml for the format)")
 
 
 def _set(path: Path, name: str, f: object, entries: dict[str, CatalogEntry]) -> CorpusSet:

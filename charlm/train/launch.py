@@ -77,7 +77,7 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
     for key, value in (train_overrides or {}).items():
         setattr(train_cfg, key, value)
     train_cfg.validate()
-    source = training_source(run.path, corpus, encoding, how="CORPUS: charlm train CORPUS --resume RUN_DIR")
-    with current_team().rank0_first():            # one rank builds the encoded cache, the others read it
+    with current_team().rank0_first():            # one rank fetches and builds the encoded cache, the others read it
+        source = training_source(run.path, corpus, encoding, how="CORPUS: charlm train CORPUS --resume RUN_DIR")
         corpus = encode_corpus(source, CharVocab.load(run.resume_checkpoint() / VOCAB))
     return Trainer(corpus, model_cfg, train_cfg, run_dir, callbacks, resume=True)

@@ -75,20 +75,21 @@ class Inspection:
     def read(self, text: str) -> None:
         """Each character's probability and the model's guesses there."""
         self.unit = None
-        self._run("probe", "reading", lambda progress, cancel: probe(self.model, self.vocab, text, TOP_K,
+        model, vocab = self.model, self.vocab          # as they are now, not when the thread starts
+        self._run("probe", "reading", lambda progress, cancel: probe(model, vocab, text, TOP_K,
                                                                       progress=progress, cancel=cancel))
 
     def trace(self, unit: Unit) -> None:
         """One unit's activation at each character of the text last read."""
-        text = self.text
+        text, model, vocab = self.text, self.model, self.vocab
         self._run("unit", f"unit {unit}", lambda progress, cancel: (unit, unit_trace(
-            self.model, self.vocab, text, unit, progress=progress, cancel=cancel)))
+            model, vocab, text, unit, progress=progress, cancel=cancel)))
 
     def search(self, pattern: str) -> None:
         """The units that track `pattern` in the text last read, best first."""
-        text = self.text
+        text, model, vocab = self.text, self.model, self.vocab
         self._run("search", f"pattern {pattern}", lambda progress, cancel: rank_units(
-            self.model, self.vocab, text, pattern, progress=progress, cancel=cancel))
+            model, vocab, text, pattern, progress=progress, cancel=cancel))
 
     def _run(self, name: str, what: str, work) -> None:
         self._cancel.set()                    # whatever was under way stops

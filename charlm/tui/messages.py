@@ -48,6 +48,13 @@ class TrainingSaved(Message):
 
 
 @dataclass
+class TrainingEnded(Message):
+    """The training worker ended: with its result, or with the error that stopped it."""
+    result: object | None = None              # charlm.train.reports.TrainResult
+    error: BaseException | None = None
+
+
+@dataclass
 class TrainingRolledBack(Message):
     report: RollbackReport
 

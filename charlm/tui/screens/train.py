@@ -16,9 +16,8 @@ from textual.worker import Worker, WorkerState
 from charlm.errors import UsageError
 from charlm.runs.listing import loss_history
 from charlm.train.reports import TrainResult
-from charlm.tui.errors import describe_error
-from charlm.tui.messages import CorpusFailed, CorpusReady, StartChosen, TrainingSaved, TrainingStarted
-from charlm.tui.train_session import Abandoned, PostingCallbacks, TrainingSession, TrainPlan, new_plan, resume_plan
+from charlm.tui.messages import CorpusFailed, CorpusReady, StartChosen, TrainingEnded, TrainingSaved, TrainingStarted
+from charlm.tui.train_session import PostingCallbacks, TrainingSession, TrainPlan, new_plan, resume_plan
 from charlm.tui.widgets.corpus_picker import CorpusPicker
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.model_picker import ModelPicker
@@ -179,15 +178,9 @@ class TrainScreen(Screen):
         if worker.group != "train" or worker.state not in (WorkerState.SUCCESS, WorkerState.ERROR,
                                                             WorkerState.CANCELLED):
             return
-        live = self.query_one(TrainLive)
-        if worker.state == WorkerState.SUCCESS:
-            live.finished(worker.result)
-        elif isinstance(worker.error, Abandoned):
-            live.note("stopped without saving")
-        elif worker.error is not None:
-            message = describe_error(worker.error)
-            live.note(f"training stopped: {message}")
-            self.notify(message, title="Training stopped", severity="error", timeout=15)
+        # Through the live panel's queue: behind the last reports the trainer posted there.
+        self.query_one(TrainLive).post_message(TrainingEnded(worker.result if worker.state == WorkerState.SUCCESS
+                                                             else None, worker.error))
         trainer = self.session.trainer
         if trainer is not None and trainer.step > 0:          # the trainer recorded its speed: show it
             self.query_one(ModelPicker).refresh_presets()

@@ -15,8 +15,10 @@ from textual.widgets import ProgressBar
 from charlm.analysis.references import verdict
 from charlm.train.reports import TrainResult
 from charlm.tui import format as fmt
-from charlm.tui.messages import TrainingEval, TrainingRolledBack, TrainingSample, TrainingStarted, TrainingStep
-from charlm.tui.train_session import TrainingSession
+from charlm.tui.errors import describe_error
+from charlm.tui.messages import (TrainingEnded, TrainingEval, TrainingRolledBack, TrainingSample, TrainingStarted,
+                                 TrainingStep)
+from charlm.tui.train_session import Abandoned, TrainingSession
 from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.train_stats import SampleLog, TrainStats
 
@@ -49,6 +51,17 @@ class TrainLive(Vertical):
 
     def show_history(self) -> None:
         self.query_one(LossChart).show(self.session.train_points, self.session.val_points)
+
+    def on_training_ended(self, event: TrainingEnded) -> None:
+        """How the run ended: done or stopped (and saved), left without saving, or an error."""
+        if event.result is not None:
+            self.finished(event.result)
+        elif isinstance(event.error, Abandoned):
+            self.note("stopped without saving")
+        elif event.error is not None:
+            message = describe_error(event.error)
+            self.note(f"training stopped: {message}")
+            self.notify(message, title="Training stopped", severity="error", timeout=15)
 
     def finished(self, result: TrainResult) -> None:
         """What a person reads when the run is done: what the loss is worth, what was saved."""
