@@ -146,8 +146,8 @@ class GenerationPanel(Horizontal):
 
     # -- what else it shows -------------------------------------------------------------------
     def sweep(self, source: Source, prompt: str, seed: int) -> None:
-        """The prompt at several temperatures with one seed, side by side in a dialog."""
-        self.stop()
+        """The prompt at several temperatures with one seed, side by side in a dialog (the
+        screen has stopped any stream first)."""
         self.notify("temperature sweep: writing…", timeout=2)
         self._sweep(source, prompt, seed)
 
