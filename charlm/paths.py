@@ -1,14 +1,20 @@
 """Where runs and corpora live: `checkpoints/` and `corpora/` under the working directory,
-or wherever CHARLM_CHECKPOINTS / CHARLM_CORPORA point."""
+or wherever CHARLM_CHECKPOINTS / CHARLM_CORPORA point; and the cache, which is optional: where it
+cannot be written charlm works without it (`keep_cached`)."""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def checkpoints_dir() -> Path:
@@ -33,7 +39,61 @@ def new_run_dir(corpus_name: str, root: Path | None = None) -> Path:
 
 def cache_root() -> Path:
     """Where charlm keeps what it can rebuild: encoded corpora, speeds, references, logs."""
-    return Path(os.environ.get("CHARLM_CACHE") or Path.home() / ".cache" / "charlm")
+    if os.environ.get("CHARLM_CACHE"):
+        return Path(os.environ["CHARLM_CACHE"])
+    try:
+        return Path.home() / ".cache" / "charlm"
+    except RuntimeError:        # HOME unset and no passwd entry (some containers)
+        return NO_HOME
+
+
+# The cache root when there is no home: a path no one can make a folder at, root included, so
+# reads find nothing and writes fail (and say so once) like any other unwritable cache.
+NO_HOME = Path(os.devnull) / "charlm-cache"
+_note_lock = threading.Lock()
+_noted = False
+
+
+def keep_cached(write: Callable[[], T], otherwise: T | None = None) -> T | None:
+    """`write()`, a write to the cache; where that fails (read-only, missing, no home, full),
+    one note on stderr per process and `otherwise`: a cache only saves time, so charlm goes on.
+    Keep `write` to the cache's own files: any OSError it raises is taken for the cache's."""
+    try:
+        return write()
+    except OSError as e:
+        _note_once(e)
+        return otherwise
+
+
+def cache_failed() -> bool:
+    """Whether a write to the cache failed in this process (and the note was said)."""
+    return _noted
+
+
+def _note_once(error: OSError) -> None:
+    global _noted
+    with _note_lock:
+        first, _noted = not _noted, True
+    if first:
+        root = cache_root()
+        no_home = root == NO_HOME
+        where, why = ("~/.cache/charlm", "there is no home directory") if no_home else (root, error.strerror or error)
+        say_cache_note(f"cannot write the cache at {where} ({why}); working without it (set CHARLM_CACHE to "
+                       "a writable folder to keep encoded texts, timings and the compiled sampler between runs)")
+
+
+def note_to_stderr(note: str) -> None:
+    print(f"charlm: note: {note}", file=sys.stderr)
+
+
+# Where the note goes: stderr, or (set by the app, whose stderr no one sees) a notification.
+# Called from any thread.
+say_cache_note: Callable[[str], None] = note_to_stderr
+
+
+def write_cache_json(path: Path, data) -> None:
+    """`write_json_atomic` for a file in the cache: one that may fail (see keep_cached)."""
+    keep_cached(lambda: write_json_atomic(path, data))
 
 
 def read_json_dict(path: Path) -> dict:

@@ -100,6 +100,8 @@ def test_no_class_is_over_200_lines():
     ("/proc/cpuinfo", r"/proc/cpuinfo", "charlm/machine/cpu.py"),
     ("/proc/stat", r"\"/proc/stat\"", "charlm/machine/threads.py"),
     ("the Cancelled exception", r"class Cancelled\b", "charlm/cancel.py"),
+    ("the home directory", r"Path\.home\(\)", "charlm/paths.py"),
+    ("working without the cache", r"cannot write the cache", "charlm/paths.py"),
 ])
 def test_each_rule_is_written_once(rule, pattern, owner):
     where = sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if re.search(pattern, p.read_text()))

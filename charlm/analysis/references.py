@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charlm.corpus.yardsticks import SHAKESPEARE_5GRAM, Yardsticks
-from charlm.paths import cache_root, read_json_dict, write_json_atomic
+from charlm.paths import cache_root, read_json_dict, write_cache_json
 
 # tinyshakespeare: the catalog's file; without a BOM or CRs its normalised text (whose hash a
 # run records) is byte for byte the file.
@@ -110,7 +110,7 @@ def record(corpus_sha256: str, label: str, nats_per_char: float, source: str) ->
     """Keep a figure a benchmark measured here, to be shown beside later runs on the corpus."""
     data = _load()
     data.setdefault(corpus_sha256, {})[label] = {"nats_per_char": round(nats_per_char, 4), "source": source}
-    write_json_atomic(_path(), data)
+    write_cache_json(_path(), data)
 
 
 def verdict(nats_per_char: float, corpus_sha256: str | None, yardsticks: Yardsticks | None = None) -> list[str]:

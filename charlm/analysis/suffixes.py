@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from charlm.cancel import Progress, check
-from charlm.paths import write_json_atomic
+from charlm.paths import keep_cached, write_json_atomic
 
 INDEX_FORMAT = 1
 DEPTH = 128                 # characters the suffixes are sorted by (a multiple of 8: whole keys)
@@ -83,16 +83,16 @@ def index_path(ids: np.ndarray, length: int) -> Path | None:
 def suffixes(ids: np.ndarray, length: int | None = None, progress: Progress | None = None,
              cancel: threading.Event | None = None) -> np.ndarray:
     """The sorted suffixes of ids[:length] (all of ids by default): from the cache when built
-    before, else built now and cached. `progress(done, total)` counts positions placed."""
+    before, else built now and cached (in memory where the cache cannot be written).
+    `progress(done, total)` counts positions placed."""
     length = len(ids) if length is None else length
     path = index_path(ids, length)
     if path is None:
         return build_suffixes(ids[:length], None, progress, cancel)
     sa = _open_cached(path, length)
-    if sa is None:
-        build_suffixes(ids[:length], path, progress, cancel)
+    if sa is None and keep_cached(lambda: build_suffixes(ids[:length], path, progress, cancel)) is not None:
         sa = _open_cached(path, length)
-    return sa
+    return sa if sa is not None else build_suffixes(ids[:length], None, progress, cancel)
 
 
 def _open_cached(path: Path, length: int) -> np.ndarray | None:

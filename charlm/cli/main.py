@@ -26,11 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         if not argv:
             from charlm.tui.run import run_app
             return run_app()
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            build_parser().print_help()
-            return 0
-        return args.func(args) or 0
+        from charlm.cli.signals import ending_quietly
+        with ending_quietly():   # SIGTERM, SIGHUP; training sets its own "save and stop" while it trains
+            args = build_parser().parse_args(argv)
+            if args.command is None:
+                build_parser().print_help()
+                return 0
+            return args.func(args) or 0
     except UsageError as e:
         _print_error(e.message)
         from charlm.train.distributed import let_rank0_speak

@@ -9,6 +9,7 @@ from pathlib import Path
 from charlm.cli import args as A
 from charlm.cli.textarg import warn_unknown
 from charlm.corpus.files import read_text_file
+from charlm.paths import cache_failed
 
 
 def register(sub) -> None:
@@ -67,11 +68,14 @@ class _BuildProgress:
             self.started = True
             from rich.console import Console
             console = Console(stderr=True)
+            # By the first report the index knows whether it can be kept (keep_cached said so).
+            when = "without a cache: again next time" if cache_failed() else "once: it is cached for next time"
             if not console.is_terminal:
-                print("charlm: indexing the training text (once: it is cached for next time)", file=sys.stderr)
+                print(f"charlm: indexing the training text ({when})", file=sys.stderr)
                 return
             from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-            self.bar = Progress(TextColumn("indexing the training text (once)"), BarColumn(), TaskProgressColumn(),
+            label = f"indexing the training text ({when.split(':')[0]})"
+            self.bar = Progress(TextColumn(label), BarColumn(), TaskProgressColumn(),
                                 TimeRemainingColumn(), console=console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task("index", total=total)

@@ -1,10 +1,9 @@
 """The headless training display: a rich progress bar, a sample at every evaluation, and
-Ctrl-C that saves before it leaves."""
+Ctrl-C (or SIGTERM, SIGHUP: charlm.cli.signals) that saves before it leaves."""
 
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import threading
 
@@ -12,9 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from charlm.analysis.references import verdict
+from charlm.cli.signals import save_and_stop_on
 from charlm.config import param_count
 from charlm.machine.threads import ThreadChoice
-from charlm.train.reports import EvalReport, RollbackReport, StartReport, StepReport, TrainCallbacks, TrainingStopped
+from charlm.train.clock import not_counted
+from charlm.train.reports import (EvalReport, RollbackReport, StartReport, StepReport, TrainCallbacks, TrainingStopped,
+                                  TrainResult)
 from charlm.train.trainer import Trainer
 from charlm.units import bits
 
@@ -24,7 +26,7 @@ class _RichProgress(TrainCallbacks):
 
     def __init__(self, console: Console, progress: Progress, quiet: bool):
         self.console, self.progress, self.quiet = console, progress, quiet
-        self.task = progress.add_task("training", total=1.0, loss="-", val="-", cps="-", lr="-")
+        self.task = progress.add_task("training", total=1.0, loss="-", val="-", cps="-", lr="-", paused="")
 
     def on_start(self, report: StartReport) -> None:
         self.console.print(f"threads: {report.threads}", style="dim", highlight=False)
@@ -34,7 +36,8 @@ class _RichProgress(TrainCallbacks):
 
     def on_step(self, r: StepReport) -> None:
         self.progress.update(self.task, completed=r.progress, description=f"step {r.step}",
-                             loss=f"{r.train_loss:.3f}", cps=f"{r.chars_per_sec:,.0f}", lr=f"{r.lr:.1e}")
+                             loss=f"{r.train_loss:.3f}", cps=f"{r.chars_per_sec:,.0f}", lr=f"{r.lr:.1e}",
+                             paused=f" · {not_counted(r.not_running)}" if r.not_running else "")
 
     def on_rollback(self, r: RollbackReport) -> None:
         self.console.print(f"charlm: warning: {r.describe()}", style="yellow", markup=False, highlight=False)
@@ -48,14 +51,12 @@ class _RichProgress(TrainCallbacks):
 
 def train_silently(trainer: Trainer) -> int:
     """A rank other than 0 under torchrun: it trains its share and says nothing (rank 0 reports)."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())   # rank 0's stop, agreed
+    stop, hurry = threading.Event(), threading.Event()
     try:
-        trainer.run(stop)
+        with save_and_stop_on(stop, hurry):      # what all ranks then agree on
+            trainer.run(stop, hurry=hurry)
     except TrainingStopped:
         return 1
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return 0
 
 
@@ -72,34 +73,37 @@ def train_with_progress(trainer: Trainer, quiet: bool, notes: list[str] = ()) ->
     for note in notes:
         console.print(note, style="dim" if note.startswith(" ") else None, highlight=False, markup=False)
     console.print(f"run directory: {trainer.run_dir}")
-    stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def first_ctrl_c(signum, frame):
-        stop.set()              # finish the step, save last/, exit cleanly
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, first_ctrl_c)
+    stop, hurry = threading.Event(), threading.Event()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TextColumn("loss {task.fields[loss]} · val {task.fields[val]} · {task.fields[cps]} chars/s · "
-                                   "lr {task.fields[lr]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, disable=quiet, transient=False)
+                                   "lr {task.fields[lr]}{task.fields[paused]}"), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console, disable=quiet, transient=False)
     trainer.callbacks = _RichProgress(console, progress, quiet)
     try:
-        with progress:
-            result = trainer.run(stop)
+        with save_and_stop_on(stop, hurry) as signals, progress:
+            result = trainer.run(stop, hurry=hurry)
     except TrainingStopped as e:
         print(f"charlm: error: {e}", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    how = "stopped early; saved" if result.stopped_early else "done"
-    console.print(f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min, {result.chars_per_sec:,.0f} chars/s · "
-                  f"best val {result.best_val_loss:.4f} nats/char ({bits(result.best_val_loss):.4f} bits/char)")
-    if math.isfinite(result.best_val_loss):
+    console.print(_summary(result, signals), highlight=False)
+    if math.isfinite(result.best_val_loss) and not hurry.is_set():   # the yardsticks take seconds the first time
         from charlm.corpus.yardsticks import yardsticks_for
         yardsticks = yardsticks_for(trainer.corpus, cfg.val_fraction)       # seconds the first time, then kept
         for line in verdict(result.best_val_loss, trainer.corpus.sha256, yardsticks):
             console.print(f"  {line}", highlight=False, markup=False)
     console.print(f"next: charlm sample {result.run_dir}   ·   charlm eval {result.run_dir}")
     return 0
+
+
+def _summary(result: TrainResult, signals: list[str]) -> str:
+    """"done: 5,930 steps in 5.0 min, ..." or "stopped early by SIGTERM; saved: ...", the best
+    validation so far, and whether the step last/ holds is validated yet."""
+    by = f" by {signals[0]}" if signals and signals[0] != "SIGINT" else ""
+    how = f"stopped early{by}; saved" if result.stopped_early else "done"
+    paused = f" ({not_counted(result.not_running)})" if result.not_running else ""
+    parts = [f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min{paused}, {result.chars_per_sec:,.0f} chars/s"]
+    if math.isfinite(result.best_val_loss):
+        parts.append(f"best val {result.best_val_loss:.4f} nats/char ({bits(result.best_val_loss):.4f} bits/char)")
+    if not result.validated:
+        parts.append(f"step {result.steps} is in last/, not validated yet (charlm eval measures it)")
+    return " · ".join(parts)

@@ -31,7 +31,7 @@ import torch
 from charlm.corpus.files import CorpusSource, iter_text
 from charlm.corpus.vocab import DENSE, UNK_ID, CharVocab
 from charlm.errors import UsageError
-from charlm.paths import cache_root, write_json_atomic
+from charlm.paths import cache_root, keep_cached, write_cache_json, write_json_atomic
 
 CACHE_FORMAT = 1            # the layout of an .ids file and its .json
 INDEX_FORMAT = 1            # the layout of an index entry (see `_recall`)
@@ -75,15 +75,17 @@ def encode_corpus(source: CorpusSource, vocab: CharVocab | None = None) -> Encod
     and mtime) come from a small index, so a cached corpus opens without reading its text.
     With `vocab` given (resuming, or evaluating a checkpoint on new text) ids follow that
     vocabulary and characters it lacks become <unk>; otherwise the vocabulary is the
-    corpus's own character set.
+    corpus's own character set. Where the cache cannot be written, the ids are held in memory.
     """
     summary = text_summary(source)
     vocab = vocab or CharVocab.from_chars(summary.chars)
     vocab_key = hashlib.sha256("\0".join(vocab.itos).encode("utf-8")).hexdigest()[:16]
     base = cache_dir() / f"{summary.sha256[:32]}-{vocab_key}"
-    ids = _open_cached(base, summary.n_chars) if base.with_suffix(".json").exists() else None
+    ids = _open_cached(base, summary.n_chars)
     if ids is None:
-        ids = _build_cache(base, source, vocab, summary.n_chars)
+        ids = keep_cached(lambda: _build_cache(base, source, vocab, summary.n_chars))
+    if ids is None:
+        ids = _encode_in_memory(source, vocab, summary.n_chars)
     return EncodedCorpus(source.name, ids, vocab, summary.sha256, source.n_bytes)
 
 
@@ -144,8 +146,8 @@ def _summarise_and_remember(source: CorpusSource) -> TextSummary:
     before = _stamp(source)
     summary = summarise(source)
     if before is not None and _stamp(source) == before:    # a file that changed while read is not remembered
-        write_json_atomic(_index_path(before), {"stamp": before, "sha256": summary.sha256, "chars": summary.chars,
-                                          "n_chars": summary.n_chars})
+        write_cache_json(_index_path(before), {"stamp": before, "sha256": summary.sha256, "chars": summary.chars,
+                                               "n_chars": summary.n_chars})
     return summary
 
 
@@ -198,7 +200,7 @@ def _open_cached(base: Path, n_chars: int) -> np.ndarray | None:
         if meta.get("verified") != stamp:
             if _crc32(ids) != meta["crc32"]:
                 return None
-            write_json_atomic(meta_path, meta | {"verified": stamp})
+            write_cache_json(meta_path, meta | {"verified": stamp})     # a read-only cache still serves
         return ids
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -240,7 +242,7 @@ def _build_cache(base: Path, source: CorpusSource, vocab: CharVocab, n_chars: in
             if pending is not None:
                 crc = pending.result()
         if written != n_chars:
-            raise UsageError(f"{_describe(source)} changed while it was being read", "run the command again")
+            raise _changed(source)
         os.replace(tmp, base.with_suffix(".ids"))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -250,6 +252,23 @@ def _build_cache(base: Path, source: CorpusSource, vocab: CharVocab, n_chars: in
                                                   "name": source.name, "crc32": crc,
                                                   "verified": _file_stamp(base.with_suffix(".ids"))})
     return np.memmap(base.with_suffix(".ids"), dtype=dtype, mode="r", shape=(n_chars,))
+
+
+def _encode_in_memory(source: CorpusSource, vocab: CharVocab, n_chars: int) -> np.ndarray:
+    """The ids without a cache to keep them in: n_chars of memory at the vocabulary's dtype."""
+    ids, at = np.empty(n_chars, vocab.smallest_dtype()), 0
+    for chunk in iter_text(source):
+        if at + len(chunk) > n_chars:
+            raise _changed(source)
+        ids[at:at + len(chunk)] = vocab.encode_array(chunk, ids.dtype)
+        at += len(chunk)
+    if at != n_chars:
+        raise _changed(source)
+    return ids
+
+
+def _changed(source: CorpusSource) -> UsageError:
+    return UsageError(f"{_describe(source)} changed while it was being read", "run the command again")
 
 
 def count_unknown(ids: np.ndarray, block: int = 1 << 24) -> int:

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 
 from charlm.corpus.catalog import CatalogEntry
-from charlm.paths import cache_root, corpora_dir, read_json_dict, write_json_atomic
+from charlm.paths import cache_root, corpora_dir, read_json_dict, write_cache_json
 
 
 def local_path(entry: CatalogEntry, directory: Path | None = None) -> Path:
@@ -54,9 +54,9 @@ def _load_verified() -> dict:
 
 def remember_verified(path: Path, sha256: str) -> None:
     try:
-        st = path.stat()
-        data = _load_verified()
-        data[str(path.resolve())] = [st.st_size, st.st_mtime_ns, sha256]
-        write_json_atomic(_verified_path(), data)
+        st, key = path.stat(), str(path.resolve())
     except OSError:
-        pass
+        return          # gone since it was hashed: nothing to remember
+    data = _load_verified()
+    data[key] = [st.st_size, st.st_mtime_ns, sha256]
+    write_cache_json(_verified_path(), data)

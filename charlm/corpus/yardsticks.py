@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charlm.paths import read_json_dict, write_json_atomic
+from charlm.paths import read_json_dict, write_cache_json
 
 ORDERS = (1, 2, 3, 5)         # the models shown: unigram, bigram, trigram, 5-gram
 # What a 5-gram reaches on tinyshakespeare's split, the text auto's quality table and the loss
@@ -173,10 +173,7 @@ def yardsticks_for(corpus, val_fraction: float) -> Yardsticks:
         return cached
     train, val = corpus.split(val_fraction)
     found = measure(train, val, corpus.vocab.itos)
-    try:
-        write_json_atomic(path, {"format": FORMAT, **asdict(found)})
-    except OSError:
-        pass            # an optimisation: measured again next time
+    write_cache_json(path, {"format": FORMAT, **asdict(found)})       # else measured again next time
     return found
 
 

@@ -20,7 +20,7 @@ import torch
 from charlm.machine.cpu import cpu_flags, cpu_model
 from charlm.machine.device import pick_device
 from charlm.machine.threads import CpuMeter, usable_cores
-from charlm.paths import cache_root, read_json_dict, write_json_atomic
+from charlm.paths import cache_root, read_json_dict, write_cache_json
 
 # Bumped when charlm's own speed changes, so figures an older version cached are measured
 # again (2: the allocator setting; 3: timed with the trainer's step, chunks of 16).
@@ -63,7 +63,7 @@ def remember(kind: str, key: str, value, machine: str | None = None) -> None:
     with _write_lock:
         data = read_json_dict(cache_path())
         data.setdefault(machine or machine_key(), {}).setdefault(kind, {})[key] = value
-        write_json_atomic(cache_path(), data)
+        write_cache_json(cache_path(), data)
 
 
 def recall(kind: str, key: str, machine: str | None = None):

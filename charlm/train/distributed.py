@@ -16,7 +16,7 @@ The rules, each written once here and called from the trainer and the CLI:
   model, a timed precision: `decide`) and alone writes (checkpoints, metrics, samples: `writes`).
 - Every rank computes with its share of the cores (`threads`), so ranks do not fight over them.
 - What steers the loop (the loss that may roll it back, the clock that ends a timed budget, a
-  Ctrl-C on any rank) is agreed across ranks every step (`agree`), so all ranks take the same
+  Ctrl-C or SIGTERM on any rank) is agreed across ranks every step (`agree`), so all ranks take the same
   branch and none waits forever in a collective the others skipped.
 """
 
@@ -102,16 +102,17 @@ class Team:
             raise UsageError(*message["error"])
         return value if self.writes else decode(message["value"])
 
-    def agree(self, loss: float, stop: bool, elapsed: float) -> tuple[float, bool, float]:
-        """The mean loss, whether any rank was told to stop, and the mean clock: the same numbers
-        on every rank, so every rank rolls back, stops and decays its rate together."""
+    def agree(self, loss: float, stop: bool, hurry: bool, elapsed: float) -> tuple[float, bool, bool, float]:
+        """The mean loss, whether any rank was told to stop (and to hurry: a signal that wants the
+        process gone soon), and the mean clock: the same on every rank, so every rank rolls
+        back, stops, validates or not, and decays its rate together."""
         if self.solo:
-            return loss, stop, elapsed
+            return loss, stop, hurry, elapsed
         import torch
         import torch.distributed as dist
-        t = torch.tensor([loss, float(stop), elapsed], dtype=torch.float64)
+        t = torch.tensor([loss, float(stop), float(hurry), elapsed], dtype=torch.float64)
         dist.all_reduce(t)
-        return t[0].item() / self.world, t[1].item() > 0, t[2].item() / self.world
+        return t[0].item() / self.world, t[1].item() > 0, t[2].item() > 0, t[3].item() / self.world
 
     def sum(self, *values: float) -> list[float]:
         """Each value summed over ranks (validation's loss total and character count)."""

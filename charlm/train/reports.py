@@ -66,6 +66,7 @@ class StepReport:
     lr: float
     chars_per_sec: float
     threads: int = 1         # compute threads in use (see charlm/machine/threads.py)
+    not_running: float = 0.0  # seconds this session was stopped or starved, not counted (charlm.train.clock)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class TrainResult:
     last_val_loss: float
     stopped_early: bool      # stopped by the user before the budget ran out
     chars_per_sec: float
+    validated: bool = True   # last/ holds a validated step (a hurried stop saves without validating)
+    not_running: float = 0.0  # seconds this session was stopped or starved, not counted in `elapsed`
 
 
 class TrainCallbacks:
@@ -124,3 +127,5 @@ class TrainCallbacks:
     def on_checkpoint(self, path: Path) -> None: ...
     def on_threads(self, choice: ThreadChoice) -> None: ...
     def on_rollback(self, report: RollbackReport) -> None: ...
+    def on_stopping(self, step: int) -> None:
+        """Asked to stop at `step`, about to save last/: raising here leaves without saving."""

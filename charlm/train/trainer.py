@@ -1,13 +1,17 @@
 """The trainer: truncated BPTT over parallel streams, reporting through callbacks.
 
-A UI drives it with two `threading.Event`s (stop, pause) and listens through a
-`TrainCallbacks` object (minGPT's seam); it never needs to know about torch. Where it writes,
-and how, is charlm.runs.directory's: the trainer claims its run directory while it trains.
+A UI drives it with `threading.Event`s (stop, pause, and hurry: a stop that must be quick) and
+listens through a `TrainCallbacks` object (minGPT's seam); it never needs to know about torch.
+Where it writes, and how, is charlm.runs.directory's: the trainer claims its run directory while
+it trains. Its clock (charlm.train.clock) leaves out the time the process was stopped.
 
-No lost work: last/ is saved at the start and at every validation, each save atomic, so a kill
-at any moment loses at most one evaluation interval. A NaN/Inf loss rolls back to last/ with
-the learning rate halved (at most MAX_ROLLBACKS times); a run directory that cannot be written
-stops training with the previous checkpoint intact.
+No lost work: last/ is saved at the start, at every validation and at a stop, each save atomic,
+so a kill at any moment loses at most one evaluation interval. A stop saves last/ before its
+closing validation, so a second Ctrl-C that will not wait for it loses nothing; a hurried stop
+(SIGTERM: docker stop, a scheduler's preemption) saves and skips the validation, which takes
+seconds for a large model. A NaN/Inf loss rolls back to last/ with the learning rate halved (at
+most MAX_ROLLBACKS times); a run directory that cannot be written stops training with the
+previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from charlm.machine.device import deterministic_compute, pick_device
 from charlm.model.network import CharRNN
 from charlm.runs.directory import BEST, LAST, ResumeState, RunDir
 from charlm.train import faults
+from charlm.train.clock import WorkClock
+from charlm.train.controls import Controls
 from charlm.train.distributed import current_team, wrap_for_ranks
 from charlm.train.evaluate import validation_loss
 from charlm.train.footprint import check_fits
@@ -71,6 +77,7 @@ class Trainer:
         self.log_window = [0.0, 0]        # train-loss sum and count since the last metrics row
         self.lr_scale, self.rollbacks = 1.0, 0
         self._validated_at = -1
+        self.clock = WorkClock()          # the budget's seconds: stops and stalls left out
         self._nan_at = faults.nan_steps()
         self.writer = RunWriter(self.rundir, self.team, self.device, corpus, train_config, self.callbacks)
         if resume:
@@ -89,8 +96,11 @@ class Trainer:
         return self.cfg.budget_fraction(self.step, self.elapsed)
 
     # -- the loop --------------------------------------------------------------------
-    def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> TrainResult:
-        stop, pause = stop or threading.Event(), pause or threading.Event()
+    def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None,
+            hurry: threading.Event | None = None) -> TrainResult:
+        """Train until the budget is spent or `stop` is set; `pause` holds training (the time is
+        not counted); `hurry`, set with `stop`, ends without the closing validation."""
+        controls = Controls(self.team, stop, pause, hurry)
         exact = deterministic_compute(self.device) if self.cfg.deterministic else contextlib.nullcontext()
         # The one writer (rank 0 under torchrun); claiming settles what a crash left half-done.
         claim = self.rundir.claim() if self.team.writes else contextlib.nullcontext()
@@ -98,10 +108,11 @@ class Trainer:
             self.writer.trim_metrics(self.step)      # the steps a crash undid are done again
             if self.saved_step is None and not self.starts_validated:
                 self._save(LAST)          # from the first step on, there is a checkpoint to go back to
-            return self._loop(stop, pause)
+            return self._loop(controls)
 
-    def _loop(self, request: threading.Event, pause: threading.Event) -> TrainResult:
+    def _loop(self, controls: Controls) -> TrainResult:
         self.threads.start()              # on this thread: OpenMP's thread count is per thread
+        self.clock.restart()
         m = self.model.config
         self.callbacks.on_start(StartReport(self.run_dir, self.step, m.cell, m.layers, m.hidden,
                                             self.model.num_params(), self.device.type, self.precision,
@@ -109,27 +120,26 @@ class Trainer:
         if self.saved_step is None and self.starts_validated:
             self._validate()              # where the starting weights stand on this text (saves last/ too)
         rate = RateMeter()
-        clock = time.perf_counter()
         start_step, start_elapsed = self.step, self.elapsed
-        # Under torchrun a stop asked of one rank is acted on by all at the same step (`_agree`).
-        stop = request if self.team.solo else threading.Event()
-        while self.progress() < 1.0 and not stop.is_set():
-            if pause.is_set():
-                self.elapsed += time.perf_counter() - clock
-                while pause.is_set() and not stop.is_set():
-                    time.sleep(0.05)
-                clock = rate.restart()
+        while self.progress() < 1.0 and not controls.stop.is_set():
+            if controls.pause.is_set():
+                self.elapsed += self.clock.lap()
+                controls.hold_while_paused()
+                self.clock.restart()
+                rate.restart()
                 continue
             lr = lr_at(self.progress(), self.cfg) * self.lr_scale
             loss = self._train_step(lr)
-            now = time.perf_counter()
-            loss = self._agree(loss, now - clock, request, stop)
+            # The step's seconds into the budget; the same loss, clock and stop on every rank.
+            loss, self.elapsed = controls.agree(loss, self.elapsed + self.clock.lap())
+            if self.clock.stalled:
+                rate.restart()            # a window with a stop in it says nothing of the speed
             if not math.isfinite(loss):
                 self._roll_back(loss)
-                clock = rate.restart()
+                self.clock.restart()
+                rate.restart()
                 continue
-            clock = now
-            chars_per_sec = rate.add(self.cfg.batch_size * self.cfg.seq_len, now)
+            chars_per_sec = rate.add(self.cfg.batch_size * self.cfg.seq_len, time.perf_counter())
             self.train_loss = loss if math.isnan(self.train_loss) else 0.95 * self.train_loss + 0.05 * loss
             self.log_window = [self.log_window[0] + loss, self.log_window[1] + 1]
             if (choice := self.threads.tick()) is not None:
@@ -137,35 +147,32 @@ class Trainer:
                 rate.restart()      # the old window no longer says anything
             progress = self.progress()
             self.callbacks.on_step(StepReport(self.step, min(progress, 1.0), self.elapsed, eta(self.elapsed, progress),
-                                              self.train_loss, lr, chars_per_sec, self.threads.choice.threads))
+                                              self.train_loss, lr, chars_per_sec, self.threads.choice.threads,
+                                              self.clock.not_running))
             if self.step % self.cfg.log_every == 0:
                 total, count = self.log_window
                 self.writer.log(step=self.step, elapsed=round(self.elapsed, 3), train_loss=total / count,
                                 chars_per_sec=round(chars_per_sec), lr=lr)
                 self.log_window = [0.0, 0]
             if self.step % self.cfg.eval_every == 0 and progress < 1.0:
-                self._validate()
-                clock = time.perf_counter()   # _validate added its own time (saves too): the budget is wall clock
-                self._agree(0.0, 0.0, request, stop)
+                self._validate()          # counts its own time (saves too): the budget is wall clock
+                _, self.elapsed = controls.agree(0.0, self.elapsed)
             elif self.cfg.sample_every and self.step % self.cfg.sample_every == 0 and progress < 1.0 and self.team.writes:
                 self._write_sample()
-                clock = time.perf_counter()
         if self.step > 0 and self._validated_at != self.step:
-            self._validate()                  # also saves last/ (and best/ if it improved)
+            if controls.stop.is_set():
+                self.callbacks.on_stopping(self.step)
+                self._save(LAST)          # the step is kept before anything slow (see the module's docstring)
+            if not controls.hurry.is_set():
+                self._validate()          # also saves last/ (and best/ if it improved)
         if self.team.solo and self.step > start_step and rate.rate:
             with contextlib.suppress(OSError):   # a figure for later auto choices: nothing if it cannot be kept
                 record_run(self.model.config, self.cfg, self.precision, rate.rate)
         session_chars = (self.step - start_step) * self.cfg.batch_size * self.cfg.seq_len
         return TrainResult(self.run_dir, self.step, self.elapsed, self.best_val, self.last_val,
                            stopped_early=self.progress() < 1.0,
-                           chars_per_sec=session_chars / max(self.elapsed - start_elapsed, 1e-9))
-
-    def _agree(self, loss: float, seconds: float, request: threading.Event, stop: threading.Event) -> float:
-        """Count `seconds` into the budget; the same loss, clock and stop on every rank (Team.agree)."""
-        loss, stopping, self.elapsed = self.team.agree(loss, request.is_set(), self.elapsed + seconds)
-        if stopping:
-            stop.set()
-        return loss
+                           chars_per_sec=session_chars / max(self.elapsed - start_elapsed, 1e-9),
+                           validated=self._validated_at == self.step, not_running=self.clock.not_running)
 
     def _train_step(self, lr: float) -> float:
         if self.chunk >= self.batches.chunks_per_epoch:
@@ -179,21 +186,20 @@ class Trainer:
         return loss
 
     def _validate(self) -> None:
-        t0 = time.perf_counter()
+        self.elapsed += self.clock.lap()
         self._validated_at = self.step
         self.last_val = validation_loss(self.model, self.val_sample, self.device, self.precision, self.team)
         improved = self.last_val < self.best_val
         self.best_val = min(self.best_val, self.last_val)
         sample = self._sample() if self.team.writes else ""
-        t1 = time.perf_counter()
-        self.elapsed += t1 - t0
+        self.elapsed += self.clock.lap()
         self.writer.log(step=self.step, elapsed=round(self.elapsed, 3), val_loss=self.last_val,
                         train_loss=_finite(self.train_loss))      # none yet at a fine-tune's step 0: null, not NaN
         self.callbacks.on_eval(EvalReport(self.step, self.elapsed, self.train_loss, self.last_val, self.best_val, sample))
         if improved:
             self._save(BEST)
         self._save(LAST)
-        self.elapsed += time.perf_counter() - t1     # saving is wall clock too
+        self.elapsed += self.clock.lap()           # saving is wall clock too
 
     def _sample(self) -> str:
         return training_sample(self.model, self.corpus.vocab, self.device, self.cfg.sample_length, self.step)
@@ -201,9 +207,9 @@ class Trainer:
     def _write_sample(self) -> None:
         """A sample between validations (the app's, to watch the text change): milliseconds,
         counted in the budget like everything else."""
-        t0 = time.perf_counter()
+        self.elapsed += self.clock.lap()
         text = self._sample()
-        self.elapsed += time.perf_counter() - t0
+        self.elapsed += self.clock.lap()
         self.callbacks.on_sample(SampleReport(self.step, self.elapsed, text))
 
     def _roll_back(self, loss: float) -> None:
@@ -224,7 +230,8 @@ class Trainer:
     def _save(self, which: str) -> None:
         state = ResumeState(self.step, self.elapsed, self.chunk, {}, _finite(self.best_val), _finite(self.train_loss),
                             list(self.log_window), self.lr_scale, self.rollbacks)
-        self.writer.save(which, self.model, _finite(self.last_val), self.optimizer, self.hidden, state)
+        val_loss = _finite(self.last_val) if self._validated_at == self.step else None   # none at this step yet
+        self.writer.save(which, self.model, val_loss, self.optimizer, self.hidden, state)
 
     def _restore(self) -> None:
         """Where last/ stood: weights, optimizer, random states (charlm.train.saving) and the counts."""

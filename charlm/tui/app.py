@@ -3,9 +3,11 @@ between them, global keys, command palette entries, and quitting safely while tr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable
 from functools import partial
 
@@ -15,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import WorkerCancelled, WorkerFailed
 
+from charlm import paths
 from charlm.tui.keys import Section, commands, sections
 from charlm.tui.options import AppOptions
 from charlm.tui.screens.dialogs import QuitDialog
@@ -23,7 +26,7 @@ from charlm.tui.screens.help import HelpScreen
 from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.train import TrainScreen
-from charlm.tui.terminal import watch_for_hang_up
+from charlm.tui.terminal import hung_up, watch_for_hang_up
 from charlm.tui.train_session import TrainingSession
 from charlm.tui.widgets.inspect_text import InspectText
 
@@ -103,18 +106,39 @@ class CharLMApp(App[int]):
         self.push_screen(QuitDialog(name), answer)
 
     @work(exclusive=True, group="quit")
-    async def _exit_when_stopped(self) -> None:
+    async def _exit_when_stopped(self, return_code: int = 0) -> None:
         for worker in [w for w in self.workers if w.group == "train"]:
             try:
                 await worker.wait()
             except (WorkerFailed, WorkerCancelled):
                 pass    # how the run ended is already reported by the Train screen's handler
-        self.exit(0)
+        self.exit(return_code, return_code=return_code)
+
+    def on_load(self) -> None:
+        # Before any screen reads a text: the cache's note (charlm.paths) as a notification.
+        paths.say_cache_note = lambda note: self.notify(note, title="charlm", severity="warning", timeout=20)
 
     def on_mount(self) -> None:
+        if self.is_headless:
+            return      # under test: the terminal and the process's signals are the test's
         stdin = sys.__stdin__
-        if not self.is_headless and stdin is not None and stdin.isatty():
+        if stdin is not None and stdin.isatty():
             watch_for_hang_up(stdin.fileno(), self._terminal_gone)
+        if sys.platform != "win32":                  # whose event loops take no signal handlers
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(signum) is not signal.SIG_IGN:     # nohup: left ignored
+                    asyncio.get_running_loop().add_signal_handler(signum, self._asked_to_end, signum)
+
+    def _asked_to_end(self, signum: int) -> None:
+        """SIGTERM (docker stop, kill, a logout) or SIGHUP: save the run without its closing
+        validation and leave as a quit does, giving the terminal back; the status says which
+        signal. A SIGHUP whose terminal is gone takes the hang-up path (nothing can be drawn)."""
+        stdin = sys.__stdin__
+        if signum == signal.SIGHUP and stdin is not None and stdin.isatty() and hung_up(stdin.fileno()):
+            threading.Thread(target=self._terminal_gone, name="charlm-hang-up", daemon=True).start()
+            return
+        self.session.request_stop(save=not self.session.abandon.is_set(), hurry=True)
+        self._exit_when_stopped(128 + signum)
 
     def _terminal_gone(self) -> None:
         """(In the watching thread.) Do what "Save and quit" does, as no one is left to ask, then
@@ -124,5 +148,6 @@ class CharLMApp(App[int]):
         os._exit(128 + signal.SIGHUP)          # the status a hangup gives a program it ends
 
     def on_unmount(self) -> None:
+        paths.say_cache_note = paths.note_to_stderr
         # However the app ends, the training thread must end too (it saves unless told not to).
         self.session.request_stop(save=not self.session.abandon.is_set())

@@ -88,6 +88,7 @@ class TrainingSession:
         self.stop = threading.Event()
         self.pause = threading.Event()
         self.abandon = threading.Event()
+        self.hurry = threading.Event()       # stop without the closing validation (SIGTERM)
         self.finished = threading.Event()    # no training thread running (set when it returns)
         self.finished.set()
         self.state = self.IDLE
@@ -108,15 +109,19 @@ class TrainingSession:
         self.stop.clear()
         self.pause.clear()
         self.abandon.clear()
+        self.hurry.clear()
         self.finished.clear()
         self.state, self.run_dir, self.trainer = self.PREPARING, run_dir, None
         self.train_points, self.val_points = history or ([], [])
         self.last_step = self.last_eval = None
         self.yardsticks = None
 
-    def request_stop(self, save: bool = True) -> None:
+    def request_stop(self, save: bool = True, hurry: bool = False) -> None:
+        """Stop the run (it saves last/ unless `save` is False; validates first unless `hurry`)."""
         if not save:
             self.abandon.set()
+        if hurry:
+            self.hurry.set()
         self.stop.set()
         self.pause.clear()
         if self.active:
@@ -168,7 +173,7 @@ class TrainingSession:
         self.yardsticks = yardsticks_for(trainer.corpus, trainer.cfg.val_fraction)   # kept: instant after the first
         self.trainer = trainer
         try:
-            return trainer.run(self.stop, self.pause)
+            return trainer.run(self.stop, self.pause, self.hurry)
         except Abandoned:
             if not plan.resume and not trainer.saved_step:     # None: left in a fine-tune's first validation
                 delete_run(plan.run_dir)
@@ -192,7 +197,7 @@ class PostingCallbacks(TrainCallbacks):
 
     def _leave_if_abandoned(self) -> None:
         """"Quit without saving" leaves at the next callback, before anything else is saved
-        (an evaluation's callback comes before its checkpoint)."""
+        (an evaluation's callback comes before its checkpoint, a stop's before its save)."""
         if self.session.abandon.is_set():
             raise Abandoned()
 
@@ -221,6 +226,9 @@ class PostingCallbacks(TrainCallbacks):
 
     def on_checkpoint(self, path: Path) -> None:
         self.target.post_message(TrainingSaved(path))
+
+    def on_stopping(self, step: int) -> None:
+        self._leave_if_abandoned()
 
     def on_rollback(self, report: RollbackReport) -> None:
         self.flush()

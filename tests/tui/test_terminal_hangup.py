@@ -1,5 +1,6 @@
 """The real app in a pseudo-terminal that goes away while it trains (the window closed, tmux
-killed): it saves the run and exits, instead of training on with no one to see it."""
+killed), or that is told to end (SIGTERM): it saves the run and exits, instead of training on
+with no one to see it, or dying with the terminal left in raw mode."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -54,5 +56,39 @@ def test_a_terminal_that_hangs_up_mid_run_saves_the_run_and_ends_the_app(tiny_co
         saved = json.loads((runs[0] / "last" / "config.json").read_text())["metrics"]["step"]
         log = [json.loads(line) for line in (runs[0] / METRICS).read_text().splitlines()]
         assert saved == max(entry["step"] for entry in log) > 0, "saved at the step where it stopped"
+    finally:
+        app.close()
+
+
+def test_sigterm_saves_the_run_and_gives_the_terminal_back(tiny_corpus, tmp_path):
+    """`kill PID`, `docker stop`, a logout: the run is saved at the step it reached and the
+    terminal is left as it was found (main screen, cursor shown, cooked mode)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(CHARLM_CHECKPOINTS=str(tmp_path / "checkpoints"), CHARLM_CACHE=str(tmp_path / "cache"),
+               TERM="xterm-256color", PYTHONPATH=str(ROOT))
+    app = PtyApp([sys.executable, "-c", CHILD, str(tiny_corpus), str(ROOT / "tests")], cwd=tmp_path, env=env)
+    try:
+        cooked = termios.tcgetattr(app.master)
+        app.wait_for(r"vocabulary \d+", regex=True, timeout=60)
+        assert termios.tcgetattr(app.master)[3] & termios.ICANON == 0, "the app runs in raw mode"
+        app.send("s")
+        app.wait_for(r"step \d+ · loss", regex=True, timeout=60)
+        time.sleep(0.5)
+        app.proc.send_signal(signal.SIGTERM)
+        try:
+            code = app.wait_exit(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the app went on running after SIGTERM")
+        assert code == 128 + signal.SIGTERM
+        runs = [p for p in (tmp_path / "checkpoints").iterdir() if p.is_dir()]
+        saved = json.loads((runs[0] / "last" / "config.json").read_text())["metrics"]["step"]
+        log = [json.loads(line) for line in (runs[0] / METRICS).read_text().splitlines()]
+        assert saved == max(entry["step"] for entry in log) > 0, "saved at the step where it stopped"
+        time.sleep(0.2)                                   # the last bytes reach the reader
+        output = b"".join(data for _, data in app.chunks)
+        assert output.rfind(b"\x1b[?1049l") > output.rfind(b"\x1b[?1049h"), "left the alternate screen"
+        assert output.rfind(b"\x1b[?25h") > output.rfind(b"\x1b[?25l"), "the cursor shown again"
+        assert termios.tcgetattr(app.master) == cooked, "the terminal's modes as they were"
+        assert b"Traceback" not in output
     finally:
         app.close()

@@ -3,8 +3,9 @@
 Nothing to install: the system's C compiler (`$CC`, else cc, gcc or clang) compiles one small
 file in under a second, for this CPU (-march=native), into charlm's cache, under a key naming
 the source, the compiler and the CPU, so a new CPU or a changed kernel builds again. Where there
-is no compiler, the build fails, or CHARLM_NATIVE=0, `library()` is None and generation runs on
-PyTorch's own kernels (charlm.generate.engine), the same API, just slower; `problem()` says why.
+is no compiler, the build fails, the cache cannot be written, or CHARLM_NATIVE=0, `library()` is
+None and generation runs on PyTorch's own kernels (charlm.generate.engine), the same API, just
+slower; `problem()` says why.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from pathlib import Path
 
 from charlm.machine.cpu import cpu_flags
-from charlm.paths import cache_root
+from charlm.paths import cache_root, keep_cached
 
 SOURCE = Path(__file__).with_name("step.c")
 # Tried in order, the first set this compiler takes wins: OpenMP where the compiler has it
@@ -107,10 +108,10 @@ def _build_and_load() -> tuple[ctypes.CDLL | None, str | None]:
                                      " ".join(sorted(cpu_flags())).encode(), repr(flag_sets()).encode()])
                          ).hexdigest()[:16]
     target = cache_root() / "native" / key / "libcharlm_step.so"
-    if not target.exists():
-        error = _compile(cc, target)
-        if error:
-            return None, error
+    error = keep_cached(lambda: None if target.exists() else _compile(cc, target),
+                        otherwise="charlm's cache cannot be written to build it in")
+    if error:
+        return None, error
     try:
         # PyDLL: the call keeps the GIL. A step is ~30 us; letting go of the GIL at each one let
         # the app's UI thread take it for milliseconds while text streamed (9k chars/s, 13k kept).

@@ -9,6 +9,7 @@ from textual.widgets import RichLog, Static
 
 from charlm.analysis.references import meaning
 from charlm.corpus.yardsticks import Yardsticks
+from charlm.train.clock import not_counted
 from charlm.train.reports import EvalReport, SampleReport, StepReport
 from charlm.tui import format as fmt
 
@@ -40,7 +41,8 @@ class TrainStats(Static):
         self.update(
             f"step [b]{step.step:,}[/b]{of} · loss [b]{fmt.loss(step.train_loss)}[/b] · val [b]{val}[/b] · best {best}\n"
             f"[b]{step.chars_per_sec:,.0f}[/b] chars/s · {step.threads} thread{'s' * (step.threads > 1)} · "
-            f"lr {step.lr:.1e} · elapsed {fmt.duration(step.elapsed)} · ETA {fmt.duration(step.eta)}\n"
+            f"lr {step.lr:.1e} · elapsed {fmt.duration(step.elapsed)} · ETA {fmt.duration(step.eta)}"
+            f"{' · ' + not_counted(step.not_running) if step.not_running else ''}\n"
             f"[dim]{escape(self._meaning)}[/]",
             layout=relayout)
 

@@ -1,0 +1,180 @@
+"""What real machines do to a running process, done to the real CLI: SIGTERM (docker stop, kill,
+a scheduler, torchrun's agent), SIGHUP, a second signal while saving, and Ctrl-Z (SIGSTOP) in
+the middle of a timed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from charlm.model.checkpoint import load_checkpoint
+from charlm.runs.metrics import read_metrics
+from tests.conftest import ROOT, TINY_TEXT
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+TRAIN = ["--preset", "tiny", "--batch-size", "8", "--seq-len", "32", "--device", "cpu", "--precision", "fp32",
+         "--quiet"]
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "text.txt"
+    path.write_text(TINY_TEXT * 3, encoding="utf-8")
+    return path
+
+
+def start(*args: str, launcher: tuple[str, ...] = ("-m", "charlm")) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return subprocess.Popen([sys.executable, *launcher, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=env)
+
+
+def wait_until_training(proc: subprocess.Popen, run: Path, steps: int = 1, timeout: float = 120) -> None:
+    """Until metrics.jsonl has a row at `steps` or more (training is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").exists() else []
+        if rows and max(r["step"] for r in rows) >= steps:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before the signal: {proc.communicate()}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"training never got to step {steps}")
+
+
+def ended(proc: subprocess.Popen, timeout: float = 30) -> tuple[str, str, float]:
+    """(stdout, stderr, seconds it took to exit)."""
+    t0 = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"still running {timeout:.0f} s after the signal: {proc.communicate()}")
+    return out, err, time.monotonic() - t0
+
+
+def saved_step(run: Path) -> int:
+    step = json.loads((run / "last" / "resume.json").read_text())["step"]
+    assert load_checkpoint(run / "last").metrics["step"] == step        # weights and record agree
+    return step
+
+
+def resumes(run: Path) -> None:
+    from_step = saved_step(run)
+    proc = subprocess.run([sys.executable, "-m", "charlm", "train", "--resume", str(run), "--steps", "4",
+                           "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert saved_step(run) == from_step + 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_saves_the_current_step_and_exits_promptly(tmp_path, corpus, name):
+    """An evaluation interval longer than the run: without the signal handled, last/ would hold step 0."""
+    run = tmp_path / "run"
+    proc = start("train", str(corpus), *TRAIN, "--minutes", "5", "--eval-every", "100000", "--out", str(run))
+    wait_until_training(proc, run, steps=20)
+    proc.send_signal(getattr(signal, name))
+    out, err, seconds = ended(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and f"stopped early by {name}; saved" in out
+    assert "not validated yet" in out            # hurried: last/ saved, the closing validation skipped
+    assert saved_step(run) >= 20
+    assert seconds < 10, f"{seconds:.1f} s to exit: docker stop sends SIGKILL after 10"
+    resumes(run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["saving", "after"])
+def test_a_second_sigterm_while_saving_leaves_a_checkpoint_that_loads(tmp_path, corpus, when):
+    """The second signal ends the process wherever it is: in the save (sent as the save's new
+    copy of last/ appears beside it), or in what follows. The atomic swap leaves last/ whole, at
+    the old step or the new one, and the run resumes."""
+    run = tmp_path / "run"
+    proc = start("train", str(corpus), "--preset", "tiny", "--hidden", "256", "--batch-size", "8", "--seq-len", "32",
+                 "--device", "cpu", "--precision", "fp32", "--quiet", "--minutes", "5", "--eval-every", "100000",
+                 "--out", str(run))
+    wait_until_training(proc, run, steps=5)
+    proc.send_signal(signal.SIGTERM)
+    if when == "saving":
+        new_copy = run / f".last.tmp-{proc.pid}"          # charlm.runs.directory.temp_copy
+        deadline = time.monotonic() + 30
+        while not new_copy.exists() and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        assert new_copy.exists(), "never saw the save begin"
+    else:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err, _ = ended(proc)
+    assert proc.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM), err
+    assert "Traceback" not in err
+    resumes(run)
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_stops_both_ranks_and_rank_0_saves_once(tmp_path, corpus):
+    """As `docker stop` does to a container running torchrun: the agent passes SIGTERM to its ranks."""
+    run = tmp_path / "run"
+    proc = start("train", str(corpus), *TRAIN, "--minutes", "5", "--eval-every", "100000", "--log-every", "1",
+                 "--out", str(run),
+                 launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "charlm"))
+    wait_until_training(proc, run, steps=20)
+    proc.send_signal(signal.SIGTERM)
+    out, err, seconds = ended(proc, timeout=60)
+    assert "stopped early by SIGTERM; saved" in out, err
+    assert out.count("stopped early") == 1, "rank 0 alone reports"
+    step = saved_step(run)
+    assert step >= 20
+    assert seconds < 10
+    resumes(run)
+
+
+@pytest.mark.slow
+def test_time_stopped_by_sigstop_is_not_charged_to_the_budget(tmp_path, corpus):
+    """SIGSTOP for 20 s, then SIGCONT, in a 15 s run: the steps trained still fill the budget."""
+    run, budget, stopped = tmp_path / "run", 15.0, 20.0
+    proc = start("train", str(corpus), *TRAIN, "--minutes", str(budget / 60), "--eval-every", "100000",
+                 "--log-every", "5", "--out", str(run))
+    wait_until_training(proc, run, steps=5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(stopped)
+    proc.send_signal(signal.SIGCONT)
+    out, err, _ = ended(proc, timeout=120)
+    assert proc.returncode == 0, err
+    rows = read_metrics(run / "metrics.jsonl")
+    speeds = [r["chars_per_sec"] for r in rows if "chars_per_sec" in r]
+    step_seconds = 8 * 32 / statistics.median(speeds)
+    trained = max(r["step"] for r in rows) * step_seconds
+    assert abs(trained - budget) <= 0.1 * budget, f"trained {trained:.1f} s of a {budget:.0f} s budget"
+    assert re.search(r"paused 2\d s \(not counted\)", out), out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["sample", "eval", "probe", "novelty"])
+def test_commands_with_nothing_to_save_end_quietly_on_sigterm(trained_run, tmp_path, command):
+    """Mid-work (a long sample, a 2.8 MB text): status 128+15 as a killed program's, no traceback."""
+    text = tmp_path / "long.txt"
+    text.write_text(TINY_TEXT * 400, encoding="utf-8")
+    run = str(trained_run.run_dir)
+    args = {"sample": [run, "--length", "100000000"], "eval": [run, str(text), "--device", "cpu"],
+            "probe": [run, "--text-file", str(text)], "novelty": [run, str(text)]}[command]
+    proc = start(command, *args)
+    time.sleep(4)
+    assert proc.poll() is None, f"{command} ended before the signal: the text is too short to test it"
+    proc.send_signal(signal.SIGTERM)
+    _, err, seconds = ended(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip() == "" or "Traceback" not in err, err
+    assert seconds < 5
