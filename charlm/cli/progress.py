@@ -42,6 +42,10 @@ class _RichProgress(TrainCallbacks):
     def on_rollback(self, r: RollbackReport) -> None:
         self.console.print(f"charlm: warning: {r.describe()}", style="yellow", markup=False, highlight=False)
 
+    def on_stopping(self, step: int, validating: bool) -> None:
+        then = ", then validating it (Ctrl-C again to leave now: last/ is kept)" if validating else ""
+        self.console.print(f"stopping: saving step {step} in last/{then}", style="dim", highlight=False)
+
     def on_eval(self, r: EvalReport) -> None:
         self.progress.update(self.task, val=f"{r.val_loss:.3f}")
         if not self.quiet:

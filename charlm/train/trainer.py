@@ -161,7 +161,7 @@ class Trainer:
                 self._write_sample()
         if self.step > 0 and self._validated_at != self.step:
             if controls.stop.is_set():
-                self.callbacks.on_stopping(self.step)
+                self.callbacks.on_stopping(self.step, validating=not controls.hurry.is_set())
                 self._save(LAST)          # the step is kept before anything slow (see the module's docstring)
             if not controls.hurry.is_set():
                 self._validate()          # also saves last/ (and best/ if it improved)

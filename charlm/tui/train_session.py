@@ -227,7 +227,7 @@ class PostingCallbacks(TrainCallbacks):
     def on_checkpoint(self, path: Path) -> None:
         self.target.post_message(TrainingSaved(path))
 
-    def on_stopping(self, step: int) -> None:
+    def on_stopping(self, step: int, validating: bool) -> None:
         self._leave_if_abandoned()
 
     def on_rollback(self, report: RollbackReport) -> None:
