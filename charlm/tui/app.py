@@ -78,8 +78,14 @@ class CharLMApp(App[int]):
 
     async def run_on(self, mode: str, action: str) -> None:
         """Show `mode`'s screen and run one of its actions there."""
+        await (await self.show_page(mode)).run_action(action)
+
+    async def show_page(self, mode: str) -> Screen:
+        """Switch to `mode` and return its page: the screen itself, not a dialog left open over it
+        (the monkey's seed 17 asked a "Save as" prompt to open a run)."""
         await self.switch_mode(mode)
-        await self.screen.run_action(action)
+        page = self.PAGES[mode][1]
+        return next(s for s in reversed(self.screen_stack) if isinstance(s, page))
 
     def action_help(self) -> None:
         """Show every key."""

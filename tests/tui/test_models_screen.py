@@ -62,6 +62,22 @@ async def test_open_in_generate(tiny_corpus):
         await wait_for(pilot, lambda: gen.source is not None and gen.source.label == "a", what="run a to load")
 
 
+async def test_open_in_generate_with_a_dialog_left_open_there(tiny_corpus):
+    """The monkey's seed 17: Generate's "Save the text to" prompt left open, then Models' Open.
+    The run opens in the Generate screen under the prompt (it was asked of the prompt)."""
+    fake_run("a", saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        gen = pilot.app.screen
+        await pilot.app.push_screen(TextPrompt("Save the text to", "text.txt"))    # as Save (ctrl+s) does
+        await pilot.app.switch_mode("models")       # as the palette's "Go to Models" does (3 types in the prompt)
+        screen = pilot.app.screen
+        screen.query_one(DataTable).move_cursor(row=0)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: gen.source is not None and gen.source.label == "a", what="run a to load")
+        assert isinstance(pilot.app.screen, TextPrompt), "the prompt is still the person's to answer"
+
+
 async def test_resume_continues_the_run_and_its_chart(tiny_corpus, trained_run):
     run = install_run(trained_run)
     steps_before = json.loads((run / "last" / "config.json").read_text())["metrics"]["step"]

@@ -127,8 +127,7 @@ class ModelsScreen(Screen):
         """Open the run in Generate."""
         run = self._run_or_warn()
         if run is not None:
-            await self.app.switch_mode("generate")
-            self.app.screen.open_run(run.path)
+            (await self.app.show_page("generate")).open_run(run.path)
 
     async def action_resume(self) -> None:
         """Continue training the run, its chart continuing too."""
@@ -138,8 +137,7 @@ class ModelsScreen(Screen):
         if self.app.session.active:
             self.notify("a run is training: stop it first (press 1, then x)", severity="warning")
             return
-        await self.app.switch_mode("train")
-        self.app.screen.resume_run(run.path)
+        (await self.app.show_page("train")).resume_run(run.path)
 
     def action_chart(self) -> None:
         """Show the run's loss chart."""
