@@ -62,6 +62,19 @@ async def test_open_in_generate(tiny_corpus):
         await wait_for(pilot, lambda: gen.source is not None and gen.source.label == "a", what="run a to load")
 
 
+async def test_enter_on_a_run_opens_it_in_generate(tiny_corpus):
+    """Enter (DataTable's RowSelected) opens the run: it once made a coroutine it never awaited
+    and did nothing (the monkey's seed 8 saw the warning)."""
+    fake_run("a", saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = await open_models(pilot)
+        screen.query_one(DataTable).focus()
+        await pilot.press("enter")
+        gen = pilot.app.screen
+        assert isinstance(gen, GenerateScreen)
+        await wait_for(pilot, lambda: gen.source is not None and gen.source.label == "a", what="run a to load")
+
+
 async def test_open_in_generate_with_a_dialog_left_open_there(tiny_corpus):
     """The monkey's seed 17: Generate's "Save the text to" prompt left open, then Models' Open.
     The run opens in the Generate screen under the prompt (it was asked of the prompt)."""

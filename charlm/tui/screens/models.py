@@ -98,9 +98,9 @@ class ModelsScreen(Screen):
         detail.update(f"{run.path}\n{state}{done}{trained}{start}")
 
     @on(DataTable.RowSelected)
-    def _row_chosen(self) -> None:
+    async def _row_chosen(self) -> None:
         """Enter or a double click opens the run in Generate."""
-        self.action_open()
+        await self.action_open()
 
     def _run_or_warn(self) -> RunInfo | None:
         run = self.selected()
