@@ -44,6 +44,7 @@ import time
 import traceback
 import unicodedata
 import warnings
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +200,7 @@ class Monkey:
         self.kinds, self.weights = zip(*((k, w) for w, k in MIX))
         self.notes: list[str] = []            # notifications, for following renames and deletes
         self._errors_seen = 0
-        self._failed_workers: set[int] = set()   # a message bubbles: the hook sees it at every node
+        self._failed_workers = weakref.WeakSet()   # a message bubbles: the hook sees it at every node
         self._t0 = 0.0
 
     # -- findings ----------------------------------------------------------------------------
@@ -217,9 +218,9 @@ class Monkey:
         """Every message in the app: a worker that failed."""
         if isinstance(message, Worker.StateChanged) and message.state == WorkerState.ERROR:
             error = message.worker.error
-            if id(message.worker) in self._failed_workers:
+            if message.worker in self._failed_workers:
                 return
-            self._failed_workers.add(id(message.worker))
+            self._failed_workers.add(message.worker)
             if not isinstance(error, EXPECTED_ERRORS):
                 self.found("worker", f"worker {message.worker.name!r} (group {message.worker.group!r}) failed:\n"
                            + "".join(traceback.format_exception(error)))
@@ -330,6 +331,10 @@ class Monkey:
             await until(pilot, lambda: getattr(app.screen, "corpus", None) is not None, START_WAIT)
             app.post_message(key_event("s"))
             await until(pilot, lambda: app.session.last_step is not None, START_WAIT)
+            # The screen has shown that it trains (Start disabled, the focus moved on): the first
+            # event then finds the same keys bound, whatever the timing.
+            await until(pilot, lambda: app.session.state != TrainingSession.PREPARING, START_WAIT)
+            await settle(pilot)
         except TimeoutError:
             self.found("start", f"no training step {START_WAIT:.0f} s into session {self.report.sessions} "
                        f"(session state {app.session.state})")
@@ -566,7 +571,6 @@ def main() -> None:
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     size = tuple(int(n) for n in args.size.split("x"))
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     from charlm.machine.allocator import keep_freed_memory
     keep_freed_memory()                       # as charlm.tui.run does, before any thread exists
     from bench.machine import describe
