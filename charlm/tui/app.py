@@ -87,6 +87,11 @@ class CharLMApp(App[int]):
         page = self.PAGES[mode][1]
         return next(s for s in reversed(self.screen_stack) if isinstance(s, page))
 
+    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
+        """Notifications are plain text unless asked otherwise: most carry what a person typed (a
+        path, a name), and "[a=-i]" in one was read as a tag and crashed the app (finding F3)."""
+        super().notify(message, markup=markup, **kwargs)
+
     def action_help(self) -> None:
         """Show every key."""
         if not isinstance(self.screen, HelpScreen):

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -16,7 +17,22 @@ from charlm.runs.listing import loss_history
 from charlm.tui.widgets.loss_chart import LossChart
 
 
-class ConfirmDialog(ModalScreen[bool]):
+class Dialog(ModalScreen):
+    """A modal dialog answered once: a second Enter, click or Escape queued behind the first is
+    dropped (Screen.dismiss pops whatever screen is on top, the page under it included; the
+    monkey's finding F6)."""
+
+    def dismiss(self, result=None) -> AwaitComplete:
+        if not self.is_current:
+            return AwaitComplete(_nothing())
+        return super().dismiss(result)
+
+
+async def _nothing() -> None:
+    pass
+
+
+class ConfirmDialog(Dialog):
     """A question with Yes / No; Escape means No."""
 
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Yes", show=False),
@@ -42,7 +58,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class QuitDialog(ModalScreen[str]):
+class QuitDialog(Dialog):
     """Quitting while a run trains: save it, discard what is unsaved, or stay."""
 
     BINDINGS = [Binding("escape", "dismiss('cancel')", "Cancel")]
@@ -69,7 +85,7 @@ class QuitDialog(ModalScreen[str]):
         self.dismiss(event.button.id)
 
 
-class TextPrompt(ModalScreen["str | None"]):
+class TextPrompt(Dialog):
     """One line of text (a file name, a new run name); Escape cancels."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
@@ -98,7 +114,7 @@ class TextPrompt(ModalScreen["str | None"]):
         self.dismiss(None)
 
 
-class ChartDialog(ModalScreen[None]):
+class ChartDialog(Dialog):
     """A saved run's loss chart, from its metrics.jsonl."""
 
     BINDINGS = [Binding("escape,q,c", "dismiss", "Close"), Binding("t", "axis", "Steps/min")]
@@ -124,7 +140,7 @@ class ChartDialog(ModalScreen[None]):
         self.query_one(LossChart).toggle_axis()
 
 
-class SweepDialog(ModalScreen[None]):
+class SweepDialog(Dialog):
     """The same prompt and seed at several temperatures, side by side (stacked when narrow)."""
 
     BINDINGS = [Binding("escape,q,w", "dismiss", "Close")]

@@ -136,7 +136,8 @@ class TrainScreen(Screen):
         self.query_one(TrainLive).note(note)
         self.query_one(TrainLive).show_history()
         self._set_running(True)
-        self._train(plan, PostingCallbacks(self.query_one(TrainLive), self.session, self.app.options.step_hz))
+        self._train(plan, PostingCallbacks(self.query_one(TrainLive), self.session, self.app.options.step_hz),
+                    self.session)
 
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
@@ -165,11 +166,13 @@ class TrainScreen(Screen):
 
     # -- the worker ----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="train", description="training")
-    def _train(self, plan: TrainPlan, callbacks: PostingCallbacks) -> TrainResult:
+    def _train(self, plan: TrainPlan, callbacks: PostingCallbacks, session: TrainingSession) -> TrainResult:
+        # `session` given, not read through self.app: once the app has ended, the screen has no
+        # app to find it through, and `finished` must still be set (the monkey's finding F10).
         try:
-            return self.session.run(plan, callbacks)
+            return session.run(plan, callbacks)
         finally:
-            self.session.finished.set()         # in the thread: its loop may be stuck (see app._terminal_gone)
+            session.finished.set()              # in the thread: its loop may be stuck (see app._terminal_gone)
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -179,8 +182,10 @@ class TrainScreen(Screen):
                                                             WorkerState.CANCELLED):
             return
         # Through the live panel's queue: behind the last reports the trainer posted there.
+        # Cancelled is the app closing (Textual cancels its workers; the thread saves and returns): no error.
+        error = worker.error if worker.state == WorkerState.ERROR else None
         self.query_one(TrainLive).post_message(TrainingEnded(worker.result if worker.state == WorkerState.SUCCESS
-                                                             else None, worker.error))
+                                                             else None, error))
         trainer = self.session.trainer
         if trainer is not None and trainer.step > 0:          # the trainer recorded its speed: show it
             self.query_one(ModelPicker).refresh_presets()

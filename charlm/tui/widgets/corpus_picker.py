@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -175,5 +176,5 @@ class CorpusPicker(Vertical):
 
     def on_corpus_failed(self, event: CorpusFailed) -> None:
         self.query_one("#corpus-download").display = False
-        self.query_one("#corpus-info", Static).update(f"[red]{event.error}[/]")
+        self.query_one("#corpus-info", Static).update(Text(event.error, style="red"))      # typed text: no markup
         self.notify(event.error, title="Corpus", severity="error", timeout=8)

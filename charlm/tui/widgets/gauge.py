@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.color import Color
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -46,8 +48,9 @@ class Gauge(Widget):
         frac = (self.value - self.minimum) / (self.maximum - self.minimum)
         pos = min(max(round(frac * (width - 1)), 0), width - 1)
         text = Text(self.label + " ", style="bold")
-        accent = self.app.theme_variables.get("primary", "cyan")
-        text.append("━" * pos, style=f"bold {accent}")
+        # A theme's colour as Rich reads it: the ANSI themes name theirs "ansi_blue", which Rich does not.
+        accent = Color.parse(self.app.theme_variables.get("primary", "cyan")).rich_color
+        text.append("━" * pos, style=Style(bold=True, color=accent))
         text.append("●", style="bold")
         text.append("─" * (width - pos - 1), style="dim")
         text.append(" " + self.fmt.format(self.value).rjust(len(self.fmt.format(self.maximum))), style="bold")

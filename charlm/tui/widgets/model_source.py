@@ -69,7 +69,7 @@ class ModelSource(Horizontal):
         """The live run (if any) first, then every run under checkpoints/. False: none at all."""
         options = []
         session = self.app.session
-        if session.active and session.trainer is not None:
+        if self._live_listed():
             options.append((f"● the run being trained ({session.run_dir.name})", LIVE))
         for run in list_runs():
             detail = run.problem or f"{run.corpus} · {run.shape} · {fmt.bpc(run.best_val_loss)} bits/char"
@@ -101,10 +101,15 @@ class ModelSource(Horizontal):
     def open_live(self) -> None:
         """Pick the run being trained."""
         self.refresh_models()
-        if self.select.value == LIVE:
-            self._use_live()
+        if self.select.value == LIVE or not self._live_listed():
+            self._use_live()                # also says why when there is no run to use
         else:
             self.select.value = LIVE
+
+    def _live_listed(self) -> bool:
+        """Whether the run being trained is one of the options (there is one, and it is built)."""
+        session = self.app.session
+        return session.active and session.trainer is not None
 
     @on(Select.Changed)
     def _picked(self, event: Select.Changed) -> None:

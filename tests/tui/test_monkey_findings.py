@@ -1,0 +1,75 @@
+"""What the monkey (bench/monkey.py) found, each pinned down as a plain Pilot test: the finding's
+number is the one in its report (F1 ...), the seeds that found it are named."""
+
+from __future__ import annotations
+
+import pytest
+from textual import events
+from textual.widgets import Input
+
+from charlm.tui.app import CharLMApp
+from charlm.tui.screens.dialogs import TextPrompt
+from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.screens.train import TrainScreen
+
+from .conftest import SIZE, start_training, tiny_options, wait_for
+
+pytestmark = pytest.mark.xdist_group("tui-train")
+
+
+async def test_use_the_live_run_with_nothing_training_says_so(tiny_corpus):
+    """F1 (seeds 16, 24, 26 ...): `u` on Generate with no run training raised InvalidSelectValueError."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.press("u")
+        await pilot.pause(0.2)
+        assert isinstance(pilot.app.screen, GenerateScreen)
+        assert any("no run is being trained" in n.message for n in pilot.app._notifications)
+
+
+async def test_typed_text_that_looks_like_markup_is_shown_as_typed(tiny_corpus):
+    """F3 (seed 11): a path "no[a=-i]such" in an error notification crashed the app (MarkupError)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        assert isinstance(screen, TrainScreen)
+        path_field = screen.query_one("#corpus-path", Input)
+        path_field.value = "no[a=-i]such"
+        await path_field.action_submit()
+        await wait_for(pilot, lambda: any("no[a=-i]such" in n.message for n in pilot.app._notifications),
+                       what="the error, as typed")
+        await pilot.pause(0.2)
+        assert pilot.app.is_running
+
+
+@pytest.mark.parametrize("theme", ["ansi-dark", "ansi-light"])
+async def test_the_ansi_themes_draw_generate(tiny_corpus, theme):
+    """F5 (seed 35): the gauges built a Rich style from "ansi_blue" (MissingStyle)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        pilot.app.theme = theme
+        await pilot.press("2")
+        await pilot.pause(0.3)
+        assert isinstance(pilot.app.screen, GenerateScreen) and pilot.app.is_running
+
+
+async def test_a_dialog_answered_twice_closes_once(tiny_corpus):
+    """F6 (seed 1, early monkey): two Enters queued in a prompt popped the page under it too."""
+    answers = []
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        page = pilot.app.screen
+        await pilot.app.push_screen(TextPrompt("Name?", "x"), answers.append)
+        await pilot.pause(0.1)
+        pilot.app.post_message(events.Key("enter", "\r"))
+        pilot.app.post_message(events.Key("enter", "\r"))
+        await pilot.pause(0.3)
+        assert pilot.app.screen is page and answers == ["x"] and pilot.app.is_running
+
+
+async def test_the_run_is_marked_finished_when_the_app_ends_while_it_trains(tiny_corpus):
+    """F10 (seed 12, 7): the training thread set `finished` through self.app, gone by then; and
+    F11: the app closing is not logged as an internal error."""
+    app = CharLMApp(tiny_options(tiny_corpus, budget=10_000_000))
+    async with app.run_test(size=SIZE) as pilot:
+        session = await start_training(pilot)
+    assert session.finished.wait(60), "the training thread ended without saying so"
+    from charlm.tui.errors import error_log_path
+    assert not error_log_path().exists() or "CancelledError" not in error_log_path().read_text()
