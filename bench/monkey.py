@@ -1,6 +1,8 @@
-"""A monkey for the app: Textual's Pilot drives the real app, a tiny model really training, with
-random keys, clicks, scrolls, pastes, command-palette commands, resizes (down to 80x24 and back)
-and quits, over all four screens and their dialogs, from a fixed seed; and checks that nothing broke.
+"""A monkey for the app: random events from a seed while a tiny model trains, and nothing may break.
+
+Textual's Pilot drives the real app, a tiny model really training, with random keys, clicks,
+scrolls, pastes, command-palette commands, resizes (down to 80x24 and back) and quits, over all
+four screens and their dialogs, from a fixed seed; then checks that nothing broke.
 
 Keys are drawn mostly from the bindings active where the focus is (the app's, the screen's, the
 focused widget's: a key added to any of them is covered without a change here), then from every

@@ -88,9 +88,10 @@ class CharLMApp(App[int]):
         return next(s for s in reversed(self.screen_stack) if isinstance(s, page))
 
     def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
-        """Notifications are plain text unless asked otherwise: most carry what a person typed (a
-        path, a name), and "[a=-i]" in one was read as a tag and crashed the app (finding F3)."""
-        super().notify(message, markup=markup, **kwargs)
+        """Every notification is plain text (widgets' notify passes markup=True on: it is not
+        asked for here): most carry what a person typed (a path, a name), and "[a=-i]" in one was
+        read as a tag and crashed the app (the monkey's finding F3)."""
+        super().notify(message, markup=False, **kwargs)
 
     def action_help(self) -> None:
         """Show every key."""

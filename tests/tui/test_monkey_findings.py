@@ -28,8 +28,9 @@ async def test_use_the_live_run_with_nothing_training_says_so(tiny_corpus):
 
 
 async def test_typed_text_that_looks_like_markup_is_shown_as_typed(tiny_corpus):
-    """F3 (seed 11): a path "no[a=-i]such" in an error notification crashed the app (MarkupError)."""
-    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+    """F3 (seed 11): a path "no[a=-i]such" in an error notification crashed the app (MarkupError)
+    when the toast was drawn (run_test draws none unless asked)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE, notifications=True) as pilot:
         screen = pilot.app.screen
         assert isinstance(screen, TrainScreen)
         path_field = screen.query_one("#corpus-path", Input)
