@@ -87,11 +87,11 @@ class CharLMApp(App[int]):
         page = self.PAGES[mode][1]
         return next(s for s in reversed(self.screen_stack) if isinstance(s, page))
 
-    def notify(self, message: str, *, markup: bool = False, **kwargs) -> None:
-        """Every notification is plain text (widgets' notify passes markup=True on: it is not
-        asked for here): most carry what a person typed (a path, a name), and "[a=-i]" in one was
-        read as a tag and crashed the app (the monkey's finding F3)."""
-        super().notify(message, markup=False, **kwargs)
+    def notify(self, message: str, **kwargs) -> None:
+        """Every notification is plain text, whatever a widget's notify passes on: most carry what
+        a person typed (a path, a name), and "[a=-i]" in one was read as a tag and crashed the app
+        (the monkey's finding F3)."""
+        super().notify(message, **(kwargs | {"markup": False}))
 
     def action_help(self) -> None:
         """Show every key."""
