@@ -114,3 +114,15 @@ def test_auto_texts_prints_the_prediction_and_what_was_reached(tmp_path, tiny_co
     assert out.stdout.startswith("machine: ")
     assert re.search(rf"^{re.escape(str(text))}, 0\.02 min: predicted \d\.\d{{3}}, reached \d\.\d{{4}} \([+-]\d\.\d{{3}}\) "
                      r"· [\d,]+ steps · 5-gram \d\.\d{3}$", out.stdout, re.M), out.stdout
+
+
+def test_signals_prints_the_exit_times_and_the_training_a_stopped_run_got(tiny_corpus):
+    out = subprocess.run([sys.executable, "-m", "bench.signals", "--corpus", str(tiny_corpus), "--shape", "1x32",
+                          "--after", "1", "--budget", "5", "--stopped", "3"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    for name in ("SIGTERM", "SIGINT"):
+        assert re.search(rf"^  {name}: exit 0 [\d.]+ s after the signal, last/ at step [1-9]\d*$", out.stdout, re.M), out.stdout
+    assert re.search(r"^SIGSTOP 3 s in a 5 s run: trained [\d.]+ s \(goal: 5 s within 10 %: [\w ]+\); it said: .*paused 3 s "
+                     r"\(not counted\)", out.stdout, re.M), out.stdout
