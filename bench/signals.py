@@ -61,7 +61,8 @@ def time_stop(corpus: str, budget: float, stopped: float, root: Path) -> str:
     out = root / "run-stop"
     proc = _train(out, corpus, "--preset", "tiny", "--batch-size", "8", "--seq-len", "32", "--precision", "fp32",
                   "--minutes", str(budget / 60))
-    first_seen, counted = time.time(), _first_row(proc, out)["elapsed"]
+    counted = _first_row(proc, out)["elapsed"]
+    first_seen = time.time()
     time.sleep(2)
     proc.send_signal(signal.SIGSTOP)
     time.sleep(stopped)
