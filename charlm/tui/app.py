@@ -14,6 +14,7 @@ from functools import partial
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.worker import WorkerCancelled, WorkerFailed
 
@@ -25,6 +26,7 @@ from charlm.tui.screens.generate import GenerateScreen
 from charlm.tui.screens.help import HelpScreen
 from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.models import ModelsScreen
+from charlm.tui.screens.palette import Palette
 from charlm.tui.screens.train import TrainScreen
 from charlm.tui.terminal import hung_up, watch_for_hang_up
 from charlm.tui.train_session import TrainingSession
@@ -92,6 +94,14 @@ class CharLMApp(App[int]):
         a person typed (a path, a name), and "[a=-i]" in one was read as a tag and crashed the app
         (the monkey's finding F3)."""
         super().notify(message, **(kwargs | {"markup": False}))
+
+    def action_command_palette(self) -> None:
+        """Open the command palette (ctrl+p) unless it is on top already. Ours closes once
+        (charlm.tui.screens.palette) and has no fixed id: Textual's `--command-palette` id made a
+        second palette a DuplicateIds crash while one opened before a page switch was still
+        mounted on the other page (the monkey's F12, seed 101)."""
+        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
+            self.push_screen(Palette())
 
     def action_help(self) -> None:
         """Show every key."""

@@ -10,6 +10,8 @@ from textual.widgets import Input
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.screens.models import ModelsScreen
+from charlm.tui.screens.palette import Palette
 from charlm.tui.screens.train import TrainScreen
 
 from .conftest import SIZE, start_training, tiny_options, wait_for
@@ -74,3 +76,48 @@ async def test_the_run_is_marked_finished_when_the_app_ends_while_it_trains(tiny
     assert session.finished.wait(60), "the training thread ended without saying so"
     from charlm.tui.errors import error_log_path
     assert not error_log_path().exists() or "CancelledError" not in error_log_path().read_text()
+
+
+def _click_twice(app, x: int, y: int) -> None:
+    """A terminal's double click: both clicks queued before the first is handled."""
+    for _ in range(2):
+        for cls in (events.MouseDown, events.MouseUp):
+            app.post_message(cls(None, x, y, 0, 0, 1, False, False, False, screen_x=x, screen_y=y))
+
+
+async def test_a_double_click_outside_the_palette_closes_it_once(tiny_corpus):
+    """F7 (seeds 28, 4, 27, 37): Textual's palette closed on each click, the second popping the
+    page under it (ScreenStackError)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        page = pilot.app.screen
+        await pilot.press("ctrl+p")
+        assert isinstance(pilot.app.screen, Palette)
+        _click_twice(pilot.app, 3, SIZE[1] - 2)
+        await pilot.pause(0.3)
+        assert pilot.app.is_running and pilot.app.screen_stack == [page]
+
+
+async def test_a_command_chosen_twice_runs_once(tiny_corpus):
+    """F7's family (soak seed 1): Enters queued on a chosen command closed the page under the
+    palette too, or ran the command twice (a theme toggled twice is no change)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        page, dark = pilot.app.screen, pilot.app.current_theme.dark
+        await pilot.press("ctrl+p", *"Light / dark")
+        await pilot.pause(0.5)                      # the palette searches in a worker
+        for _ in range(3):
+            pilot.app.post_message(events.Key("enter", "\r"))
+        await pilot.pause(0.5)
+        assert pilot.app.is_running and pilot.app.screen_stack == [page]
+        assert pilot.app.current_theme.dark != dark
+
+
+async def test_a_palette_left_open_on_another_page_does_not_block_a_new_one(tiny_corpus):
+    """F12 (soak seed 101): a palette still open on the page left behind made ctrl+p on the next
+    page a DuplicateIds crash (Textual's palette has a fixed id)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.app.switch_mode("generate")     # as a command run from the palette may
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        assert pilot.app.is_running and isinstance(pilot.app.screen, Palette)
+        assert isinstance(pilot.app.screen_stack[0], GenerateScreen)

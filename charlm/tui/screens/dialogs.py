@@ -17,15 +17,19 @@ from charlm.runs.listing import loss_history
 from charlm.tui.widgets.loss_chart import LossChart
 
 
-class Dialog(ModalScreen):
-    """A modal dialog answered once: a second Enter, click or Escape queued behind the first is
+class AnsweredOnce:
+    """A screen that closes once: a second Enter, click or Escape queued behind the first is
     dropped (Screen.dismiss pops whatever screen is on top, the page under it included; the
-    monkey's finding F6)."""
+    monkey's findings F6 and F7)."""
 
     def dismiss(self, result=None) -> AwaitComplete:
         if not self.is_current:
             return AwaitComplete(_nothing())
         return super().dismiss(result)
+
+
+class Dialog(AnsweredOnce, ModalScreen):
+    """A modal dialog, answered once."""
 
 
 async def _nothing() -> None:
