@@ -16,6 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.screen import Screen
+from textual.theme import ThemeProvider
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from charlm import paths
@@ -102,6 +103,10 @@ class CharLMApp(App[int]):
         mounted on the other page (the monkey's F12, seed 101)."""
         if self.use_command_palette and not isinstance(self.screen, CommandPalette):
             self.push_screen(Palette())
+
+    def search_themes(self) -> None:
+        """The palette's "Theme" command: Textual's theme search, in a palette that closes once."""
+        self.push_screen(Palette(providers=[ThemeProvider], placeholder="Search for themes…"))
 
     def action_help(self) -> None:
         """Show every key."""

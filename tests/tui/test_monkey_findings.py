@@ -85,12 +85,17 @@ def _click_twice(app, x: int, y: int) -> None:
             app.post_message(cls(None, x, y, 0, 0, 1, False, False, False, screen_x=x, screen_y=y))
 
 
-async def test_a_double_click_outside_the_palette_closes_it_once(tiny_corpus):
+@pytest.mark.parametrize("opened_by", ["ctrl+p", "the theme search"])
+async def test_a_double_click_outside_the_palette_closes_it_once(tiny_corpus, opened_by):
     """F7 (seeds 28, 4, 27, 37): Textual's palette closed on each click, the second popping the
-    page under it (ScreenStackError)."""
+    page under it (ScreenStackError). The palette's "Theme" command opens another (seed 101)."""
     async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
         page = pilot.app.screen
-        await pilot.press("ctrl+p")
+        if opened_by == "ctrl+p":
+            await pilot.press("ctrl+p")
+        else:
+            pilot.app.search_themes()
+            await pilot.pause(0.1)
         assert isinstance(pilot.app.screen, Palette)
         _click_twice(pilot.app, 3, SIZE[1] - 2)
         await pilot.pause(0.3)
