@@ -79,3 +79,7 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     result = run_cli("train", str(corpus), "--out", str(root / "run"), *TRAINED_RUN_ARGS, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return TrainedRun(root / "run", corpus, result)
+
+
+# charlm built into a wheel and installed, not editable, in a fresh venv (tests/installed.py).
+from installed import charlm_wheel, installed_charlm  # noqa: E402, F401
