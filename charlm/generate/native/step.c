@@ -1,5 +1,5 @@
 /* charlm's per-character step in C: a stacked LSTM / GRU / RNN with int8 weights, one call a
- * character. Built on the user's machine by charlm/generate/native/build.py (-O3 -march=native), loaded
+ * character. Built on the user's machine by charlm/generate/native/build.py (-O3 for its CPU), loaded
  * with ctypes; charlm/generate/native/net.py lays out the structs below and the weights they point at.
  *
  * Why C: at batch 1 a step of a 2x512 reads 3 MB of int8 weights, ~30 us from cache, but as
@@ -13,7 +13,8 @@
  * stored depends on the instruction set, every path computing the same integers: AVX512-VNNI
  * takes them as uint8 (q + 128) for vpdpbusd, and 128 * the row's sum is taken off again; AVX2
  * as int8 q followed by |q| for vpmaddubsw(|q|, sign(w, q)) (pairs of products stay under
- * 2 * 127 * 127, no saturation: q is never -128); plain C as int16.
+ * 2 * 127 * 127, no saturation: q is never -128); NEON (aarch64) as int8 q, for sdot where the
+ * CPU has the dot-product instructions, else smull + smlal2 + sadalp; plain C as int16.
  *
  * Layouts (all row-major, contiguous):
  *   table    (V, G) fp32: layer 0's input projection, one row a character, its bias folded in
@@ -37,12 +38,20 @@
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #define ACT_UINT8 1            /* activations stored as q + 128, for vpdpbusd (u8 x s8) */
 #define ACT_SIGNED 0
+#define ACT_NEON 0
 #elif defined(__AVX2__)
 #define ACT_UINT8 0
 #define ACT_SIGNED 1           /* kpad int8 q, then kpad uint8 |q|: for vpsignb + vpmaddubsw */
+#define ACT_NEON 0
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#define ACT_UINT8 0
+#define ACT_SIGNED 0
+#define ACT_NEON 1             /* kpad int8 q: for sdot (vdotq_s32), or smull + sadalp */
 #else
 #define ACT_UINT8 0
 #define ACT_SIGNED 0           /* int16 q, for plain C */
+#define ACT_NEON 0
 #endif
 
 enum { CELL_LSTM = 0, CELL_GRU = 1, CELL_RNN = 2 };
@@ -67,11 +76,11 @@ typedef struct {
     const float *head_b;       /* (V) */
     float *logits;             /* (N, V) */
     float *gi, *gh;            /* (N, G) scratch: input and recurrent parts of the gates */
-    void *act;                 /* (N, kmax) quantized activations: uint8 or int16 (charlm_act_bytes) */
+    void *act;                 /* (N, kmax) quantized activations: 1 or 2 bytes a slot (charlm_act_bytes) */
     float *act_scale;          /* (N) */
 } Net;
 
-int charlm_act_bytes(void) { return ACT_UINT8 ? 1 : 2; }
+int charlm_act_bytes(void) { return ACT_UINT8 || ACT_NEON ? 1 : 2; }
 
 /* Whether this build splits its products over threads (built with OpenMP). */
 int charlm_openmp(void) {
@@ -88,6 +97,10 @@ const char *charlm_kernel_isa(void) {
     return "avx512-vnni";
 #elif ACT_SIGNED
     return "avx2";
+#elif ACT_NEON && defined(__ARM_FEATURE_DOTPROD)
+    return "neon-dotprod";
+#elif ACT_NEON
+    return "neon";
 #else
     return "portable C";
 #endif
@@ -154,6 +167,10 @@ static float quantize(const float *restrict x, int n, int kpad, void *restrict d
         a[k] = (uint8_t)(v < 0 ? -v : v);
     }
     for (k = n; k < kpad; k++) q[k] = 0, a[k] = 0;
+#elif ACT_NEON
+    int8_t *q = (int8_t *)dst;
+    for (k = 0; k < n; k++) q[k] = (int8_t)nearbyintf(x[k] * inv);
+    for (k = n; k < kpad; k++) q[k] = 0;
 #else
     int16_t *q = (int16_t *)dst;
     for (k = 0; k < n; k++) q[k] = (int16_t)nearbyintf(x[k] * inv);
@@ -193,6 +210,24 @@ static inline __m128i sum4_256(__m256i a, __m256i b, __m256i c, __m256i d) {
 }
 #endif
 
+#if ACT_NEON
+/* acc + the 16 products q_k w_k, in 4 int32 lanes. sdot sums 4 products a lane exactly. Without
+ * it, smull and smlal2 sum products in pairs in int16 lanes: |q| <= 127 (never -128) and |w| <=
+ * 127 (net.py clamps; -128 would fit too), so a pair is at most 2 * 127 * 128 = 32512 < 32767,
+ * no overflow; sadalp then adds pairs of pairs into the int32 lanes. */
+static inline int32x4_t dot16(int32x4_t acc, int8x16_t q, int8x16_t w) {
+#ifdef __ARM_FEATURE_DOTPROD
+    return vdotq_s32(acc, q, w);
+#else
+    return vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(q), vget_low_s8(w)), q, w));
+#endif
+}
+
+static inline int32x4_t sum4_neon(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+    return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));     /* the four vectors' sums */
+}
+#endif
+
 /* The exact int32 dot products of rows r..r+3 of m with one quantized vector q. */
 static inline void dot4(const Mat *m, int r, const void *q, int32_t out[4]) {
     const int kpad = m->kpad;
@@ -221,6 +256,23 @@ static inline void dot4(const Mat *m, int r, const void *q, int32_t out[4]) {
         a3 = _mm256_add_epi32(a3, dot32(xv, av, _mm256_loadu_si256((const __m256i *)(w3 + k))));
     }
     _mm_storeu_si128((__m128i *)out, sum4_256(a0, a1, a2, a3));
+#elif ACT_NEON
+    /* Two sets of sums, for the two halves of 32 columns: one chain of sdots a row would wait
+     * on each one's latency. kpad is a multiple of 64, so 32 at a time leaves no tail. */
+    const int8_t *x = (const int8_t *)q;
+    int32x4_t a[2][4];
+    for (int h = 0; h < 2; h++) a[h][0] = a[h][1] = a[h][2] = a[h][3] = vdupq_n_s32(0);
+    for (int k = 0; k < kpad; k += 32)
+        for (int h = 0; h < 2; h++) {
+            const int kh = k + 16 * h;
+            int8x16_t xv = vld1q_s8(x + kh);
+            a[h][0] = dot16(a[h][0], xv, vld1q_s8(w0 + kh));
+            a[h][1] = dot16(a[h][1], xv, vld1q_s8(w1 + kh));
+            a[h][2] = dot16(a[h][2], xv, vld1q_s8(w2 + kh));
+            a[h][3] = dot16(a[h][3], xv, vld1q_s8(w3 + kh));
+        }
+    vst1q_s32(out, vaddq_s32(sum4_neon(a[0][0], a[0][1], a[0][2], a[0][3]),
+                             sum4_neon(a[1][0], a[1][1], a[1][2], a[1][3])));
 #else
     const int16_t *x = (const int16_t *)q;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -280,6 +332,25 @@ static inline void dot4_block(const Mat *m, int r, const void *q, size_t stride,
     }
     for (int j = 0; j < VEC_BLOCK; j++) _mm_storeu_si128((__m128i *)out[j], sum4_256(a[j][0], a[j][1], a[j][2], a[j][3]));
 }
+#elif ACT_NEON
+#define VEC_BLOCK 4            /* 16 sums + 4 rows' weights + a vector: 21 of NEON's 32 registers */
+static inline void dot4_block(const Mat *m, int r, const void *q, size_t stride, int32_t out[VEC_BLOCK][4]) {
+    const int kpad = m->kpad;
+    const int8_t *w0 = m->w + (size_t)r * kpad, *w1 = w0 + kpad, *w2 = w1 + kpad, *w3 = w2 + kpad;
+    int32x4_t a[VEC_BLOCK][4];
+    for (int j = 0; j < VEC_BLOCK; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = vdupq_n_s32(0);
+    for (int k = 0; k < kpad; k += 16) {
+        int8x16_t v0 = vld1q_s8(w0 + k), v1 = vld1q_s8(w1 + k), v2 = vld1q_s8(w2 + k), v3 = vld1q_s8(w3 + k);
+        for (int j = 0; j < VEC_BLOCK; j++) {
+            int8x16_t xv = vld1q_s8((const int8_t *)q + j * stride + k);
+            a[j][0] = dot16(a[j][0], xv, v0);
+            a[j][1] = dot16(a[j][1], xv, v1);
+            a[j][2] = dot16(a[j][2], xv, v2);
+            a[j][3] = dot16(a[j][3], xv, v3);
+        }
+    }
+    for (int j = 0; j < VEC_BLOCK; j++) vst1q_s32(out[j], sum4_neon(a[j][0], a[j][1], a[j][2], a[j][3]));
+}
 #else
 #define VEC_BLOCK 1            /* plain C: one vector at a time (dot4) */
 #endif
@@ -294,6 +365,11 @@ static inline int32_t dot1(const Mat *m, int r, const void *q) {
 #elif ACT_SIGNED
     const int8_t *x = (const int8_t *)q;
     for (int k = 0; k < m->kpad; k++) s += (int32_t)x[k] * w[k];
+#elif ACT_NEON
+    const int8_t *x = (const int8_t *)q;
+    int32x4_t a = vdupq_n_s32(0);
+    for (int k = 0; k < m->kpad; k += 16) a = dot16(a, vld1q_s8(x + k), vld1q_s8(w + k));
+    s = vaddvq_s32(a);
 #else
     const int16_t *x = (const int16_t *)q;
     for (int k = 0; k < m->kpad; k++) s += (int32_t)x[k] * w[k];
