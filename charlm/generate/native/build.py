@@ -1,11 +1,11 @@
 """Builds the C step (step.c) for this machine on first use, and loads it with ctypes.
 
 Nothing to install: the system's C compiler (`$CC`, else cc, gcc or clang) compiles one small
-file in under a second, for this CPU (-march=native), into charlm's cache, under a key naming
-the source, the compiler and the CPU, so a new CPU or a changed kernel builds again. Where there
-is no compiler, the build fails, the cache cannot be written, or CHARLM_NATIVE=0, `library()` is
-None and generation runs on PyTorch's own kernels (charlm.generate.engine), the same API, just
-slower; `problem()` says why.
+file in under a second, for this CPU (-march=native; -mcpu=native on ARM), into charlm's cache,
+under a key naming the source, the compiler and the CPU, so a new CPU or a changed kernel builds
+again. Where there is no compiler, the build fails, the cache cannot be written, or
+CHARLM_NATIVE=0, `library()` is None and generation runs on PyTorch's own kernels
+(charlm.generate.engine), the same API, just slower; `problem()` says why.
 """
 
 from __future__ import annotations
@@ -24,11 +24,25 @@ from charlm.machine.cpu import cpu_flags
 from charlm.paths import cache_root, keep_cached
 
 SOURCE = Path(__file__).with_name("step.c")
-# Tried in order, the first set this compiler takes wins: OpenMP where the compiler has it
-# (the products split over threads), for this CPU (-march=native is x86's and most Linux
-# compilers'; Apple's clang on arm64 wants -mcpu=native); plain -O3 always builds.
-FLAG_SETS = tuple((*omp, "-O3", *arch) for arch in (("-march=native",), ("-mcpu=native",), ())
-                  for omp in (("-fopenmp",), ()))
+
+
+def platform_flag_sets(system: str, machine: str) -> tuple[tuple[str, ...], ...]:
+    """The flag sets to try on this OS and CPU, in order: the first set the compiler takes wins.
+    OpenMP where the compiler has it (the products split over threads), for this CPU; the last,
+    plain -O3, always builds."""
+    if machine.lower() in ("arm64", "aarch64"):
+        # GCC and clang on ARM take -mcpu=native (the CPU's features, dotprod among them, and its
+        # tuning); older Apple clang does not, and every Apple chip has all of apple-m1's.
+        arch = (("-mcpu=native",), ("-mcpu=apple-m1",)) if system == "Darwin" else (("-mcpu=native",),)
+    else:
+        arch = (("-march=native",), ("-mcpu=native",))
+    # macOS: one thread. Apple's clang has no -fopenmp, and another compiler's runtime would be a
+    # second one beside PyTorch's libomp, which openmp_runtimes() cannot see there (no /proc).
+    omps = ((),) if system == "Darwin" else (("-fopenmp",), ())
+    return tuple((*omp, "-O3", *a) for a in (*arch, ()) for omp in omps)
+
+
+FLAG_SETS = platform_flag_sets(platform.system(), platform.machine())
 COMMON_FLAGS = ("-std=c11", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math")
 ENV_SWITCH = "CHARLM_NATIVE"      # 0: never build or load it
 ENV_ARCH = "CHARLM_NATIVE_ARCH"   # a -march value to build for instead of this CPU (x86-64-v3: AVX2)
