@@ -210,3 +210,12 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", {__fi
                           PYTHONPATH=os.path.dirname(__file__) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 passed" in done.stdout, done.stdout
+
+
+def test_a_missing_source_is_a_reason_not_a_crash(tmp_path, monkeypatch):
+    """An install that left step.c out: generation falls back to PyTorch's kernels, saying why
+    (it crashed `charlm train` at its first validation)."""
+    from charlm.generate.native import build
+    monkeypatch.setattr(build, "SOURCE", tmp_path / "step.c")
+    lib, why = build._build_and_load()
+    assert lib is None and "cannot be read" in why and str(tmp_path) in why

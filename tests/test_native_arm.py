@@ -127,3 +127,10 @@ def test_arm_and_apple_flags_end_in_a_plain_build_and_x86_linux_keeps_its_own():
         ("-fopenmp", "-O3", "-mcpu=native"), ("-O3", "-mcpu=native"), ("-fopenmp", "-O3"), ("-O3",))
     # Apple: no -fopenmp (one thread), -mcpu=apple-m1 where clang has no -mcpu=native
     assert platform_flag_sets("Darwin", "arm64") == (("-O3", "-mcpu=native"), ("-O3", "-mcpu=apple-m1"), ("-O3",))
+
+
+def test_arm_cpus_name_their_features(monkeypatch):
+    """aarch64's /proc/cpuinfo says "Features", not "flags": they key the build cache."""
+    from charlm.machine import cpu
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: {"processor": "0", "Features": "fp asimd asimddp"})
+    assert {"asimd", "asimddp"} <= cpu.cpu_flags()

@@ -27,8 +27,10 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> frozenset[str]:
-    """The instruction-set flags of this CPU (empty where /proc/cpuinfo is not there)."""
-    return frozenset(_cpuinfo().get("flags", "").split())
+    """The instruction-set flags of this CPU (empty where /proc/cpuinfo is not there): x86's
+    "flags" line, or ARM's "Features" (asimd, asimddp for the dot product, ...)."""
+    info = _cpuinfo()
+    return frozenset((info.get("flags") or info.get("Features") or "").split())
 
 
 def cpu_has_native_bf16() -> bool:

@@ -117,7 +117,10 @@ def _build_and_load() -> tuple[ctypes.CDLL | None, str | None]:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.SubprocessError) as e:
         return None, f"the C compiler {cc} does not run ({e})"
-    source = SOURCE.read_bytes()
+    try:
+        source = SOURCE.read_bytes()
+    except OSError as e:        # an install that left it out: generation still works, on PyTorch's kernels
+        return None, f"its source {SOURCE} cannot be read ({e.strerror})"
     key = hashlib.sha256(b"\0".join([source, version.encode(), platform.machine().encode(), cc.encode(),
                                      " ".join(sorted(cpu_flags())).encode(), repr(flag_sets()).encode()])
                          ).hexdigest()[:16]
