@@ -1,6 +1,11 @@
-"""Where runs and corpora live: `checkpoints/` and `corpora/` under the working directory,
-or wherever CHARLM_CHECKPOINTS / CHARLM_CORPORA point; and the cache, which is optional: where it
-cannot be written charlm works without it (`keep_cached`)."""
+"""Where runs and corpora live, and the cache, which is optional: where it cannot be written
+charlm works without it (`keep_cached`).
+
+Runs (`checkpoints/`) and downloaded corpora (`corpora/`) have one home per user, so charlm finds
+the same runs from any directory: the per-user data directory (platformdirs: ~/.local/share/charlm
+on Linux, ~/Library/Application Support/charlm on macOS, %LOCALAPPDATA%\\charlm on Windows). A
+working directory that is a charlm project, one with a `checkpoints/` folder (as the clone has),
+keeps its own `checkpoints/` and `corpora/`. CHARLM_CHECKPOINTS / CHARLM_CORPORA override both."""
 
 from __future__ import annotations
 
@@ -11,18 +16,73 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
+CHECKPOINTS, CORPORA = "checkpoints", "corpora"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one kind of thing lives, and why there (for `charlm where` and the Models screen)."""
+    path: Path
+    why: str
+
+
+def data_home() -> Path | None:
+    """The per-user data directory; None where there is none (no home directory)."""
+    import platformdirs
+    path = platformdirs.user_data_path("charlm", appauthor=False)
+    return path if path.is_absolute() else None      # "~/.local/share" unexpanded: no home
+
+
+def project_root() -> Path | None:
+    """The working directory, when it is a charlm project (it has checkpoints/)."""
+    here = Path.cwd()
+    return here if (here / CHECKPOINTS).is_dir() else None
+
+
+def _place(kind: str, env: str) -> Place:
+    if os.environ.get(env):
+        return Place(Path(os.environ[env]), f"set by {env}")
+    project = project_root()
+    if project is not None:
+        return Place(project / kind, "this directory is a charlm project (it has checkpoints/)")
+    home = data_home()
+    if home is not None:
+        return Place(home / kind, "charlm's data directory for this user")
+    return Place(Path.cwd() / kind, "the working directory (there is no home directory)")
+
+
+def checkpoints_place() -> Place:
+    return _place(CHECKPOINTS, "CHARLM_CHECKPOINTS")
+
+
+def corpora_place() -> Place:
+    return _place(CORPORA, "CHARLM_CORPORA")
+
 
 def checkpoints_dir() -> Path:
-    return Path(os.environ.get("CHARLM_CHECKPOINTS") or Path.cwd() / "checkpoints")
+    return checkpoints_place().path
 
 
 def corpora_dir() -> Path:
-    return Path(os.environ.get("CHARLM_CORPORA") or Path.cwd() / "corpora")
+    return corpora_place().path
+
+
+def run_path(spec: str | Path) -> Path:
+    """A run or checkpoint as a person names it: a path, or, where no such path exists here, the
+    name of a run under checkpoints_dir() (so `charlm eval shakespeare-20261206-101500` works
+    from any directory)."""
+    path = Path(spec).expanduser()
+    if not os.path.lexists(path) and len(path.parts) == 1 and not path.is_absolute():
+        named = checkpoints_dir() / path
+        if named.exists():
+            return named
+    return path
 
 
 def new_run_dir(corpus_name: str, root: Path | None = None) -> Path:
@@ -78,7 +138,7 @@ def _note_once(error: OSError) -> None:
         root = cache_root()
         no_home = root == NO_HOME
         where, why = ("~/.cache/charlm", "there is no home directory") if no_home else (root, error.strerror or error)
-        say_cache_note(f"cannot write the cache at {where} ({why}); working without it (set CHARLM_CACHE to "
+        say_note(f"cannot write the cache at {where} ({why}); working without it (set CHARLM_CACHE to "
                        "a writable folder to keep encoded texts, timings and the compiled sampler between runs)")
 
 
@@ -86,9 +146,9 @@ def note_to_stderr(note: str) -> None:
     print(f"charlm: note: {note}", file=sys.stderr)
 
 
-# Where the note goes: stderr, or (set by the app, whose stderr no one sees) a notification.
-# Called from any thread.
-say_cache_note: Callable[[str], None] = note_to_stderr
+# Where a note for the person goes (the cache's, a run's text found elsewhere): stderr, or (set by
+# the app, whose stderr no one sees) a notification. Called from any thread.
+say_note: Callable[[str], None] = note_to_stderr
 
 
 def write_cache_json(path: Path, data) -> None:

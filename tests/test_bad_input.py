@@ -52,6 +52,12 @@ def _run_copy(tmp, trained_run) -> Path:
     return Path(shutil.copytree(trained_run.run_dir, tmp / "run"))
 
 
+def _uncached(run: Path) -> Path:
+    """`run`, its encoded text gone from the cache too: nothing left to find it by its hash."""
+    shutil.rmtree(cache_root() / "encoded", ignore_errors=True)
+    return run
+
+
 def _checkpoint_copy(tmp, trained_run) -> Path:
     return Path(shutil.copytree(trained_run.run_dir / "best", tmp / "ckpt"))
 
@@ -249,7 +255,7 @@ CASES = {
                                           ("keeps its model shape",), [t]),
     "resume-other-text": lambda t, r: Case(
         ["train", _text(t, "other.txt", TINY_TEXT.replace("dog", "fox")), "--resume", str(_run_copy(t, r)),
-         "--steps", "99"], ("different text",), [t]),
+         "--steps", "99"], ("is not the text", "was trained on"), [t]),
     "resume-corrupt-state": lambda t, r: Case(
         ["train", "--resume", str(_truncate(_run_copy(t, r) / "last" / "resume.safetensors").parent.parent),
          "--steps", "99"], ("resume state", "corrupt"), [t]),
@@ -310,8 +316,8 @@ CASES = {
         [t]),
     "tokenizer-ids-with-a-gap": lambda t, r: Case(["info", str(_vocab_with_a_gap(t, r))],
                                                   ("not a charlm character vocabulary", "ids are not 0 to"), [t]),
-    "eval-corpus-moved": lambda t, r: Case(
-        ["eval", str(_write(_run_copy(t, r) / "source.json", json.dumps({"spec": str(t / "gone.txt")})).parent)],
+    "eval-corpus-moved": lambda t, r: Case(     # and no copy of it in the cache
+        ["eval", str(_write(_uncached(_run_copy(t, r)) / "source.json", json.dumps({"spec": str(t / "gone.txt")})).parent)],
         ("cannot be read", "--corpus"), [t]),
     "eval-text-too-short": lambda t, r: Case(["eval", str(r.run_dir), _text(t, "one.txt", "T")], ("too short",)),
     "out-is-a-nonempty-dir": lambda t, r: Case(
@@ -348,11 +354,11 @@ CASES = {
         ["neurons", str(r.run_dir), "--text-file", _text(t, "a.txt", TINY_TEXT), "--show", "c17"],
         ("not LAYER:KIND:INDEX",)),
     "novelty-run-without-corpus": lambda t, r: Case(
-        ["novelty", str(_unlink(_run_copy(t, r) / "source.json").parent), _text(t, "s.txt", TINY_TEXT[:200])],
+        ["novelty", str(_unlink(_uncached(_run_copy(t, r)) / "source.json").parent), _text(t, "s.txt", TINY_TEXT[:200])],
         ("does not say where its training text is", "--corpus"), [t]),
     "novelty-other-corpus": lambda t, r: Case(
         ["novelty", str(r.run_dir), _text(t, "s.txt", TINY_TEXT[:200]), "--corpus", _text(t, "o.txt", "other text")],
-        ("not the text it was trained on", "--corpus")),
+        ("is not the text", "was trained on", "--corpus")),
     "novelty-text-shorter-than-n": lambda t, r: Case(
         ["novelty", str(r.run_dir), _text(t, "s.txt", "The cat"), "--n", "20"], ("fewer than one window",)),
 }

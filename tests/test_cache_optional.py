@@ -238,5 +238,5 @@ async def test_the_app_shows_the_note_once_as_a_notification(unwritable, tiny_co
         await wait_for(pilot, lambda: not session.active, what="the run to finish")
         notes = [n.message for n in pilot.app._notifications if "cannot write the cache" in n.message]
     assert len(notes) == 1 and "working without it" in notes[0]
-    assert paths.say_cache_note is paths.note_to_stderr            # given back when the app ends
+    assert paths.say_note is paths.note_to_stderr            # given back when the app ends
     assert NOTE not in capsys.readouterr().err

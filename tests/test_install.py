@@ -4,6 +4,7 @@ directory far from the clone."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,3 +84,29 @@ def test_the_installed_package_builds_its_c_step(installed_charlm, tmp_path):
                           cwd=tmp_path, env=env).stdout.splitlines()
     assert built[1:] == ["None", "True"], built
     assert Path(built[0]).is_relative_to(site_packages), built
+
+
+def test_the_installed_charlm_finds_its_runs_from_any_directory(installed_charlm, tmp_path):
+    """Trained in one directory with no --out, a run lives in the per-user data directory: from
+    another directory, offline, `info` lists it, and `eval` and `sample` find it by name and its
+    text by the absolute path the run recorded, or, once the text has moved, in the cache."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
+    env = {k: v for k, v in clean_env(XDG_DATA_HOME=str(tmp_path / "xdg"), CHARLM_OFFLINE="1").items()
+           if k not in ("CHARLM_CHECKPOINTS", "CHARLM_CORPORA")}
+    run_installed(installed_charlm, "train", "tiny.txt", *TRAIN_ARGS, cwd=a, env=env)
+    home = tmp_path / "xdg" / "charlm" / "checkpoints"
+    (name,) = os.listdir(home)
+    assert os.listdir(a) == ["tiny.txt"]
+    for here in (a, b):
+        where = json.loads(run_installed(installed_charlm, "info", "--json", cwd=here, env=env).stdout)
+        assert where["checkpoints"]["path"] == str(home) and [r["name"] for r in where["checkpoints"]["runs"]] == [name]
+    evaluated = run_installed(installed_charlm, "eval", name, cwd=b, env=env).stdout
+    assert "validation split of tiny" in evaluated
+    sample = run_installed(installed_charlm, "sample", name, "--prime", "The", "--length", "40", "--device", "cpu",
+                           cwd=b, env=env).stdout
+    assert sample.startswith("The")
+    (a / "tiny.txt").rename(a / "moved.txt")
+    moved = run_installed(installed_charlm, "eval", name, cwd=b, env=env)
+    assert moved.stdout == evaluated and "its copy in charlm's cache" in moved.stderr

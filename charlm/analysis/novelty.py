@@ -208,18 +208,14 @@ def open_training_index(run: str | Path, corpus: str | None = None, progress: Pr
     through the run's source.json or at `corpus` if it moved. Building it the first time
     takes a while on a large corpus: `progress(done, total)` counts positions placed."""
     from charlm.config import TrainConfig
-    from charlm.corpus.encoded import encode_corpus
     from charlm.model.checkpoint import read_meta, resolve_checkpoint
     from charlm.runs.directory import VOCAB
-    from charlm.runs.training_text import training_source
+    from charlm.runs.training_text import training_corpus
 
     ckpt = resolve_checkpoint(run)
     meta = read_meta(ckpt)
     vocab = CharVocab.load(ckpt / VOCAB)
-    encoded = encode_corpus(training_source(ckpt.parent, corpus), vocab)
-    if encoded.sha256 != meta.get("corpus", {}).get("sha256"):
-        raise UsageError(f"the corpus found for {run} is not the text it was trained on (hash differs)",
-                         "pass the original with --corpus")
+    encoded = training_corpus(ckpt.parent, vocab, corpus, sha256=meta.get("corpus", {}).get("sha256"))
     val_fraction = meta.get("corpus", {}).get("val_fraction") or TrainConfig.from_dict(meta.get("train", {})).val_fraction
     train_ids, _ = encoded.split(val_fraction)
     return CopyIndex.of(train_ids, vocab, f"the training text of {encoded.name}", progress, cancel)

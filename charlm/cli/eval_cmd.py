@@ -9,7 +9,7 @@ from charlm.cli import args as A
 from charlm.config import DEVICES
 from charlm.corpus.names import resolve_corpus
 from charlm.errors import UsageError
-from charlm.runs.training_text import training_source
+from charlm.runs.training_text import training_corpus
 
 
 def register(sub) -> None:
@@ -50,10 +50,8 @@ def run(args) -> int:
             print(f"charlm: warning: {unknown} character(s) of {args.text} are not in the model's vocabulary",
                   file=sys.stderr)
     else:
-        corpus = encode_corpus(_checkpoint_corpus(ckpt, args), ckpt.vocab)
-        if corpus.sha256 != ckpt.corpus.get("sha256"):
-            raise UsageError(f"the corpus found for {ckpt.path} is not the text it was trained on (hash differs)",
-                             "pass the original with --corpus, or give a TEXT file to evaluate on")
+        corpus = training_corpus(ckpt.path.parent, ckpt.vocab, args.corpus, args.encoding,
+                                 how="--corpus (or give a TEXT file)", sha256=ckpt.corpus.get("sha256"))
         ids = corpus.split(ckpt.corpus.get("val_fraction", ckpt.train_config.val_fraction))[1]
         what = f"validation split of {corpus.name}"
     if len(ids) < 2:
@@ -70,6 +68,3 @@ def run(args) -> int:
               f"perplexity {result.perplexity:.3f} · {result.chars:,} chars")
     return 0
 
-
-def _checkpoint_corpus(ckpt, args):
-    return training_source(ckpt.path.parent, args.corpus, args.encoding, how="--corpus (or give a TEXT file)")

@@ -1,8 +1,9 @@
-"""`charlm info CKPT`: what a checkpoint is."""
+"""`charlm info CKPT`: what a checkpoint is; `charlm info` alone: where charlm keeps things."""
 
 from __future__ import annotations
 
 import json
+import os
 
 from rich.console import Console
 from rich.table import Table
@@ -15,8 +16,9 @@ from charlm.units import bits
 
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="show a checkpoint's config, size, corpus and scores")
-    p.add_argument("checkpoint", help="checkpoint or run directory")
+    p = sub.add_parser("info", help="show a checkpoint's config, size, corpus and scores; alone: where runs, "
+                       "corpora and the cache are")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint or run directory (none: where charlm keeps things)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -54,30 +56,35 @@ def _yardsticks(ckpt):
     found = cached_yardsticks(ckpt.corpus.get("sha256"), val_fraction)
     if found is not None:
         return found
-    source = RunDir(ckpt.path.parent).read_source()
-    if source is None:
-        return None
-    from charlm.corpus.encoded import encode_corpus
-    from charlm.corpus.names import resolve_here
-    try:
-        found = resolve_here(*source)           # `info` reads; it never downloads
-        if found is None:
-            return None
-        corpus = encode_corpus(found)
+    from charlm.runs.training_text import training_corpus
+    try:                        # `info` reads; it never downloads
+        corpus = training_corpus(ckpt.path.parent, ckpt.vocab, sha256=ckpt.corpus.get("sha256"), download=False)
     except (UsageError, OSError):
         return None
-    return yardsticks_for(corpus, val_fraction) if corpus.sha256 == ckpt.corpus.get("sha256") else None
+    return yardsticks_for(corpus, val_fraction)
+
+
+def places() -> dict:
+    """Where runs, corpora and the cache are, each with why there, and how many runs."""
+    from charlm.paths import cache_root, checkpoints_place, corpora_place
+    from charlm.runs.listing import list_runs
+    runs, corpora = checkpoints_place(), corpora_place()
+    listed = [{"name": r.name, "corpus": r.corpus, "model": r.shape, "best_val_loss": r.best_val_loss,
+               "saved_at": r.saved_at} for r in list_runs(runs.path) if not r.problem]
+    return {"checkpoints": {"path": str(runs.path), "why": runs.why, "runs": listed},
+            "corpora": {"path": str(corpora.path), "why": corpora.why},
+            "cache": {"path": str(cache_root()), "why": "set by CHARLM_CACHE" if os.environ.get("CHARLM_CACHE")
+                      else "rebuilt when missing (encoded texts, timings, the compiled sampler)"}}
 
 
 def run(args) -> int:
+    if args.checkpoint is None:
+        return _show_places(args.json)
     from charlm.model.checkpoint import load_checkpoint
     info = summary(load_checkpoint(args.checkpoint))
     if args.json:
         print(json.dumps(info))
         return 0
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
     best = info["best_val_loss"]
     t = info["train"]
     rows = [
@@ -98,7 +105,42 @@ def run(args) -> int:
                      + " nats/char (n-gram models of the same text, on its own split)"))
     if info["reading"]:
         rows.append(("reads like", info["reading"]))
-    for k, v in rows:
-        table.add_row(k, v)
-    Console().print(table)
+    Console().print(_fields(rows))
+    return 0
+
+
+def _fields(rows: list[tuple[str, str]]) -> Table:
+    """Name-value lines, names in bold."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+SHOWN_RUNS = 10
+
+
+def _show_places(as_json: bool) -> int:
+    where = places()
+    if as_json:
+        print(json.dumps(where))
+        return 0
+    runs = where["checkpoints"]
+    Console().print(_fields([("runs", f"{runs['path']} · {len(runs['runs'])} run(s) · {runs['why']}"),
+                             ("corpora", f"{where['corpora']['path']} · {where['corpora']['why']}"),
+                             ("cache", f"{where['cache']['path']} · {where['cache']['why']}")]))
+    if runs["runs"]:
+        newest = Table(box=None, pad_edge=False, title=f"the newest runs (of {len(runs['runs'])}), by name",
+                       title_justify="left", title_style="bold")
+        for column in ("run", "corpus", "model", "best bits/char", "saved"):
+            newest.add_column(column)
+        for r in runs["runs"][:SHOWN_RUNS]:
+            loss = r["best_val_loss"]
+            newest.add_row(r["name"], r["corpus"] or "?", r["model"], f"{bits(loss):.3f}" if loss is not None else "–",
+                           (r["saved_at"] or "")[:16])
+        Console().print(newest)
+    Console().print("CHARLM_CHECKPOINTS, CHARLM_CORPORA and CHARLM_CACHE move them; a directory with a checkpoints/ "
+                    "folder keeps its own runs and corpora.", style="dim", highlight=False)
     return 0

@@ -11,8 +11,11 @@ from charlm.errors import UsageError
 
 def build_parser() -> Parser:
     from charlm.cli import corpus_cmd, eval_cmd, info_cmd, neurons_cmd, novelty_cmd, probe_cmd, sample_cmd, train_cmd
+    from charlm.paths import checkpoints_place, corpora_place
     parser = Parser(prog="charlm", description="Train a character-level language model on your own text, "
-                    "then sample from it. With no command, opens the app.")
+                    "then sample from it. With no command, opens the app.",
+                    epilog=f"runs: {checkpoints_place().path} · corpora: {corpora_place().path} "
+                    "(charlm info shows why; CHARLM_CHECKPOINTS and CHARLM_CORPORA move them)")
     parser.add_argument("--version", action="version", version=f"charlm {__import__('charlm').__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for module in (train_cmd, sample_cmd, eval_cmd, probe_cmd, neurons_cmd, novelty_cmd, info_cmd, corpus_cmd):

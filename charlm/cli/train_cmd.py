@@ -12,7 +12,7 @@ from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, DEVICES, OPT
                            TrainConfig, budget_fields, more_budget, preset_configs, to_dict)
 from charlm.corpus.names import default_corpus, record_spec, resolve_corpus
 from charlm.errors import UsageError
-from charlm.paths import new_run_dir
+from charlm.paths import new_run_dir, run_path
 
 MODEL_FLAGS = ("cell", "layers", "hidden", "embed", "dropout")
 TRAIN_FLAGS = ("batch_size", "seq_len", "lr", "optimizer", "steps", "minutes", "eval_every", "log_every",
@@ -27,7 +27,8 @@ def register(sub) -> None:
                    "(default: shakespeare, fetched on first use)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the corpus (default utf-8)")
     p.add_argument("--out", type=Path, help="run directory (default checkpoints/<corpus>-<date>-<time>)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run exactly where it stopped, to the end of its budget; "
+    p.add_argument("--resume", type=run_path, metavar="RUN", help="continue a run (its directory, or its name under "
+                   "checkpoints/) exactly where it stopped, to the end of its budget; "
                    "with --steps or --minutes, train it that much more from there")
     p.add_argument("--init", metavar="RUN", help="start from RUN's weights (its best checkpoint, or a checkpoint "
                    "directory) instead of from nothing: worth most on a small text. The shape is RUN's; the "

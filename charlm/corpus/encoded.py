@@ -31,7 +31,7 @@ import torch
 from charlm.corpus.files import CorpusSource, iter_text
 from charlm.corpus.vocab import DENSE, UNK_ID, CharVocab
 from charlm.errors import UsageError
-from charlm.paths import cache_root, keep_cached, write_cache_json, write_json_atomic
+from charlm.paths import cache_root, keep_cached, read_json_dict, write_cache_json, write_json_atomic
 
 CACHE_FORMAT = 1            # the layout of an .ids file and its .json
 INDEX_FORMAT = 1            # the layout of an index entry (see `_recall`)
@@ -49,6 +49,7 @@ class EncodedCorpus:
     vocab: CharVocab
     sha256: str
     n_bytes: int
+    paths: tuple[Path, ...] = ()        # the files it was read from (none: from the cache, or typed)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,14 +80,34 @@ def encode_corpus(source: CorpusSource, vocab: CharVocab | None = None) -> Encod
     """
     summary = text_summary(source)
     vocab = vocab or CharVocab.from_chars(summary.chars)
-    vocab_key = hashlib.sha256("\0".join(vocab.itos).encode("utf-8")).hexdigest()[:16]
-    base = cache_dir() / f"{summary.sha256[:32]}-{vocab_key}"
+    base = _cache_base(summary.sha256, vocab)
     ids = _open_cached(base, summary.n_chars)
     if ids is None:
         ids = keep_cached(lambda: _build_cache(base, source, vocab, summary.n_chars))
     if ids is None:
         ids = _encode_in_memory(source, vocab, summary.n_chars)
-    return EncodedCorpus(source.name, ids, vocab, summary.sha256, source.n_bytes)
+    return EncodedCorpus(source.name, ids, vocab, summary.sha256, source.n_bytes, source.paths)
+
+
+def cached_corpus(sha256: str, vocab: CharVocab) -> EncodedCorpus | None:
+    """The text whose hash is `sha256`, as ids in `vocab`, from the cache alone (the files it
+    was read from may be gone): what a run trained on, found by the hash it recorded. None when
+    the cache does not hold it whole."""
+    base = _cache_base(sha256, vocab)
+    meta = read_json_dict(base.with_suffix(".json"))
+    length = meta.get("length")
+    if not isinstance(length, int) or length < 1:
+        return None
+    ids = _open_cached(base, length)
+    if ids is None:
+        return None
+    return EncodedCorpus(str(meta.get("name") or sha256[:12]), ids, vocab, sha256, int(meta.get("bytes") or 0))
+
+
+def _cache_base(sha256: str, vocab: CharVocab) -> Path:
+    """Where the ids of one text in one vocabulary are cached (.ids, and .json beside it)."""
+    vocab_key = hashlib.sha256("\0".join(vocab.itos).encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / f"{sha256[:32]}-{vocab_key}"
 
 
 def text_summary(source: CorpusSource) -> TextSummary:
@@ -249,7 +270,7 @@ def _build_cache(base: Path, source: CorpusSource, vocab: CharVocab, n_chars: in
         raise
     # The .json is written last: its presence means the .ids beside it is complete.
     write_json_atomic(base.with_suffix(".json"), {"format": CACHE_FORMAT, "length": n_chars, "dtype": dtype.name,
-                                                  "name": source.name, "crc32": crc,
+                                                  "name": source.name, "bytes": source.n_bytes, "crc32": crc,
                                                   "verified": _file_stamp(base.with_suffix(".ids"))})
     return np.memmap(base.with_suffix(".ids"), dtype=dtype, mode="r", shape=(n_chars,))
 

@@ -32,7 +32,7 @@ from charlm.config import ModelConfig, TrainConfig, param_count, to_dict
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.model.network import CharRNN
-from charlm.paths import missing_path_problem
+from charlm.paths import missing_path_problem, run_path
 from charlm.runs.directory import (BEST, CONFIG, FORMAT, FORMAT_VERSION, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS,
                                    ResumeState, RunDir, read_meta, read_resume_json, swap_in, temp_copy)
 
@@ -106,11 +106,12 @@ def _fsync_dir(d: Path) -> None:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from CKPT: itself, or a run directory's best/ (else last/)."""
-    p = Path(path).expanduser()
+    """A checkpoint directory from CKPT: itself, or a run directory's best/ (else last/); a run
+    may be named by its name under checkpoints/ (charlm.paths.run_path)."""
+    p = run_path(path)
     if not p.exists():
         what = missing_path_problem(p) if os.path.lexists(p) else f"no such checkpoint: {path}"
-        raise UsageError(what, "give a run directory under checkpoints/ or its best/ or last/")
+        raise UsageError(what, "give a run directory or its best/ or last/, or a run's name (`charlm info` lists them)")
     if p.is_file():
         p = p.parent if p.name in FILES else p
         if p.is_file():

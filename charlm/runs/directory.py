@@ -1,8 +1,9 @@
 """A run directory, and the one place that knows its layout:
 
     RUN/
-      source.json       how to find the corpus again: {"spec", "encoding"}, and for a run started
-                        from another, where it started: {"init": {"run", "corpus", "step", ...}}
+      source.json       how to find the corpus again: {"spec" as given, "encoding", "paths": its files
+                        as absolute paths, "sha256" of its text}, and for a run started from another,
+                        where it started: {"init": {"run", "corpus", "step", ...}}
       metrics.jsonl     one JSON object a line (charlm.runs.metrics): losses, validations, rollbacks
       best/             the checkpoint with the lowest validation loss so far
       last/             the newest checkpoint, with the state to resume from (`ResumeState`)
@@ -72,6 +73,16 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """Where a run's training text was (source.json): as the person named it, its files as
+    absolute paths (runs from before they were recorded have none), and its content's hash."""
+    spec: str
+    encoding: str
+    paths: tuple[Path, ...] = ()
+    sha256: str | None = None
 
 
 @dataclass
@@ -173,14 +184,30 @@ class RunDir:
         return None
 
     # -- what it records -----------------------------------------------------------------
-    def write_source(self, spec: str, encoding: str = "utf-8", init: dict | None = None) -> None:
-        write_json_atomic(self.path / SOURCE, {"spec": spec, "encoding": encoding} | ({"init": init} if init else {}))
+    def write_source(self, spec: str, encoding: str = "utf-8", init: dict | None = None, *,
+                     paths: tuple[Path, ...] = (), sha256: str | None = None) -> None:
+        record = {"spec": spec, "encoding": encoding}
+        if paths:
+            record["paths"] = [str(Path(p).resolve()) for p in paths]
+        if sha256:
+            record["sha256"] = sha256
+        write_json_atomic(self.path / SOURCE, record | ({"init": init} if init else {}))
 
     def read_source(self) -> tuple[str, str] | None:
         """(spec, encoding) of the corpus it was trained on; None when it does not say."""
+        record = self.text_record()
+        return (record.spec, record.encoding) if record else None
+
+    def text_record(self) -> TextRecord | None:
+        """What source.json says of the training text; None when it does not say."""
         src = read_json_dict(self.path / SOURCE)
         spec, encoding = src.get("spec"), src.get("encoding", "utf-8")
-        return (spec, encoding) if isinstance(spec, str) and spec and isinstance(encoding, str) else None
+        if not (isinstance(spec, str) and spec and isinstance(encoding, str)):
+            return None
+        paths = src.get("paths")
+        paths = tuple(Path(p) for p in paths) if isinstance(paths, list) and all(isinstance(p, str) for p in paths) else ()
+        sha256 = src.get("sha256") if isinstance(src.get("sha256"), str) else None
+        return TextRecord(spec, encoding, paths, sha256)
 
     def read_lineage(self) -> dict | None:
         """Where the run started, for a run started from another (charlm.train.finetune.Parent.lineage)."""

@@ -12,7 +12,7 @@ from charlm.corpus.files import CorpusSource
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.runs.directory import LOCK, SOURCE, VOCAB, ResumeState, RunDir, read_meta
-from charlm.runs.training_text import training_source
+from charlm.runs.training_text import training_corpus
 from charlm.train.distributed import current_team
 from charlm.train.finetune import Parent, carried_weights, grown_vocab
 from charlm.train.reports import TrainCallbacks
@@ -42,7 +42,8 @@ def new_trainer(corpus: EncodedCorpus, spec: str, model_config: ModelConfig, tra
     trainer = Trainer(corpus, model_config, train_config, run_dir, callbacks, init_weights=init)   # refuses a too-short text
     if team.writes:
         try:
-            RunDir(run_dir).write_source(spec, encoding, parent.lineage() if parent else None)   # before anything is written
+            RunDir(run_dir).write_source(spec, encoding, parent.lineage() if parent else None,   # before anything is written
+                                         paths=corpus.paths, sha256=corpus.sha256)
         except OSError as e:
             raise UsageError(f"cannot create the run directory {run_dir} ({e.strerror})",
                              "choose another place with --out, or fix its permissions") from None
@@ -78,6 +79,7 @@ def resume_trainer(run_dir: Path, callbacks: TrainCallbacks | None = None, train
         setattr(train_cfg, key, value)
     train_cfg.validate()
     with current_team().rank0_first():            # one rank fetches and builds the encoded cache, the others read it
-        source = training_source(run.path, corpus, encoding, how="CORPUS: charlm train CORPUS --resume RUN_DIR")
-        corpus = encode_corpus(source, CharVocab.load(run.resume_checkpoint() / VOCAB))
+        corpus = training_corpus(run.path, CharVocab.load(run.resume_checkpoint() / VOCAB), corpus, encoding,
+                                 how="CORPUS: charlm train CORPUS --resume RUN",
+                                 sha256=read_meta(run.resume_checkpoint()).get("corpus", {}).get("sha256"))
     return Trainer(corpus, model_cfg, train_cfg, run_dir, callbacks, resume=True)

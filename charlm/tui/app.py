@@ -142,8 +142,8 @@ class CharLMApp(App[int]):
         self.exit(return_code, return_code=return_code)
 
     def on_load(self) -> None:
-        # Before any screen reads a text: the cache's note (charlm.paths) as a notification.
-        paths.say_cache_note = lambda note: self.notify(note, title="charlm", severity="warning", timeout=20)
+        # Before any screen reads a text: notes (the cache's, charlm.paths) as notifications.
+        paths.say_note = lambda note: self.notify(note, title="charlm", severity="warning", timeout=20)
 
     def on_mount(self) -> None:
         if self.is_headless:
@@ -175,6 +175,6 @@ class CharLMApp(App[int]):
         os._exit(128 + signal.SIGHUP)          # the status a hangup gives a program it ends
 
     def on_unmount(self) -> None:
-        paths.say_cache_note = paths.note_to_stderr
+        paths.say_note = paths.note_to_stderr
         # However the app ends, the training thread must end too (it saves unless told not to).
         self.session.request_stop(save=not self.session.abandon.is_set())

@@ -244,3 +244,21 @@ async def test_nothing_picked_while_a_run_loads_wins(tiny_corpus, trained_run, m
         await wait_for(pilot, lambda: loading.is_finished, what="the first load to end")
         await pilot.pause(0.2)
         assert screen.start_run is None and start.chosen is None and start.loading is None
+
+
+async def test_says_where_the_runs_are_and_lists_the_data_directorys_from_anywhere(tiny_corpus, tmp_path, monkeypatch):
+    """Outside a project the runs live in the per-user data directory: the screen lists them
+    from any working directory and says where they are and why."""
+    fake_run("kept", saved_at="2024-01-01T10:00:00+0000", step=200, best=1.386)
+    home = tmp_path / "xdg" / "charlm" / "checkpoints"
+    home.parent.mkdir(parents=True)
+    checkpoints().rename(home)
+    monkeypatch.delenv("CHARLM_CHECKPOINTS")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "somewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "somewhere")
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(160, 30)) as pilot:
+        screen = await open_models(pilot)
+        assert [r[0] for r in cells(screen)] == ["kept"]
+        said = str(screen.query_one("#runs-home").render())
+        assert str(home) in said and "data directory" in said

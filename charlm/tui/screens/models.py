@@ -1,10 +1,11 @@
-"""The Models screen: every run under checkpoints/, to open in Generate, resume, chart, rename
-or delete."""
+"""The Models screen: every run under checkpoints/ (wherever charlm.paths puts it), to open in
+Generate, resume, chart, rename or delete."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from charlm.errors import UsageError
-from charlm.paths import checkpoints_dir
+from charlm.paths import checkpoints_place
 from charlm.runs.directory import RunDir
 from charlm.runs.listing import RunInfo, delete_run, list_runs, rename_run
 from charlm.train.finetune import lineage_text
@@ -40,6 +41,7 @@ class ModelsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield NavBar("models")
+        yield Static("", id="runs-home")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="run-detail")
         with Horizontal(id="run-actions"):
@@ -60,7 +62,9 @@ class ModelsScreen(Screen):
         """Read checkpoints/ again."""
         table = self.query_one(DataTable)
         selected = self.selected()
-        self.runs = list_runs()
+        home = checkpoints_place()
+        self.query_one("#runs-home", Static).update(Text(f"runs in {home.path} ({home.why})"))
+        self.runs = list_runs(home.path)
         table.clear()
         for run in self.runs:
             if run.problem:
@@ -89,7 +93,7 @@ class ModelsScreen(Screen):
         run = self.selected()
         detail = self.query_one("#run-detail", Static)
         if run is None:
-            detail.update(f"No runs yet in {checkpoints_dir()}. Train one on the Train screen (press 1).")
+            detail.update(f"No runs yet in {checkpoints_place().path}. Train one on the Train screen (press 1).")
             return
         state = "unreadable" if run.problem else ("can be resumed" if run.resumable else "cannot be resumed")
         done = "" if run.progress is None else f" · budget {min(run.progress, 1.0):.0%} used"
