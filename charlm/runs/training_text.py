@@ -2,7 +2,7 @@
 went, else the files source.json recorded (absolute paths), else its spec as given (a catalog
 name, or a path from where the run was started); and where none of these can be read, the
 encoded text in charlm's cache, found by the hash the run recorded. One rule for every command
-that reads a run's text again (eval, resume, novelty, probe, Inspect)."""
+that reads a run's text again (eval, resume, novelty, info's yardsticks; the app's resume and novelty)."""
 
 from __future__ import annotations
 
