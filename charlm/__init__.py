@@ -15,4 +15,10 @@ and the base every layer uses: config (the configs and their defaults), errors (
 paths (where runs, corpora and caches live), cancel (stopping work from another thread),
 units (nats and bits). The front ends sit on top: cli/ (`charlm COMMAND`) and tui/ (the app).
 """
+import os as _os
+
 __version__ = "0.1.0"
+
+# Apple's GPU lacks some of PyTorch's operations: PyTorch then runs those on the CPU (warning once
+# for each) instead of stopping the run. It reads this when torch is imported, hence here.
+_os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")

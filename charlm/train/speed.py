@@ -24,6 +24,7 @@ from charlm.machine import timings
 from charlm.machine.allocator import keep_freed_memory
 from charlm.machine.device import pick_device, precision_candidates, synchronize
 from charlm.model.network import CharRNN
+from charlm import paths
 from charlm.train.footprint import check_fits
 from charlm.train.optim import build_optimizer
 from charlm.train.update import TrainStep
@@ -46,8 +47,9 @@ def cached(m: ModelConfig, t: TrainConfig, precision: str, machine: str | None =
 
 
 def speed(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Event | None = None) -> float:
-    """chars/s of this shape here: from the cache, else timed now (and cached if timed quietly)."""
-    machine = timings.machine_key()
+    """chars/s of this shape here, on t.device: from the cache, else timed now (and cached if
+    timed quietly)."""
+    machine = timings.machine_key(pick_device(t.device))
     value = cached(m, t, precision, machine)
     if value is None:
         value, quiet = timings.timed_quietly(lambda: measure(m, t, precision, cancel))
@@ -122,3 +124,29 @@ def pick_precision(name: str, device: torch.device, model_config=None, train_con
     if len(candidates) == 1 or model_config is None or train_config is None:
         return candidates[0]
     return fastest_precision(model_config, train_config, candidates)
+
+
+def training_device(m: ModelConfig, t: TrainConfig, cancel: threading.Event | None = None) -> torch.device:
+    """Where this shape trains: t.device unless "auto"; then the accelerator (CUDA, else MPS)
+    only where it trains this shape faster than the CPU, both timed like auto's shapes (and
+    cached per machine and device): a small LSTM can train faster on a laptop's cores than on
+    its GPU. An accelerator that cannot run the model (an operation its backend lacks) is passed
+    over with one note."""
+    if t.device != "auto":
+        return pick_device(t.device)
+    accelerator, cpu = pick_device("auto"), torch.device("cpu")
+    if accelerator.type == "cpu":
+        return cpu
+    rates = {}
+    for device in (accelerator, cpu):
+        on = replace(t, device=device.type)
+        try:
+            rates[device.type] = speed(m, on, pick_precision(t.precision, device, m, on), cancel)
+        except (RuntimeError, NotImplementedError) as e:   # what torch raises for an op a backend lacks
+            if device.type == "cpu":
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            paths.say_note(f"{device.type} cannot train this model ({first}): training on the CPU")
+    if accelerator.type not in rates:
+        return cpu
+    return accelerator if rates[accelerator.type] >= rates["cpu"] else cpu

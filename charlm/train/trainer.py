@@ -43,8 +43,15 @@ from charlm.train.reports import (MAX_ROLLBACKS, EvalReport, RollbackReport, Sam
                                   TrainCallbacks, TrainingDiverged, TrainResult, eta)
 from charlm.train.saving import RunWriter
 from charlm.train.setup import new_model, thread_governor, training_data, training_precision
-from charlm.train.speed import record_run
+from charlm.train.speed import record_run, training_device
 from charlm.train.update import TrainStep
+
+
+def _device(model_config: ModelConfig, train_config: TrainConfig, team) -> torch.device:
+    """One process times "auto" between the accelerator and the CPU; torchrun's ranks take their GPUs."""
+    if team.solo:
+        return training_device(model_config, train_config)
+    return team.device(pick_device(train_config.device))
 
 
 class Trainer:
@@ -59,11 +66,11 @@ class Trainer:
         self.corpus, self.cfg, self.rundir = corpus, train_config, RunDir(run_dir)
         self.callbacks = callbacks or TrainCallbacks()
         self.team = current_team()        # one process, or the ranks torchrun started (charlm.train.distributed)
-        self.device = self.team.device(pick_device(train_config.device))
+        model_config.vocab_size = len(corpus.vocab)
+        self.device = _device(model_config, train_config, self.team)
         self.threads = thread_governor(train_config, self.team)
         data = training_data(corpus, train_config, self.team)
         self.batches, self.val_ids, self.val_sample, self.streams = data.batches, data.val_ids, data.val_sample, data.streams
-        model_config.vocab_size = len(corpus.vocab)
         check_fits(model_config, train_config, self.device)  # before anything is allocated
         self.precision = training_precision(model_config, train_config, self.device, self.team)
         self.model = new_model(model_config, train_config, self.device, self.team, init_weights)
