@@ -18,6 +18,7 @@ from charlm.config import ModelConfig, TrainConfig, more_budget
 from charlm.corpus.encoded import EncodedCorpus
 from charlm.corpus.files import CorpusSource
 from charlm.corpus.yardsticks import Yardsticks, yardsticks_for
+from charlm.machine.allocator import give_back_freed_memory
 from charlm.paths import new_run_dir
 from charlm.runs.directory import RunDir
 from charlm.runs.listing import delete_run
@@ -180,6 +181,7 @@ class TrainingSession:
             raise
         finally:
             callbacks.flush()
+            give_back_freed_memory()        # the app stays open; the run's peak need not stay with it
 
 
 class PostingCallbacks(TrainCallbacks):
