@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from textual import events
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
@@ -126,3 +126,23 @@ async def test_a_palette_left_open_on_another_page_does_not_block_a_new_one(tiny
         await pilot.pause(0.2)
         assert pilot.app.is_running and isinstance(pilot.app.screen, Palette)
         assert isinstance(pilot.app.screen_stack[0], GenerateScreen)
+
+
+async def test_a_select_opened_and_closed_at_once_gives_the_focus_back(tiny_corpus):
+    """F8 (soak seed 101, twice in 20,000 events): a list opened and closed by `expanded` alone
+    (a double click) kept the focus while hidden; PageDown there, once its options had changed,
+    raised KeyError in Textual's OptionList."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        picker = pilot.app.screen.query_one("#corpus-select", Select)
+        picker.focus()
+        await pilot.pause()
+        picker.expanded = True
+        picker.expanded = False
+        await pilot.pause()
+        assert pilot.app.focused is picker
+        picker.set_options([(f"option {i}", f"o{i}") for i in range(30)])
+        await pilot.pause()
+        for key in ("down", "down", "down", "pagedown"):
+            pilot.app.post_message(events.Key(key, None))
+        await pilot.pause(0.3)
+        assert pilot.app.is_running

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from textual.containers import Horizontal
 from textual.validation import Integer, Number
-from textual.widgets import Collapsible, Input, Label, Select
+from textual.widgets import Collapsible, Input, Label
 
 from charlm.config import CELLS, ModelConfig, TrainConfig
+from charlm.tui.widgets.select import Select
 
 # (field, label, int?, which config, validator)
 FIELDS = (

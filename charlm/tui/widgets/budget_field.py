@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.validation import Number
-from textual.widgets import Input, Label, Select
+from textual.widgets import Input, Label
 
 from charlm.config import budget_fields
 from charlm.errors import UsageError
 from charlm.tui.widgets.advanced_fields import field_text
+from charlm.tui.widgets.select import Select
 
 
 class BudgetField(Horizontal):

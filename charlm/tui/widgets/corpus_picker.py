@@ -11,7 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.suggester import Suggester
-from textual.widgets import Input, Label, ProgressBar, Select, Static
+from textual.widgets import Input, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from charlm.corpus import names as corpora
@@ -20,6 +20,7 @@ from charlm.corpus.yardsticks import yardsticks_for
 from charlm.errors import UsageError
 from charlm.tui import format as fmt
 from charlm.tui.messages import CorpusFailed, CorpusPreparing, CorpusReady
+from charlm.tui.widgets.select import Select
 
 DEFAULT = "__default__"
 

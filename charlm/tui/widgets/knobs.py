@@ -13,10 +13,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.validation import Integer, Number
-from textual.widgets import Input, Label, Select
+from textual.widgets import Input, Label
 
 from charlm.tui.generate_session import LiveSettings, new_seed
 from charlm.tui.widgets.gauge import Gauge
+from charlm.tui.widgets.select import Select
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from charlm.config import AUTO, PRESETS, ModelConfig, TrainConfig, preset_configs
@@ -22,6 +22,7 @@ from charlm.tui.errors import describe_error
 from charlm.tui.machine_timing import GROUP, MachineTiming, timed_speed
 from charlm.tui.widgets.advanced_fields import NAMES, AdvancedFields
 from charlm.tui.widgets.budget_field import BudgetField
+from charlm.tui.widgets.select import Select
 
 AUTO_PLACEHOLDER = "small"      # what the fields hold until auto has chosen
 

@@ -10,7 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Label, Select
+from textual.widgets import Label
 from textual.worker import Worker, WorkerState
 
 from charlm.model.checkpoint import Checkpoint, load_checkpoint
@@ -18,6 +18,7 @@ from charlm.runs.listing import list_runs
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.generate_session import Source
+from charlm.tui.widgets.select import Select
 
 LIVE = "__live__"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Label, Select, Static
+from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from charlm.runs.listing import RunInfo, list_runs
@@ -18,6 +18,7 @@ from charlm.train.finetune import (BASE_MINUTES, BASE_SET, Parent, StartingPoint
 from charlm.tui import format as fmt
 from charlm.tui.errors import describe_error
 from charlm.tui.messages import StartChosen
+from charlm.tui.widgets.select import Select
 
 NOTHING = "__nothing__"
 
