@@ -170,6 +170,7 @@ class Report:
     key_times: list[float] = field(default_factory=list)   # seconds, key posted -> screen redrawn
     slowest: list[tuple[float, str]] = field(default_factory=list)  # the 10 slowest events, (seconds, event)
     rss: list[tuple[float, int, float]] = field(default_factory=list)   # (seconds, events, MB)
+    rss_jumps: list[tuple[float, str]] = field(default_factory=list)   # the 5 events that raised RSS most, (MB, event)
     runs_loaded: int = 0
 
     def replay(self) -> str:
@@ -356,7 +357,7 @@ class Monkey:
         r.kinds[kind] = r.kinds.get(kind, 0) + 1
         r.screens.add(type(app.screen).__name__)
         where = f"{type(app.screen).__name__.removesuffix('Screen') or '?'}, {app.session.state}"
-        started = time.perf_counter()
+        started, rss_before = time.perf_counter(), rss_mb()
         what = await getattr(self, f"do_{kind}")(pilot)
         event = f"{r.done:>6} [{where}] {kind} {what}"
         self.tail.append(event)
@@ -366,6 +367,7 @@ class Monkey:
         took = time.perf_counter() - started
         r.kind_time[kind] = r.kind_time.get(kind, 0.0) + took
         r.slowest = sorted([*r.slowest, (took, event.strip())], reverse=True)[:10]
+        r.rss_jumps = sorted([*r.rss_jumps, (rss_mb() - rss_before, event.strip())], reverse=True)[:5]
         if kind in ("bound", "any_bound", "char", "special"):
             r.key_times.append(took)
         r.done += 1
@@ -615,6 +617,7 @@ def main() -> None:
         ms = [t * 1000 for t in r.key_times]
         print(f"key-to-screen: p50 {pct(ms, 50):.1f} ms · p99 {pct(ms, 99):.1f} ms · max {max(ms):.1f} ms "
               f"({len(ms):,} keys)")
+    print("RSS rose most during: " + " · ".join(f"+{mb:.0f} MB {e}" for mb, e in r.rss_jumps if mb >= 1))
     print("slowest events: " + " · ".join(f"{t * 1000:.0f} ms {e}" for t, e in r.slowest))
     print(f"findings: {len(r.findings)}")
     if r.findings:
