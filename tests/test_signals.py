@@ -156,8 +156,12 @@ def test_time_stopped_by_sigstop_is_not_charged_to_the_budget(tmp_path, corpus):
     out, err, _ = ended(proc, timeout=120)
     trained = (run / "last" / "resume.json").stat().st_mtime - first_seen - stopped + counted_then
     assert proc.returncode == 0, err
-    assert abs(trained - budget) <= 0.1 * budget, f"trained {trained:.1f} s of a {budget:.0f} s budget"
-    assert re.search(r"paused 2\d s \(not counted\)", out), out
+    paused = re.search(r"paused (\d+) s \(not counted\)", out)
+    assert paused and 20 <= int(paused[1]) < 30, out
+    # On a loaded machine the run may also have waited a second or more for a core: not counted
+    # either, by design, and said in the same figure; the outside clock counts it.
+    starved = int(paused[1]) - stopped
+    assert abs(trained - budget) <= 0.1 * budget + max(0.0, starved), f"trained {trained:.1f} s of a {budget:.0f} s budget"
 
 
 @pytest.mark.slow
