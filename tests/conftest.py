@@ -34,6 +34,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARLM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CHARLM_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("CHARLM_CORPORA", str(tmp_path / "corpora"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))    # the per-user data directory, should a test unset those
     if SHARED_CORPORA.is_dir():
         monkeypatch.setenv("CHARLM_MIRROR", str(SHARED_CORPORA))
     monkeypatch.setenv("COLUMNS", "120")
