@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import gc
 import os
 import random
 import statistics
@@ -62,6 +63,7 @@ from textual.worker import Worker, WorkerState
 from bench.kill_stress import corpus_text
 from charlm.cancel import Cancelled
 from charlm.errors import UsageError
+from charlm.machine.allocator import give_back_freed_memory
 from charlm.model.checkpoint import load_checkpoint
 from charlm.runs.listing import list_runs
 from charlm.train.reports import TrainingStopped
@@ -171,6 +173,7 @@ class Report:
     slowest: list[tuple[float, str]] = field(default_factory=list)  # the 10 slowest events, (seconds, event)
     rss: list[tuple[float, int, float]] = field(default_factory=list)   # (seconds, events, MB)
     rss_jumps: list[tuple[float, str]] = field(default_factory=list)   # the 5 events that raised RSS most, (MB, event)
+    rss_between: list[tuple[float, int, float]] = field(default_factory=list)   # after each app closed: (s, events, MB)
     runs_loaded: int = 0
 
     def replay(self) -> str:
@@ -326,6 +329,11 @@ class Monkey:
             self.found("stuck", "the training thread has ended but session.finished was never set "
                        f"(session {session.state}): whatever waits for it waits in vain")
         self.check_runs(session)
+        # What an app leaves behind once it has closed: each session's own state (a long output,
+        # a loaded model) is gone, so growth here is a leak, not a session's working set.
+        gc.collect()
+        give_back_freed_memory()
+        self.report.rss_between.append((time.perf_counter() - self._t0, self.report.done, rss_mb()))
 
     async def start_run(self, pilot) -> bool:
         """Read the corpus and start training, as a person does first."""
@@ -612,6 +620,13 @@ def main() -> None:
     else:
         line += f", end {end:.0f} MB (the run was shorter than a minute)"
     print(line)
+    between = [(t, mb) for t, _, mb in r.rss_between]
+    settled = next((mb for t, mb in between if t >= 60), None)
+    if settled is not None:
+        print(f"RSS after each app closed (its state gone, a leak's measure): first after a minute {settled:.0f} MB, "
+              f"last {between[-1][1]:.0f} MB ({(between[-1][1] - settled) / settled:+.1%}; goal within 10%: "
+              f"{'met' if abs(between[-1][1] - settled) <= 0.1 * settled else 'NOT met'}); all: "
+              + " ".join(f"{t:.0f}/{mb:.0f}" for t, mb in between))
     print("RSS over the run (s, events, MB): " + " ".join(f"{t:.0f}/{n}/{mb:.0f}" for t, n, mb in r.rss))
     if r.key_times:
         ms = [t * 1000 for t in r.key_times]
