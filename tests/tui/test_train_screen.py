@@ -258,3 +258,20 @@ async def test_a_finished_run_gives_its_memory_back(tiny_corpus, monkeypatch):
         session = await start_training(pilot)
         await wait_for(pilot, session.finished.is_set, what="the run to end")
         assert given == [True]
+
+
+async def test_after_a_typed_path_is_read_s_starts_training(tiny_corpus, tmp_path):
+    """Type a path, Enter, then `s`: training starts (the focus stayed in the field, so `s` typed
+    an "s" there, the first thing a new user met)."""
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        field = pilot.app.screen.query_one("#corpus-path", Input)
+        field.focus()
+        await pilot.press(*str(other), "enter")
+        await wait_for(pilot, lambda: pilot.app.screen.corpus is not None and pilot.app.screen.corpus.spec == str(other),
+                       what="the typed text to be read")
+        await pilot.pause()
+        await pilot.press("s")
+        await wait_for(pilot, lambda: pilot.app.session.last_step is not None, what="training to start")
+        assert field.value == str(other)

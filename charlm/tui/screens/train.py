@@ -77,6 +77,9 @@ class TrainScreen(Screen):
         self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab), event.yardsticks.difficulty())
         self.query_one(StartFrom).corpus_changed(corpus, train_chars, event.yardsticks.english_like)
         self._status()
+        if self.focused is not None and self.focused.id == "corpus-path":
+            # A typed path read: the next step is Start, and `s` in the field would type an "s".
+            self.query_one("#start", Button).focus()
 
     def on_start_chosen(self, event: StartChosen) -> None:
         """A run to start from (or none): its shape fixes the model."""
