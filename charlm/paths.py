@@ -27,7 +27,7 @@ CHECKPOINTS, CORPORA = "checkpoints", "corpora"
 
 @dataclass(frozen=True)
 class Place:
-    """Where one kind of thing lives, and why there (for `charlm where` and the Models screen)."""
+    """Where one kind of thing lives, and why there (for `charlm info` and the Models screen)."""
     path: Path
     why: str
 
@@ -139,7 +139,7 @@ def _note_once(error: OSError) -> None:
         no_home = root == NO_HOME
         where, why = ("~/.cache/charlm", "there is no home directory") if no_home else (root, error.strerror or error)
         say_note(f"cannot write the cache at {where} ({why}); working without it (set CHARLM_CACHE to "
-                       "a writable folder to keep encoded texts, timings and the compiled sampler between runs)")
+                 "a writable folder to keep encoded texts, timings and the compiled sampler between runs)")
 
 
 def note_to_stderr(note: str) -> None:
