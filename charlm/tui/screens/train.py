@@ -70,15 +70,13 @@ class TrainScreen(Screen):
 
     # -- corpus and speed estimates ------------------------------------------------------
     def on_corpus_ready(self, event: CorpusReady) -> None:
-        self.corpus = event
-        corpus = event.corpus
+        self.corpus, corpus = event, event.corpus
         val_fraction = self.query_one(ModelPicker).initial[2].get("val_fraction", 0.1)
         train_chars = len(corpus.split(val_fraction)[0])
         self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab), event.yardsticks.difficulty())
         self.query_one(StartFrom).corpus_changed(corpus, train_chars, event.yardsticks.english_like)
         self._status()
-        if self.focused is not None and self.focused.id == "corpus-path":
-            # A typed path read: the next step is Start, and `s` in the field would type an "s".
+        if self.focused is not None and self.focused.id == "corpus-path":   # typed: Start next (`s` there types "s")
             self.query_one("#start", Button).focus()
 
     def on_start_chosen(self, event: StartChosen) -> None:
