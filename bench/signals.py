@@ -30,10 +30,19 @@ from charlm.runs.metrics import read_metrics
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def signals_delivered() -> None:
+    """(A child's preexec_fn.) SIGINT and SIGHUP handled by default, as a terminal starts a
+    program: started under `nohup` or as a background job they are ignored, charlm keeps them
+    ignored (rightly), and a run measured or tested by sending them would never stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _train(out: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "charlm", "train", *args, "--eval-every", "100000",
                              "--log-every", "5", "--quiet", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=signals_delivered)
 
 
 def _first_row(proc: subprocess.Popen, out: Path) -> dict:

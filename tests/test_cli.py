@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from bench.signals import signals_delivered
 import torch
 
 from charlm.config import TrainConfig
@@ -135,7 +137,8 @@ def test_ctrl_c_stops_saves_and_exits_cleanly(tmp_path, tiny_corpus):
     proc = subprocess.Popen([sys.executable, "-m", "charlm", "train", str(tiny_corpus), "--preset", "tiny",
                              "--batch-size", "8", "--seq-len", "32", "--minutes", "5", "--eval-every", "100000",
                              "--device", "cpu", "--precision", "fp32", "--quiet", "--out", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=signals_delivered)
     try:
         deadline = time.monotonic() + 60
         while not (run / "metrics.jsonl").exists():          # the first log line: training is under way

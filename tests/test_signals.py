@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.signals import signals_delivered
+
 from charlm.model.checkpoint import load_checkpoint
 from charlm.runs.metrics import read_metrics
 from tests.conftest import ROOT, TINY_TEXT
@@ -35,7 +37,7 @@ def corpus(tmp_path) -> Path:
 def start(*args: str, launcher: tuple[str, ...] = ("-m", "charlm")) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     return subprocess.Popen([sys.executable, *launcher, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, env=env)
+                            text=True, cwd=ROOT, env=env, preexec_fn=signals_delivered)
 
 
 def wait_until_training(proc: subprocess.Popen, run: Path, steps: int = 1, timeout: float = 120) -> None:
