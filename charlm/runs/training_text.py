@@ -90,10 +90,13 @@ def _name(record: TextRecord) -> str:
 
 
 def _where(record: TextRecord | None) -> str:
-    if record is None:
-        return "where it was"
-    return str(record.paths[0]) if len(record.paths) == 1 else record.spec
+    return "where it was" if record is None else _shown(record.paths, record.spec)
 
 
 def _describe(corpus: EncodedCorpus) -> str:
-    return str(corpus.paths[0]) if len(corpus.paths) == 1 else f"the text {corpus.name!r}"
+    return _shown(corpus.paths, f"the text {corpus.name!r}")
+
+
+def _shown(files: tuple[Path, ...], otherwise: str) -> str:
+    """A text as a person knows it: its one file, else its name."""
+    return str(files[0]) if len(files) == 1 else otherwise
