@@ -13,6 +13,7 @@ from charlm.generate.sampler import SampleControls
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import LIVE
+from charlm.tui.widgets import output
 from charlm.tui.widgets.output import OutputView
 
 from .conftest import SIZE, install_run, open_generate, start_training, tiny_options, wait_for
@@ -131,6 +132,45 @@ async def test_fast_pace_streams_thousands_of_characters_in_blocks_and_shows_the
         assert "".join(str(b.render()) for b in blocks) == out.text, "the blocks, in order, are the text"
         assert re.search(r"model [\d,]+ chars/s", str(out.border_title)), out.border_title
         assert screen.play.end.chars_per_sec > 100
+
+
+async def test_a_long_output_keeps_the_last_blocks_in_view_and_the_whole_text(tiny_corpus, trained_run, tmp_path,
+                                                                             monkeypatch):
+    """The view holds at most SHOWN_BLOCKS blocks (memory stays bounded however long the text),
+    says how much it no longer shows, and Save still writes every character; colours redraw the same."""
+    monkeypatch.setattr(output, "BLOCK_CHARS", 100)
+    monkeypatch.setattr(output, "SHOWN_BLOCKS", 5)
+    monkeypatch.chdir(tmp_path)
+    install_run(trained_run)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        screen.query_one("#pace", Select).value = 0.0
+        screen.knobs.length = 3000
+        screen.query_one("#prompt", TextArea).text = "The cat"
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: screen.play.end is not None, timeout=60, what="3,000 characters")
+        out = screen.query_one(OutputView)
+        for colour in (False, True):                  # as streamed, then redrawn in colour
+            await pilot.pause()
+            blocks = list(out.query(".output-block"))
+            assert len(blocks) <= 5 + 1, "at most SHOWN_BLOCKS frozen blocks and the last"
+            shown = "".join(str(b.render()) for b in blocks)
+            hidden = len(out.text) - len(shown)
+            assert hidden > 2000 and out.text.endswith(shown), "the newest text is what stays in view"
+            note = out.query_one("#output-hidden")
+            assert note.display and f"the first {hidden:,} characters are not shown" in str(note.render())
+            out.colour = not colour
+        assert len(out.tokens) == 3000 and out.text == "The cat" + out.generated
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TextPrompt), what="the save dialog")
+        path = tmp_path / "all.txt"
+        pilot.app.screen.query_one("#answer").value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, path.exists, what="the saved text")
+        assert path.read_text(encoding="utf-8") == out.text, "Save writes every character, shown or not"
+        await pilot.press("x")                        # cleared: the note goes with the text
+        await pilot.pause()
+        assert not out.query_one("#output-hidden").display
 
 
 async def test_generate_from_the_run_being_trained(tiny_corpus):
