@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import ctypes
 import faulthandler
 import gc
+import logging
 import os
 import random
 import statistics
@@ -49,10 +52,12 @@ import unicodedata
 import warnings
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual import events
+from textual.app import _PrintCapture     # (private: what Textual puts in sys.stdout while an app runs)
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key   # as Pilot.press does
@@ -149,6 +154,68 @@ def rss_mb() -> float:
     return float("nan")
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def memory_parts() -> dict[str, float]:
+    """Where the resident memory is, in MB (and counts): to tell a leak of objects from memory
+    an allocator keeps, or a library mapped in. Linux; glibc's parts where there is glibc."""
+    parts: dict[str, float] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                parts[key] = int(value.split()[0]) / 1024
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+        mallinfo2.restype = _MallInfo2
+        info = mallinfo2()
+        parts["malloc used"] = (info.uordblks + info.hblkhd) / 2**20
+        parts["malloc free"] = info.fordblks / 2**20
+    except (OSError, AttributeError):
+        pass
+    parts["python blocks (k)"] = sys.getallocatedblocks() / 1000
+    parts["objects (k)"] = len(gc.get_objects()) / 1000
+    parts["threads"] = threading.active_count()
+    parts["apps alive"] = sum(isinstance(o, CharLMApp) for o in gc.get_objects())
+    with open("/proc/self/maps") as f:
+        parts["files mapped"] = len({line.split()[-1] for line in f if line.rstrip().count(" ") >= 5 and "/" in line})
+    return parts
+
+
+def release_captured_streams() -> list[str]:
+    """Modules imported while an app ran and that kept `sys.stdout`/`sys.stderr` (Textual's
+    capture, which holds that app): hand them the real streams, and say which. In the real
+    program one app runs per process, so this keeps one app that is running anyway; here, with
+    an app after another in one process, each such import would keep a closed app alive (the
+    first training start imports torch._dynamo, whose sympy does `from sys import stdout`)."""
+    found = []
+
+    def real(capture: _PrintCapture):
+        return sys.__stderr__ if capture.stderr else sys.__stdout__
+
+    for module in list(sys.modules.values()):
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if isinstance(value, _PrintCapture):
+                setattr(module, name, real(value))
+                found.append(f"{module.__name__}.{name}")
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(getattr(handler, "stream", None), _PrintCapture):
+                handler.setStream(real(handler.stream))
+                found.append(f"logger {logger.name!r}'s handler")
+    return found
+
+
+def object_counts() -> collections.Counter:
+    return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
 @dataclass
 class Finding:
     kind: str                  # exception, worker, thread, loop, error-log, hang, stuck, unsaved, start
@@ -175,6 +242,8 @@ class Report:
     rss_jumps: list[tuple[float, str]] = field(default_factory=list)   # the 5 events that raised RSS most, (MB, event)
     rss_between: list[tuple[float, int, float]] = field(default_factory=list)   # after each app closed: (s, events, MB)
     runs_loaded: int = 0
+    rss_steps: list[str] = field(default_factory=list)   # between apps, where RSS rose: which parts rose
+    captures: list[str] = field(default_factory=list)    # modules that had kept an app's captured stdout
 
     def replay(self) -> str:
         events = self.findings[0].event + 1 if self.findings else self.events
@@ -208,6 +277,8 @@ class Monkey:
         self._errors_seen = 0
         self._failed_workers = weakref.WeakSet()   # a message bubbles: the hook sees it at every node
         self._t0 = 0.0
+        self._parts_before: dict[str, float] | None = None     # memory_parts() when the last app closed
+        self._counts_before: collections.Counter = collections.Counter()
 
     # -- findings ----------------------------------------------------------------------------
     def found(self, kind: str, detail: str) -> None:
@@ -272,7 +343,17 @@ class Monkey:
                 warnings.simplefilter("always", RuntimeWarning)
                 warnings.showwarning = self._warned
                 while not self.finished:
-                    await self.session()
+                    # Each app as in the real program, where the event loop ends with the app: in
+                    # a task of its own (Textual keeps the running app in context variables) and
+                    # with threads of its own for the loop's executor (Textual's thread workers
+                    # run there, and a thread keeps the sys.stderr of when it started: the app's
+                    # capture). Shared, they would keep closed apps alive for the rest of the soak.
+                    executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
+                    loop.set_default_executor(executor)
+                    await asyncio.create_task(self.session())
+                    loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
+                    executor.shutdown(wait=True)
+                    self.measure_between()
         finally:
             faulthandler.cancel_dump_traceback_later()
             threading.excepthook = threading_hook
@@ -329,11 +410,23 @@ class Monkey:
             self.found("stuck", "the training thread has ended but session.finished was never set "
                        f"(session {session.state}): whatever waits for it waits in vain")
         self.check_runs(session)
-        # What an app leaves behind once it has closed: each session's own state (a long output,
-        # a loaded model) is gone, so growth here is a leak, not a session's working set.
+
+    def measure_between(self) -> None:
+        """What an app leaves behind once it has closed (and its session returned: nothing of it
+        is referenced any more): each session's own state (a long output, a loaded model) is gone,
+        so growth here is a leak, not a session's working set."""
+        for holder in release_captured_streams():
+            self.report.captures.append(f"{holder} (event {self.report.done})")
         gc.collect()
         give_back_freed_memory()
         self.report.rss_between.append((time.perf_counter() - self._t0, self.report.done, rss_mb()))
+        parts, counts = memory_parts(), object_counts()
+        if self._parts_before is not None and parts["VmRSS"] - self._parts_before["VmRSS"] >= 3:
+            rose = ", ".join(f"{k} {v - self._parts_before[k]:+.1f}" for k, v in parts.items())
+            types = (counts - self._counts_before).most_common(6)
+            self.report.rss_steps.append(f"{self.report.done}: {rose}; objects up: "
+                                         + ", ".join(f"{n} {c:+}" for n, c in types))
+        self._parts_before, self._counts_before = parts, counts
 
     async def start_run(self, pilot) -> bool:
         """Read the corpus and start training, as a person does first."""
@@ -627,6 +720,10 @@ def main() -> None:
               f"last {between[-1][1]:.0f} MB ({(between[-1][1] - settled) / settled:+.1%}; goal within 10%: "
               f"{'met' if abs(between[-1][1] - settled) <= 0.1 * settled else 'NOT met'}); all: "
               + " ".join(f"{t:.0f}/{mb:.0f}" for t, mb in between))
+    if r.captures:
+        print("released (modules that kept a closed app alive through its captured stdout): " + ", ".join(r.captures))
+    for step in r.rss_steps:
+        print(f"RSS rose between apps at event {step}")
     print("RSS over the run (s, events, MB): " + " ".join(f"{t:.0f}/{n}/{mb:.0f}" for t, n, mb in r.rss))
     if r.key_times:
         ms = [t * 1000 for t in r.key_times]
