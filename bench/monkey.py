@@ -180,7 +180,6 @@ def memory_parts() -> dict[str, float]:
     parts["python blocks (k)"] = sys.getallocatedblocks() / 1000
     parts["objects (k)"] = len(gc.get_objects()) / 1000
     parts["threads"] = threading.active_count()
-    parts["apps alive"] = sum(isinstance(o, CharLMApp) for o in gc.get_objects())
     with open("/proc/self/maps") as f:
         parts["files mapped"] = len({line.split()[-1] for line in f if line.rstrip().count(" ") >= 5 and "/" in line})
     return parts
@@ -244,6 +243,7 @@ class Report:
     runs_loaded: int = 0
     rss_steps: list[str] = field(default_factory=list)   # between apps, where RSS rose: which parts rose
     captures: list[str] = field(default_factory=list)    # modules that had kept an app's captured stdout
+    apps_alive: int = 0                                  # apps still in memory once all had closed
 
     def replay(self) -> str:
         events = self.findings[0].event + 1 if self.findings else self.events
@@ -279,6 +279,7 @@ class Monkey:
         self._t0 = 0.0
         self._parts_before: dict[str, float] | None = None     # memory_parts() when the last app closed
         self._counts_before: collections.Counter = collections.Counter()
+        self._apps: weakref.WeakSet[CharLMApp] = weakref.WeakSet()   # each session's, while alive
 
     # -- findings ----------------------------------------------------------------------------
     def found(self, kind: str, detail: str) -> None:
@@ -343,16 +344,7 @@ class Monkey:
                 warnings.simplefilter("always", RuntimeWarning)
                 warnings.showwarning = self._warned
                 while not self.finished:
-                    # Each app as in the real program, where the event loop ends with the app: in
-                    # a task of its own (Textual keeps the running app in context variables) and
-                    # with threads of its own for the loop's executor (Textual's thread workers
-                    # run there, and a thread keeps the sys.stderr of when it started: the app's
-                    # capture). Shared, they would keep closed apps alive for the rest of the soak.
-                    executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
-                    loop.set_default_executor(executor)
-                    await asyncio.create_task(self.session())
-                    loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
-                    executor.shutdown(wait=True)
+                    await self.session_apart(loop)
                     self.measure_between()
         finally:
             faulthandler.cancel_dump_traceback_later()
@@ -360,17 +352,34 @@ class Monkey:
             loop.set_exception_handler(loop_hook)
             sys.setswitchinterval(switch)
         self.report.wall = time.perf_counter() - self._t0
+        gc.collect()
+        self.report.apps_alive = len(self._apps)
         self.sample_rss()
         return self.report
 
     def sample_rss(self) -> None:
         self.report.rss.append((time.perf_counter() - self._t0, self.report.done, rss_mb()))
 
+    async def session_apart(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A session as in the real program, where the event loop ends with the app: in a task of
+        its own (Textual keeps the running app in context variables) and with threads of its own
+        for the loop's executor (Textual's thread workers run there, and a thread keeps the
+        sys.stderr of when it started: the app's capture). Shared, they would keep closed apps
+        alive for the rest of the soak."""
+        executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
+        loop.set_default_executor(executor)
+        try:
+            await asyncio.create_task(self.session())
+        finally:
+            loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
+            executor.shutdown(wait=True)
+
     async def session(self) -> None:
         """One app: start a run, then random events until done, a finding or a quit; then stop
         everything and check it ended and saved."""
         self.report.sessions += 1
         app = CharLMApp(monkey_options(self.corpus))
+        self._apps.add(app)
         notify = app.notify
 
         def noting(message, *args, **kwargs):
@@ -420,7 +429,7 @@ class Monkey:
         gc.collect()
         give_back_freed_memory()
         self.report.rss_between.append((time.perf_counter() - self._t0, self.report.done, rss_mb()))
-        parts, counts = memory_parts(), object_counts()
+        parts, counts = {**memory_parts(), "apps alive": len(self._apps)}, object_counts()
         if self._parts_before is not None and parts["VmRSS"] - self._parts_before["VmRSS"] >= 3:
             rose = ", ".join(f"{k} {v - self._parts_before[k]:+.1f}" for k, v in parts.items())
             types = (counts - self._counts_before).most_common(6)
@@ -720,6 +729,7 @@ def main() -> None:
               f"last {between[-1][1]:.0f} MB ({(between[-1][1] - settled) / settled:+.1%}; goal within 10%: "
               f"{'met' if abs(between[-1][1] - settled) <= 0.1 * settled else 'NOT met'}); all: "
               + " ".join(f"{t:.0f}/{mb:.0f}" for t, mb in between))
+    print(f"apps still in memory at the end: {r.apps_alive}")
     if r.captures:
         print("released (modules that kept a closed app alive through its captured stdout): " + ", ".join(r.captures))
     for step in r.rss_steps:
