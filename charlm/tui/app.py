@@ -20,6 +20,7 @@ from textual.theme import ThemeProvider
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from charlm import paths
+from charlm.tui import textual_fixes
 from charlm.tui.keys import Section, commands, sections
 from charlm.tui.options import AppOptions
 from charlm.tui.screens.dialogs import QuitDialog
@@ -60,6 +61,7 @@ class CharLMApp(App[int]):
     ]
 
     def __init__(self, options: AppOptions | None = None):
+        textual_fixes.apply()
         super().__init__()
         self.options = options or AppOptions()
         self.session = TrainingSession()

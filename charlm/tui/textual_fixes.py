@@ -1,0 +1,39 @@
+"""Workarounds for known bugs of the Textual we run on, each applied once, each naming its
+upstream report, each doing nothing where Textual has changed the code it mends."""
+
+from __future__ import annotations
+
+import functools
+
+from textual import _styles_cache     # (private: the bug is in it)
+
+_applied = False
+
+
+def apply() -> None:
+    global _applied
+    if not _applied:
+        _applied = True
+        _cache_inner_outer_by_colour()
+
+
+def _cache_inner_outer_by_colour() -> bool:
+    """`StylesCache.get_inner_outer` is an instance method under `functools.lru_cache(1024)`, so
+    the cache keeps the last 1,024 widgets' style caches alive, every line they drew included,
+    long after the widgets are gone (Textualize/textual#6665; 8.2.8). In the app, whose Generate
+    view and dialogs come and go, that held tens of MB. The result depends on the two colours
+    only: cache it by them, as the method's own code already reads."""
+    cls = _styles_cache.StylesCache
+    method = cls.__dict__.get("get_inner_outer")
+    original = getattr(method, "__wrapped__", None)
+    if original is None or not hasattr(method, "cache_clear"):
+        return False                  # not the lru_cache'd method any more: nothing to mend
+    by_colour = functools.lru_cache(1024)(lambda base_background, background: original(None, base_background, background))
+
+    def get_inner_outer(self, base_background, background):
+        return by_colour(base_background, background)
+
+    get_inner_outer.__doc__ = original.__doc__
+    method.cache_clear()
+    cls.get_inner_outer = get_inner_outer
+    return True
