@@ -58,14 +58,14 @@ def keys_of(binding: Binding, display: Callable[[Binding], str]) -> str:
 
 
 def commands(all_sections: list[Section]) -> Iterator[tuple[str, str, str | None, str]]:
-    """(title, help, mode, action) for the palette: one per screen action (several keys for one
-    action make one command), then the presets, which no key binds."""
+    """(title, help, mode, action) for the palette: one per screen command (several keys for one
+    action, or bindings of one name, make one command: the first), then the presets, which no key binds."""
     seen = set()
     for section in all_sections:
         for binding in section.bindings:
-            if section.mode is None or (section.mode, binding.action) in seen:
+            if section.mode is None or {(section.mode, binding.action), (section.mode, name(binding))} & seen:
                 continue
-            seen.add((section.mode, binding.action))
+            seen |= {(section.mode, binding.action), (section.mode, name(binding))}
             yield f"{section.title}: {name(binding)}", what(binding), section.mode, binding.action
     for preset_name, preset in PRESETS.items():
         yield f"Train: use the {preset_name} preset", preset.description, "train", f"preset('{preset_name}')"

@@ -153,6 +153,32 @@ async def test_path_input_completes(tiny_app: CharLMApp, tiny_corpus):
         assert path.value == str(tiny_corpus)
 
 
+async def test_a_path_typed_as_the_screen_opens_goes_to_the_path_field(tiny_app: CharLMApp, tmp_path):
+    """A new user's first move: type the path of their text. Its characters must not act as keys
+    ("s" would start a run on the default corpus, "2" open Generate) before the field has focus."""
+    text = tmp_path / "s2 notes" / "my diary 2026.txt"
+    text.parent.mkdir()
+    text.write_text("Dear diary, today I wrote 2 songs and trained a model. " * 40, encoding="utf-8")
+    async with tiny_app.run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        await corpus_ready(pilot)
+        assert screen.focused.id == "start", "the screen opens on Start"
+        field = screen.query_one("#corpus-path", Input)
+        for typed in ("~/x", "./x", str(text)):         # (a key costs ~70 ms here: the long one once)
+            screen.query_one("#start").focus()
+            await pilot.press(*typed)
+            assert field.value == typed and field.has_focus, "every character went into the path field"
+            assert pilot.app.screen is screen and pilot.app.session.state == TrainingSession.IDLE
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.corpus is not None and screen.corpus.spec == str(text),
+                       what="the typed corpus to be read")
+        assert "my diary 2026" in rendered(screen.query_one("#corpus-info"))
+        await start_training(pilot)                    # Start has focus again: `s` starts on the typed text
+        assert pilot.app.session.run_dir is not None
+        await pilot.press("x")
+        await wait_for(pilot, lambda: pilot.app.session.state == TrainingSession.IDLE, what="the run to stop")
+
+
 async def quit_answering(pilot, button: str) -> None:
     """Ctrl+Q while training, answer the quit question with `button`, wait for the exit."""
     app = pilot.app

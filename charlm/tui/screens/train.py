@@ -32,6 +32,12 @@ class TrainScreen(Screen):
         Binding("p,space", "pause", "Pause/Resume", tooltip="pause / resume the run in progress"),
         Binding("x", "stop", "Stop & save", tooltip="stop and save: the checkpoint is kept"),
         Binding("c", "chart_axis", "Steps/min", tooltip="chart against steps / minutes: the loss chart's x axis"),
+        # A path typed from anywhere on the screen lands in the path field: its first character would
+        # otherwise act as a key ("s" starts a run, "2" opens Generate) before the field is reached.
+        Binding("slash", "type_path('/')", "Path",
+                tooltip="type a path: / ~ or . starts one in the corpus field (→ completes it)"),
+        Binding("tilde", "type_path('~')", "Path", show=False, tooltip="type a path: from your home folder"),
+        Binding("full_stop", "type_path('.')", "Path", show=False, tooltip="type a path: relative to here"),
     ]
 
     def __init__(self) -> None:
@@ -93,6 +99,8 @@ class TrainScreen(Screen):
         state = self.session.state
         if action == "start":
             return state == TrainingSession.IDLE
+        if action == "type_path":
+            return not self.session.active           # the setup is fixed while a run is in progress
         if action in ("pause", "stop"):
             return state in (TrainingSession.TRAINING, TrainingSession.PAUSED)
         return True
@@ -160,6 +168,11 @@ class TrainScreen(Screen):
             self.notify("a run is in progress: the model is fixed until it ends", severity="warning")
             return
         self.query_one("#preset", Select).value = name
+
+    def action_type_path(self, start: str) -> None:
+        """Start typing a corpus path: the path field takes focus with `start` typed."""
+        if not self.session.active:
+            self.query_one(CorpusPicker).type_path(start)
 
     def action_chart_axis(self) -> None:
         """Plot against steps or minutes."""

@@ -48,6 +48,23 @@ class PathSuggester(Suggester):
         return value + common[len(prefix):] if len(common) > len(prefix) else None
 
 
+class PathInput(Input):
+    """The path field. Focus selects its whole value, so typing replaces it (Tab in, type a new
+    path); `start_typing` focuses it with a first character typed, to go on from instead."""
+
+    def start_typing(self, text: str) -> None:
+        self.value = text
+        self.cursor_position = len(text)
+        if not self.has_focus:
+            self.select_on_focus = False
+            self.focus()
+
+    def on_focus(self) -> None:
+        # Runs before Input's own focus handler (the subclass's first), which reads the flag: restore it after.
+        if not self.select_on_focus:
+            self.call_next(setattr, self, "select_on_focus", True)
+
+
 class CorpusPicker(Vertical):
     """The corpus select, the path input, and what the chosen text holds."""
 
@@ -61,7 +78,7 @@ class CorpusPicker(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("Corpus", classes="field-title")
         yield Select([], id="corpus-select", prompt="loading the list…", compact=True, allow_blank=True)
-        yield Input(id="corpus-path", placeholder="…or a path (→ completes)", suggester=PathSuggester(),
+        yield PathInput(id="corpus-path", placeholder="…or type a path: / or ~", suggester=PathSuggester(),
                     compact=True)
         yield ProgressBar(id="corpus-download", total=1, show_eta=False, show_percentage=True)
         yield Static("", id="corpus-info", classes="info")
@@ -116,6 +133,10 @@ class CorpusPicker(Vertical):
         elif self.initial is not None:
             self.query_one("#corpus-path", Input).value = self.initial
         self.choose(self.initial if self.initial is not None else DEFAULT)
+
+    def type_path(self, start: str) -> None:
+        """Focus the path field with `start` typed in it (the screen's / ~ . keys)."""
+        self.query_one("#corpus-path", PathInput).start_typing(start)
 
     @on(Select.Changed, "#corpus-select")
     def _picked(self, event: Select.Changed) -> None:
