@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from charlm.errors import UsageError
+
 T = TypeVar("T")
 
 CHECKPOINTS, CORPORA = "checkpoints", "corpora"
@@ -73,14 +75,46 @@ def corpora_dir() -> Path:
     return corpora_place().path
 
 
+def user_path(spec: str | Path) -> Path:
+    """A path a person typed or pasted, `~` expanded; UsageError where no file could have it
+    (a NUL byte, or a name or the whole longer than this system allows), which Path's tests
+    would otherwise raise as OSError or ValueError from deep inside (a paragraph pasted into a
+    path field was a crash)."""
+    text = os.fspath(spec)
+    if "\0" in text:
+        raise UsageError(f"a path cannot hold a NUL character: {shown_path(text)}", "check what was pasted")
+    path = Path(text).expanduser()
+    name_max, path_max = _path_limits(path)
+    longest = max((part for part in path.parts), key=lambda part: len(os.fsencode(part)), default="")
+    if len(os.fsencode(longest)) > name_max or len(os.fsencode(str(path))) > path_max:
+        raise UsageError(f"the path is too long ({len(text):,} characters; a name in it may have at most {name_max} "
+                         f"bytes here): {shown_path(text)}", "check what was typed or pasted")
+    return path
+
+
+def _path_limits(path: Path) -> tuple[int, int]:
+    """The longest name and path this file system takes (POSIX's 255 and 4096 where it cannot say)."""
+    try:
+        base = next((str(p) for p in (path, *path.parents) if os.path.isdir(p)), ".")
+        return os.pathconf(base, "PC_NAME_MAX"), os.pathconf(base, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):   # no pathconf (Windows), or a name it does not know
+        return 255, 4096
+
+
+def shown_path(path: str | Path, limit: int = 80) -> str:
+    """A path as an error message quotes it: on one line, and clipped in the middle when long."""
+    text = os.fspath(path).replace("\n", "⏎").replace("\r", "⏎")
+    return text if len(text) <= limit else f"{text[:limit // 2 - 1]}…{text[-(limit // 2):]}"
+
+
 def run_path(spec: str | Path) -> Path:
     """A run or checkpoint as a person names it: a path, or, where no such path exists here, the
     name of a run under checkpoints_dir() (so `charlm eval shakespeare-20261206-101500` works
     from any directory)."""
-    path = Path(spec).expanduser()
+    path = user_path(spec)
     if not os.path.lexists(path) and len(path.parts) == 1 and not path.is_absolute():
         named = checkpoints_dir() / path
-        if named.exists():
+        if os.path.exists(named):
             return named
     return path
 
@@ -180,14 +214,15 @@ def write_json_atomic(path: Path, data) -> None:
 def missing_path_problem(path: Path) -> str:
     """What to tell a person about a path that cannot be opened, rather than a bare "no such
     file": a symbolic link that loops or leads nowhere, or a folder they may not enter."""
+    shown = shown_path(path)
     try:
         os.stat(path)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            return f"{path} is a symbolic link that loops back on itself"
+            return f"{shown} is a symbolic link that loops back on itself"
         if os.path.islink(path):
-            return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist"
+            return f"{shown} is a symbolic link to {os.readlink(path)}, which does not exist"
         if e.errno == errno.EACCES:
-            return f"cannot reach {path}: permission denied"
-        return f"no such file or directory: {path}"
-    return f"{path} is not a regular file or directory"
+            return f"cannot reach {shown}: permission denied"
+        return f"no such file or directory: {shown}"
+    return f"{shown} is not a regular file or directory"

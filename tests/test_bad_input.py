@@ -198,6 +198,16 @@ CASES = {
     "50mb-single-line": lambda t, r: Case(["train", _one_line(t, "long.txt", 50, b"caf\xe9 au lait"), *TRAIN],
                                           ("not valid utf-8", "(line 1)", "--encoding")),
     "misspelt-corpus-name": lambda t, r: Case(["train", "shakespear", *TRAIN], ("did you mean 'shakespeare'",)),
+    # A paragraph pasted where a path goes: too long for any file system (was a traceback from Path.exists).
+    "path-name-too-long": lambda t, r: Case(["train", "x" * 300, *TRAIN], ("path is too long", "300 characters")),
+    "path-too-long-inside": lambda t, r: Case(["train", str(t / ("y" * 300) / "a.txt"), *TRAIN],
+                                              ("path is too long",)),
+    "path-with-a-line-break": lambda t, r: Case(["train", str(t / "my\nnotes.txt"), *TRAIN],
+                                                ("no such file", "my⏎notes.txt")),
+    "checkpoint-path-too-long": lambda t, r: Case(["info", "z" * 5000], ("path is too long", "5,000 characters")),
+    "sample-path-too-long": lambda t, r: Case(["sample", str(r.run_dir), "--prime-file", "p" * 300],
+                                              ("path is too long",)),
+    "eval-text-path-too-long": lambda t, r: Case(["eval", str(r.run_dir), "e" * 300], ("path is too long",)),
     "corpus-info-of-a-loop": lambda t, r: Case(["corpus", "info", _symlink(t, "l.txt", "l.txt")],
                                                ("symbolic link that loops",)),
     # -- flag values ------------------------------------------------------------------

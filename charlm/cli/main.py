@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -40,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(e.message)
         from charlm.train.distributed import let_rank0_speak
         let_rank0_speak()
+        return 2
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        # Paths typed in go through charlm.paths.user_path; this is the net for one that did not.
+        from charlm.paths import shown_path
+        _print_error(f"a path is too long for this system: {shown_path(e.filename or '')}; check the path")
         return 2
     except KeyboardInterrupt:
         _print_error("interrupted")

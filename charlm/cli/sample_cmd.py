@@ -9,7 +9,7 @@ from charlm.cli import args as A
 from charlm.config import DEVICES
 from charlm.corpus.files import CorpusSource, read_text
 from charlm.errors import UsageError
-from charlm.paths import missing_path_problem
+from charlm.paths import missing_path_problem, user_path
 
 
 def register(sub) -> None:
@@ -72,6 +72,7 @@ def run(args) -> int:
 
 def _read_prime(path: Path) -> str:
     """The text of --prime-file, refused with a reason when it cannot be a prompt."""
+    path = user_path(path)
     if path.is_dir():
         raise UsageError(f"--prime-file {path} is a directory", "give a text file to start from")
     if not path.is_file():

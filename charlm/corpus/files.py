@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charlm.errors import UsageError
-from charlm.paths import missing_path_problem
+from charlm.paths import missing_path_problem, shown_path, user_path
 
 CHUNK_BYTES = 1 << 22        # 4 MiB per read: bounded memory whatever the corpus size
 SNIFF_BYTES = 8192           # like git: a NUL in the first 8 KiB means binary
@@ -39,7 +39,7 @@ def source_of_path(spec: str, encoding: str = "utf-8") -> CorpusSource:
     """A CORPUS argument that names files (a file, a directory or a glob) as its list of files;
     charlm.corpus.names.resolve_corpus also knows catalog names and sets."""
     _check_encoding(encoding)
-    path = Path(spec).expanduser()
+    path = user_path(spec)
     # os.path's tests, not Path's: they answer False where Path's raise (a folder we may not enter).
     if os.path.isfile(path):
         return CorpusSource(path.stem, (path,), encoding)
@@ -172,8 +172,9 @@ def _check_head(path: Path, head: bytes, encoding: str) -> None:
         raise UsageError(f"{path} looks like a binary file (it contains NUL bytes)", "use text files only")
 
 
-def read_text_file(path: Path, encoding: str = "utf-8") -> str:
+def read_text_file(path: str | Path, encoding: str = "utf-8") -> str:
     """One text file read as a corpus is (no BOM, LF line endings): the text an inspection reads."""
-    if not path.is_file():
-        raise UsageError(f"no such text file: {path}", "check the path")
+    path = user_path(path)
+    if not os.path.isfile(path):
+        raise UsageError(f"no such text file: {shown_path(path)}", "check the path")
     return read_text(CorpusSource(path.stem, (path,), encoding))

@@ -22,7 +22,7 @@ from charlm.corpus.fetch import Progress, fetch
 from charlm.corpus.files import CorpusSource
 from charlm.corpus.verify import local_path, local_status
 from charlm.errors import UsageError
-from charlm.paths import corpora_dir
+from charlm.paths import corpora_dir, user_path
 
 DEFAULT = "shakespeare"
 STDLIB = "python-stdlib"
@@ -138,13 +138,13 @@ def record_spec(spec: str) -> str:
 
 def _locate(spec: str) -> Path | CatalogEntry | CorpusSet | str | None:
     """A path, a catalog entry or set, STDLIB, or None: the first reading of `spec` that exists."""
-    path = Path(spec).expanduser()
+    path = user_path(spec)
     if os.path.lexists(path):       # a broken or looping link too: resolving it says what is wrong
         return path
     if globlib.has_magic(spec) or not _is_bare_name(spec):
         return None                             # a glob, or a path that does not exist
     root = corpora_dir()
-    if (root / spec).exists():
+    if os.path.exists(root / spec):
         return root / spec
     entry = find_entry(spec) or find_set(spec)
     if entry is not None:

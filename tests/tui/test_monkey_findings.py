@@ -10,7 +10,6 @@ from textual.widgets import Input, Select
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import GenerateScreen
-from charlm.tui.screens.models import ModelsScreen
 from charlm.tui.screens.palette import Palette
 from charlm.tui.screens.train import TrainScreen
 

@@ -5,8 +5,6 @@ work, in a worker; this screen shows it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -112,7 +110,7 @@ class InspectScreen(Screen):
         if not path:
             return
         try:
-            text = read_text_file(Path(path).expanduser())
+            text = read_text_file(path)
         except UsageError as e:
             self.notify(e.message, title="Inspect", severity="error")
             return

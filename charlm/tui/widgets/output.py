@@ -14,7 +14,9 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from charlm.errors import UsageError
 from charlm.generate.sampler import Token
+from charlm.paths import shown_path, user_path
 from charlm.tui.screens.dialogs import TextPrompt
 
 # (lowest probability, colour): sure characters green, surprising ones red.
@@ -123,12 +125,15 @@ class OutputView(VerticalScroll, can_focus=True):
         def write(path: str | None) -> None:
             if not path:
                 return
-            target = Path(path).expanduser()
             try:
+                target = user_path(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
+            except UsageError as e:
+                self.notify(e.message, severity="error")
+                return
             except OSError as e:
-                self.notify(f"could not save to {target}: {e.strerror}", severity="error")
+                self.notify(f"could not save to {shown_path(path)}: {e.strerror}", severity="error")
                 return
             self.notify(f"saved {len(text):,} characters to {target}", title="Saved")
 
