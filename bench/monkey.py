@@ -685,8 +685,8 @@ def main() -> None:
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     size = tuple(int(n) for n in args.size.split("x"))
-    from charlm.machine.allocator import keep_freed_memory
-    keep_freed_memory()                       # as charlm.tui.run does, before any thread exists
+    from charlm.tui.run import prepare_process
+    prepare_process()                         # as the app does, before any thread exists
     from bench.machine import describe
     print(f"machine: {describe()}")
     print(f"monkey: seed {seed}, {args.events:,} events, starting at {size[0]}x{size[1]}", flush=True)

@@ -126,3 +126,15 @@ def test_signals_prints_the_exit_times_and_the_training_a_stopped_run_got(tiny_c
         assert re.search(rf"^  {name}: exit 0 [\d.]+ s after the signal, last/ at step [1-9]\d*$", out.stdout, re.M), out.stdout
     assert re.search(r"^SIGSTOP 3 s in a 5 s run: trained [\d.]+ s \(goal: 5 s within 10 %: [\w ]+\); it said: .*paused 3 s "
                      r"\(not counted\)", out.stdout, re.M), out.stdout
+
+
+def test_kernel_cache_prints_the_growth_of_both_processes_run_by_run(tiny_corpus):
+    out = subprocess.run([sys.executable, "-m", "bench.kernel_cache", "--runs", "5", "--corpus", str(tiny_corpus)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("machine: ")
+    assert len(re.findall(r"^ +[345] +[+-]\d+\.\d +[+-]\d+\.\d$", out.stdout, re.M)) == 3, out.stdout
+    for name in ("default", "bounded"):
+        assert re.search(rf"^{name}: [+-]\d+\.\d MB in 2 runs; [+-]\d+\.\d\d MB a run over the last 1$", out.stdout,
+                         re.M), out.stdout
+

@@ -12,8 +12,7 @@ def run_app(options=None) -> int:
     # The training thread holds the GIL between torch calls; hand it over sooner than the default
     # 5 ms so a key press is drawn without waiting on it.
     sys.setswitchinterval(0.001)
-    from charlm.machine.allocator import keep_freed_memory
-    keep_freed_memory()       # before any thread exists: the training thread must share the main arena
+    prepare_process()
     from charlm.tui.app import CharLMApp
     app = CharLMApp(options)
     try:
@@ -23,3 +22,11 @@ def run_app(options=None) -> int:
         # finishes its step, saves (unless told not to) and returns.
         app.session.request_stop(save=not app.session.abandon.is_set())
     return result if isinstance(result, int) else (app.return_code or 0)
+
+
+def prepare_process() -> None:
+    """What the app's process sets before anything else runs (the monkey bench does the same)."""
+    from charlm.machine.allocator import keep_freed_memory
+    from charlm.machine.kernel_cache import bound_kernel_cache
+    keep_freed_memory()       # before any thread exists: the training thread must share the main arena
+    bound_kernel_cache()      # before the first kernel: many model shapes in one process
