@@ -85,11 +85,15 @@ def user_path(spec: str | Path) -> Path:
         raise UsageError(f"a path cannot hold a NUL character: {shown_path(text)}", "check what was pasted")
     path = Path(text).expanduser()
     name_max, path_max = _path_limits(path)
-    longest = max((part for part in path.parts), key=lambda part: len(os.fsencode(part)), default="")
-    if len(os.fsencode(longest)) > name_max or len(os.fsencode(str(path))) > path_max:
-        raise UsageError(f"the path is too long ({len(text):,} characters; a name in it may have at most {name_max} "
-                         f"bytes here): {shown_path(text)}", "check what was typed or pasted")
-    return path
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > name_max:
+        why = f"a name in it has {longest:,} bytes, at most {name_max} here"
+    elif len(os.fsencode(str(path))) > path_max:
+        why = f"{len(os.fsencode(str(path))):,} bytes, at most {path_max} here"
+    else:
+        return path
+    raise UsageError(f"the path is too long ({len(text):,} characters; {why}): {shown_path(text)}",
+                     "check what was typed or pasted")
 
 
 def _path_limits(path: Path) -> tuple[int, int]:
