@@ -138,29 +138,3 @@ async def test_a_garbage_metrics_file_still_charts(tiny_corpus, trained_run):
         assert isinstance(pilot.app.screen, ChartDialog)
         assert pilot.app.screen.query_one(LossChart).train, "the good lines are charted"
 
-
-PASTED = "Dear diary,\nthe cat sat on the mat " * 40      # a paragraph pasted where a path goes
-
-
-async def test_a_paragraph_pasted_as_a_path_is_an_error_not_a_crash(tiny_corpus, trained_run):
-    """Far too long a name for any file system, and line breaks: the Train picker's path field and
-    Inspect's file field say so in one line (Inspect's crashed the app: the monkey, seed 101)."""
-    install_run(trained_run)
-    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
-        screen = pilot.app.screen
-        await corpus_ready(pilot)
-        for field_id, key in (("#corpus-path", None), ("#ins-file", "4")):
-            if key:
-                screen.set_focus(None)                    # out of the field: the key switches screens
-                await pilot.press(key)
-                screen = pilot.app.screen
-            field = screen.query_one(field_id, Input)
-            field.value = PASTED
-            field.focus()
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: any("path is too long" in m for m in errors(pilot.app)),
-                           what=f"the error from {field_id}")
-            message = next(m for m in errors(pilot.app) if "path is too long" in m)
-            assert "\n" not in message and len(message) < 250, message
-            pilot.app.clear_notifications()
-        assert pilot.app.is_running and pilot.app.session.state == TrainingSession.IDLE

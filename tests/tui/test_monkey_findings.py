@@ -12,8 +12,9 @@ from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import GenerateScreen
 from charlm.tui.screens.palette import Palette
 from charlm.tui.screens.train import TrainScreen
+from charlm.tui.train_session import TrainingSession
 
-from .conftest import SIZE, start_training, tiny_options, wait_for
+from .conftest import SIZE, corpus_ready, install_run, start_training, tiny_options, wait_for
 
 pytestmark = pytest.mark.xdist_group("tui-train")
 
@@ -145,3 +146,35 @@ async def test_a_select_opened_and_closed_at_once_gives_the_focus_back(tiny_corp
             pilot.app.post_message(events.Key(key, None))
         await pilot.pause(0.3)
         assert pilot.app.is_running
+
+
+def _errors(app) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+PASTED = "Dear diary,\nthe cat sat on the mat " * 40      # a paragraph pasted where a path goes
+
+
+async def test_a_paragraph_pasted_as_a_path_is_an_error_not_a_crash(tiny_corpus, trained_run):
+    """F13 (soak seed 101, event 3,839): the help text pasted into Inspect's file field crashed the app
+    (OSError: File name too long, from Path.is_file). Far too long a name for any file system, and line
+    breaks: the Train picker's path field and Inspect's file field say so in one line."""
+    install_run(trained_run)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        screen = pilot.app.screen
+        await corpus_ready(pilot)
+        for field_id, key in (("#corpus-path", None), ("#ins-file", "4")):
+            if key:
+                screen.set_focus(None)                    # out of the field: the key switches screens
+                await pilot.press(key)
+                screen = pilot.app.screen
+            field = screen.query_one(field_id, Input)
+            field.value = PASTED
+            field.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any("path is too long" in m for m in _errors(pilot.app)),
+                           what=f"the error from {field_id}")
+            message = next(m for m in _errors(pilot.app) if "path is too long" in m)
+            assert "\n" not in message and len(message) < 250, message
+            pilot.app.clear_notifications()
+        assert pilot.app.is_running and pilot.app.session.state == TrainingSession.IDLE
