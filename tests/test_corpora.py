@@ -14,6 +14,7 @@ from corpus_fakes import FAKE_TEXT, entry_fields, serve, write_catalog
 
 from charlm.corpus import catalog, fetch, verify
 from charlm.corpus import names as corpora
+from charlm.corpus import files as corpus_files
 from charlm.corpus.files import read_text
 from charlm.corpus.names import default_corpus, list_corpora, record_spec, resolve_corpus
 from charlm.errors import UsageError
@@ -245,6 +246,24 @@ def test_list_puts_the_users_texts_first(mirror):
     fake = [r for r in list_corpora() if r.name == "fake"][0]     # downloaded: a catalog row, not a user text
     assert fake.downloaded and fake.status == "ready" and fake.path == root / "fake.txt"
     assert [r.name for r in list_corpora() if r.kind == "user"] == ["poems", "Zola.txt"]
+
+
+def test_folders_of_texts_are_listed_where_the_corpora_folder_is_under_a_hidden_one(mirror, tmp_path, monkeypatch):
+    """The per-user corpora folder is ~/.local/share/charlm/corpora: a folder of texts there was
+    listed as holding none (every path under ".local" counted as hidden), and too big a folder
+    is left out of the list rather than walked for minutes."""
+    root = tmp_path / ".local" / "corpora"
+    monkeypatch.setenv("CHARLM_CORPORA", str(root))
+    (root / "letters" / ".git").mkdir(parents=True)
+    (root / "letters" / "1901.txt").write_text("Dear Anna,\n")
+    (root / "letters" / ".git" / "HEAD").write_text("ref: main\n")           # hidden: not a text
+    (root / "everything").mkdir()
+    for i in range(8):
+        (root / "everything" / f"{i}.txt").write_text("x\n")
+    monkeypatch.setattr(corpus_files, "MAX_DIR_ENTRIES", 5)
+    users = [r for r in list_corpora() if r.kind == "user"]
+    assert [(r.name, r.description) for r in users] == [("letters", "your texts: 1 file")]
+    assert resolve_corpus("letters").paths == (root / "letters" / "1901.txt",)
 
 
 def test_texts_in_corpora_dir_resolve_by_bare_name(mirror):

@@ -43,6 +43,23 @@ def test_a_directory_is_every_text_file_below_it_sorted_and_joined_with_a_blank_
     assert read_text(src) == "first\n\nsecond\n\nthird\n"
 
 
+def test_a_folder_under_a_hidden_one_is_read_and_its_own_hidden_folders_skipped(tmp_path):
+    d = tmp_path / ".config" / "diary"
+    (d / ".git").mkdir(parents=True)
+    (d / "monday.txt").write_text("rain\n", encoding="utf-8")
+    (d / ".git" / "HEAD").write_text("ref: refs/heads/main\n", encoding="utf-8")
+    assert source_of_path(str(d)).paths == (d / "monday.txt",)
+
+
+def test_a_folder_too_big_to_be_a_corpus_is_refused_not_walked(tmp_path, monkeypatch):
+    """`charlm train ~` or `/` typed in the app walked the whole disk (and met /proc's unreadable links)."""
+    monkeypatch.setattr(corpus_mod, "MAX_DIR_ENTRIES", 5)
+    for i in range(6):
+        (tmp_path / f"{i}.txt").write_text("x\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"holds more than 5 files and folders; point at the folder that holds"):
+        source_of_path(str(tmp_path))
+
+
 def test_a_glob_picks_the_matching_files_in_sorted_order(tmp_path):
     d = tmp_path / "letters"
     d.mkdir()

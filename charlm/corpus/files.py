@@ -19,6 +19,7 @@ from charlm.paths import missing_path_problem, shown_path, user_path
 
 CHUNK_BYTES = 1 << 22        # 4 MiB per read: bounded memory whatever the corpus size
 SNIFF_BYTES = 8192           # like git: a NUL in the first 8 KiB means binary
+MAX_DIR_ENTRIES = 100_000    # a corpus folder larger than this is a mistake (python's stdlib: ~10k)
 TEXT_SUFFIXES_SKIPPED = {".pyc", ".so", ".o", ".png", ".jpg", ".jpeg", ".gif", ".zip", ".gz", ".pdf",
                          ".bin", ".safetensors", ".npy", ".ids", ".exe", ".dll", ".whl", ".tar"}
 
@@ -44,7 +45,7 @@ def source_of_path(spec: str, encoding: str = "utf-8") -> CorpusSource:
     if os.path.isfile(path):
         return CorpusSource(path.stem, (path,), encoding)
     if os.path.isdir(path):
-        files = tuple(sorted(p for p in path.rglob("*") if p.is_file() and _looks_textual(p)))
+        files = text_files_under(path)
         if not files:
             raise UsageError(f"directory {spec} has no text files", "point at a .txt file or a directory that holds some")
         return CorpusSource(path.name or "corpus", files, encoding)
@@ -86,9 +87,9 @@ def _iter_file(path: Path, encoding: str) -> Iterator[str]:
     try:
         f = open(path, "rb")
     except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}", "check the file's permissions") from None
+        raise UsageError(f"cannot read {shown_path(path)}: {e.strerror}", "check the file's permissions") from None
     with f:
-        head = f.read(SNIFF_BYTES)
+        head = _read(f, SNIFF_BYTES, path)
         _check_head(path, head, encoding)
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         offset, pending_cr, first = 0, False, True
@@ -113,7 +114,16 @@ def _iter_file(path: Path, encoding: str) -> Iterator[str]:
             yield text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text   # one scan, not two
             if final:
                 return
-            block = f.read(CHUNK_BYTES)
+            block = _read(f, CHUNK_BYTES, path)
+
+
+def _read(f, size: int, path: Path) -> bytes:
+    """A read that fails (a device error, a /proc file that cannot be read whole) as a UsageError."""
+    try:
+        return f.read(size)
+    except OSError as e:
+        raise UsageError(f"cannot read {shown_path(path)}: {e.strerror}",
+                         "train on ordinary text files (this one failed to read)") from None
 
 
 def _count_newlines(path: Path, end: int) -> int:
@@ -136,9 +146,25 @@ def carry_cr(text: str, pending: bool, final: bool) -> tuple[str, bool]:
     return (text[:-1] if pending else text), pending
 
 
-def _looks_textual(path: Path) -> bool:
-    return not path.name.startswith(".") and path.suffix.lower() not in TEXT_SUFFIXES_SKIPPED and \
-        not any(part.startswith(".") for part in path.parts[:-1] if part not in (".", ".."))
+def text_files_under(folder: Path) -> tuple[Path, ...]:
+    """The text files in `folder` and its subfolders, in path order: hidden files and folders
+    (within `folder`: it may itself sit under ~/.local) and those that cannot be read past are left
+    out, links to folders are not followed, and a folder of more than MAX_DIR_ENTRIES entries (a
+    home folder, `/`) is refused rather than walked for minutes."""
+    found, seen = [], 0
+    for root, dirs, names in os.walk(folder):                  # errors (a folder we may not enter): skipped
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        seen += len(dirs) + len(names)
+        if seen > MAX_DIR_ENTRIES:
+            raise UsageError(f"directory {shown_path(folder)} holds more than {MAX_DIR_ENTRIES:,} files and folders",
+                             "point at the folder that holds your texts")
+        found.extend(p for p in (Path(root) / n for n in names) if os.path.isfile(p) and looks_textual(p))
+    return tuple(sorted(found))
+
+
+def looks_textual(path: Path) -> bool:
+    """By its name: not hidden, and not a kind of file that is never text."""
+    return not path.name.startswith(".") and path.suffix.lower() not in TEXT_SUFFIXES_SKIPPED
 
 
 def _glob_name(spec: str) -> str:

@@ -169,10 +169,13 @@ def _user_texts(catalog_files: set[str]) -> list[CorpusEntry]:
     for p in sorted(root.iterdir(), key=lambda p: p.name.lower()):
         if p.name.startswith(".") or p.name.lower() in NOT_USER_TEXTS or p.name in catalog_files:
             continue
-        if p.is_file() and corpus_mod._looks_textual(p):
+        if p.is_file() and corpus_mod.looks_textual(p):
             out.append(CorpusEntry(p.name, "your text", "user", p, p.stat().st_size, True))
         elif p.is_dir():
-            files = [f for f in p.rglob("*") if f.is_file() and corpus_mod._looks_textual(f)]
+            try:
+                files = corpus_mod.text_files_under(p)
+            except UsageError:
+                continue                                # a folder too big to be a corpus: not listed
             if files:
                 out.append(CorpusEntry(p.name, f"your texts: {len(files)} file{'s' * (len(files) != 1)}", "user", p,
                                        sum(f.stat().st_size for f in files), True))

@@ -178,3 +178,16 @@ async def test_a_paragraph_pasted_as_a_path_is_an_error_not_a_crash(tiny_corpus,
             assert "\n" not in message and len(message) < 250, message
             pilot.app.clear_notifications()
         assert pilot.app.is_running and pilot.app.session.state == TrainingSession.IDLE
+
+
+async def test_the_root_folder_typed_as_the_corpus_is_refused_at_once(tiny_corpus, monkeypatch):
+    """F14 (soak seed 101, event 12,574): `/` then Enter on the Train screen walked the whole disk as
+    a corpus folder until /proc's unreadable links failed the worker (PermissionError)."""
+    from charlm.corpus import files
+    monkeypatch.setattr(files, "MAX_DIR_ENTRIES", 1000)      # `/` holds more on any machine; this is quick
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await corpus_ready(pilot)
+        await pilot.press("slash", "enter")
+        await wait_for(pilot, lambda: any("directory / holds more than 1,000" in m for m in _errors(pilot.app)),
+                       what="the refusal")
+        assert pilot.app.is_running and pilot.app.session.state == TrainingSession.IDLE
