@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Select, Static
+from textual.widgets import Button, Footer, Select
 from textual.worker import Worker, WorkerState
 
 from charlm.errors import UsageError
@@ -23,6 +23,7 @@ from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.model_picker import ModelPicker
 from charlm.tui.widgets.nav import NavBar
 from charlm.tui.widgets.start_from import StartFrom
+from charlm.tui.widgets.train_controls import TrainControls
 from charlm.tui.widgets.train_live import TrainLive
 
 
@@ -58,11 +59,7 @@ class TrainScreen(Screen):
                 yield StartFrom(id="start-picker")
                 yield ModelPicker(opts.preset, opts.model, opts.train, opts.budget, opts.budget_unit, id="model-picker")
             with Vertical(id="live"):
-                with Horizontal(id="train-controls"):
-                    yield Button("▶ Start", id="start", variant="success", compact=True)
-                    yield Button("‖ Pause", id="pause", compact=True, disabled=True)
-                    yield Button("■ Stop", id="stop", variant="error", compact=True, disabled=True)
-                    yield Static("choose a corpus and a model, then Start", id="train-status")
+                yield TrainControls(id="train-controls")
                 yield TrainLive(id="live-view")
         yield Footer()
 
@@ -219,23 +216,8 @@ class TrainScreen(Screen):
     def _set_running(self, running: bool) -> None:
         self.set_class(running, "-running")
         self.query_one("#setup").disabled = running
-        state = self.session.state
-        self.query_one("#start", Button).disabled = running
-        pause = self.query_one("#pause", Button)
-        pause.disabled = state not in (TrainingSession.TRAINING, TrainingSession.PAUSED)
-        pause.label = "▶ Resume" if state == TrainingSession.PAUSED else "‖ Pause"
-        self.query_one("#stop", Button).disabled = state not in (TrainingSession.TRAINING, TrainingSession.PAUSED)
+        self.query_one(TrainControls).show(self.session, running, self.corpus is not None)
         self.refresh_bindings()
-        self._status()
 
     def _status(self) -> None:
-        s = self.session
-        if s.active:
-            text = {"preparing": "preparing the run…", "training": "training", "paused": "paused (p resumes)",
-                    "stopping": "stopping and saving…"}[s.state]
-            text += f" · {s.run_dir.name}" if s.run_dir else ""
-        elif self.corpus is None:
-            text = "reading the corpus…"
-        else:
-            text = "ready · s starts"
-        self.query_one("#train-status", Static).update(text, layout=False)
+        self.query_one(TrainControls).show_status(self.session, self.corpus is not None)
