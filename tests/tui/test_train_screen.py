@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from textual import events
 from textual.geometry import Region
 from textual.widgets import Input, ProgressBar, Select
 
@@ -164,10 +165,17 @@ async def test_a_path_typed_as_the_screen_opens_goes_to_the_path_field(tiny_app:
         await corpus_ready(pilot)
         assert screen.focused.id == "start", "the screen opens on Start"
         field = screen.query_one("#corpus-path", Input)
-        for typed in ("~/x", "./x", str(text)):         # (a key costs ~70 ms here: the long one once)
+        for typed in ("~/x", "./x", str(text), "pasted"):
             screen.query_one("#start").focus()
-            await pilot.press(*typed)
-            assert field.value == typed and field.has_focus, "every character went into the path field"
+            await pilot.pause()
+            if typed == "pasted":                      # a path pasted (bracketed paste) while Start has focus
+                typed = str(text)
+                pilot.app.post_message(events.Paste(typed))
+            else:                                      # typed (a key costs ~70 ms here: the long one once)
+                await pilot.press(*typed)
+            await wait_for(pilot, lambda: field.value == typed, timeout=10, what=f"{typed!r} in the path field")
+            await pilot.pause()
+            assert field.has_focus and field.value == typed, "every character went into the path field"
             assert pilot.app.screen is screen and pilot.app.session.state == TrainingSession.IDLE
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.corpus is not None and screen.corpus.spec == str(text),
@@ -293,6 +301,7 @@ async def test_after_a_typed_path_is_read_s_starts_training(tiny_corpus, tmp_pat
     other.write_text(tiny_corpus.read_text(encoding="utf-8"), encoding="utf-8")
     async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
         field = pilot.app.screen.query_one("#corpus-path", Input)
+        await corpus_ready(pilot)                     # the screen is up (its own focus on Start is set)
         field.focus()
         await pilot.press(*str(other), "enter")
         await wait_for(pilot, lambda: pilot.app.screen.corpus is not None and pilot.app.screen.corpus.spec == str(other),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -168,8 +168,14 @@ class TrainScreen(Screen):
 
     def action_type_path(self, start: str) -> None:
         """Start typing a corpus path: the path field takes focus with `start` typed."""
-        if not self.session.active:
-            self.query_one(CorpusPicker).type_path(start)
+        self.query_one(CorpusPicker).type_path(start)
+
+    def on_paste(self, event: events.Paste) -> None:
+        """A path pasted while no text field has focus (the screen opens on Start) is a corpus path."""
+        text = event.text.strip()
+        if text and "\n" not in text and not self.session.active:
+            event.stop()
+            self.query_one(CorpusPicker).type_path(text)
 
     def action_chart_axis(self) -> None:
         """Plot against steps or minutes."""

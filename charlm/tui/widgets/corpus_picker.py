@@ -55,9 +55,11 @@ class PathInput(Input):
     def start_typing(self, text: str) -> None:
         self.value = text
         self.cursor_position = len(text)
-        if not self.has_focus:
+        if self.screen.focused is not self:
             self.select_on_focus = False
-            self.focus()
+            # At once, not as focus() does (later): the rest of a path typed fast, or a terminal's
+            # burst, is already queued behind this key and must reach the field, not Start.
+            self.screen.set_focus(self)
 
     def on_focus(self) -> None:
         # Runs before Input's own focus handler (the subclass's first), which reads the flag: restore it after.
@@ -134,9 +136,13 @@ class CorpusPicker(Vertical):
             self.query_one("#corpus-path", Input).value = self.initial
         self.choose(self.initial if self.initial is not None else DEFAULT)
 
+    @property
+    def path_field(self) -> PathInput:
+        return self.query_one("#corpus-path", PathInput)
+
     def type_path(self, start: str) -> None:
         """Focus the path field with `start` typed in it (the screen's / ~ . keys)."""
-        self.query_one("#corpus-path", PathInput).start_typing(start)
+        self.path_field.start_typing(start)
 
     @on(Select.Changed, "#corpus-select")
     def _picked(self, event: Select.Changed) -> None:
