@@ -106,6 +106,11 @@ class TrainingSession:
         """A worker is running (preparing, training, paused or finishing)."""
         return self.state != self.IDLE
 
+    @property
+    def stepping(self) -> bool:
+        """Training or paused: a run that Pause and Stop act on."""
+        return self.state in (self.TRAINING, self.PAUSED)
+
     def begin(self, run_dir: Path, history=None) -> None:
         self.stop.clear()
         self.pause.clear()

@@ -93,13 +93,12 @@ class TrainScreen(Screen):
 
     # -- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        state = self.session.state
         if action == "start":
-            return state == TrainingSession.IDLE
+            return not self.session.active
         if action == "type_path":
             return not self.session.active           # the setup is fixed while a run is in progress
         if action in ("pause", "stop"):
-            return state in (TrainingSession.TRAINING, TrainingSession.PAUSED)
+            return self.session.stepping
         return True
 
     @on(Button.Pressed, "#start")
@@ -148,7 +147,7 @@ class TrainScreen(Screen):
     @on(Button.Pressed, "#pause")
     def action_pause(self) -> None:
         """Pause or resume training."""
-        if self.session.state in (TrainingSession.TRAINING, TrainingSession.PAUSED):
+        if self.session.stepping:
             self.session.toggle_pause()
             self._set_running(True)
 

@@ -22,12 +22,11 @@ class TrainControls(Horizontal):
 
     def show(self, session: TrainingSession, running: bool, corpus_ready: bool) -> None:
         """Buttons and status line for the session as it is now."""
-        live = session.state in (TrainingSession.TRAINING, TrainingSession.PAUSED)
         self.query_one("#start", Button).disabled = running
         pause = self.query_one("#pause", Button)
-        pause.disabled = not live
+        pause.disabled = not session.stepping
         pause.label = "▶ Resume" if session.state == TrainingSession.PAUSED else "‖ Pause"
-        self.query_one("#stop", Button).disabled = not live
+        self.query_one("#stop", Button).disabled = not session.stepping
         self.show_status(session, corpus_ready)
 
     def show_status(self, session: TrainingSession, corpus_ready: bool) -> None:
