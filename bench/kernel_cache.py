@@ -20,13 +20,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.machine import describe
+from bench.machine import describe, rss_mb
 from charlm.machine.kernel_cache import APP_CAPACITY, CAPACITY_ENV
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
 
 
 def child(runs: int, corpus_path: str, bounded: bool) -> None:

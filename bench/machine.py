@@ -22,6 +22,15 @@ def describe() -> str:
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 
+def rss_mb() -> float:
+    """This process's resident size in MB (Linux; nan elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
 class RoundLoad:
     """What one benchmark round cost: the CPU seconds of the children it ran and waited for,
     and the cores everything else on the machine kept busy meanwhile (hypervisor steal

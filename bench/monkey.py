@@ -66,6 +66,7 @@ from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
 from bench.kill_stress import corpus_text
+from bench.machine import rss_mb
 from charlm.cancel import Cancelled
 from charlm.errors import UsageError
 from charlm.machine.allocator import give_back_freed_memory
@@ -144,14 +145,6 @@ def thread_stacks() -> str:
     names = {t.ident: t.name for t in threading.enumerate()}
     return "\n".join(f"thread {names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame))
                      for ident, frame in sys._current_frames().items() if ident != threading.get_ident())
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class _MallInfo2(ctypes.Structure):
