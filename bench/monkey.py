@@ -41,6 +41,7 @@ import gc
 import logging
 import os
 import random
+import re
 import statistics
 import string
 import sys
@@ -94,6 +95,7 @@ SPECIAL = ["tab", "shift+tab", "enter", "escape", "up", "down", "left", "right",
            "shift+down", "ctrl+left", "ctrl+right", "shift+home", "shift+end", "f1", "insert"]
 QUIT_KEYS = ("ctrl+q",)
 ODD_CHARS = "éßøñ€£→←“”—…✓🐈中文ĳ\u0301\u200b\t"
+LOOP_TURNS = 20     # turns of the event loop between apps, for callbacks a closed app left behind
 SIZES = [(80, 24), (100, 30), (120, 40), (160, 50), (90, 28), (81, 25)]
 
 
@@ -170,12 +172,47 @@ def memory_parts() -> dict[str, float]:
         parts["malloc free"] = info.fordblks / 2**20
     except (OSError, AttributeError):
         pass
+    parts.update(mapped_rss())
+    parts["python arenas"] = python_arenas_mb()
     parts["python blocks (k)"] = sys.getallocatedblocks() / 1000
     parts["objects (k)"] = len(gc.get_objects()) / 1000
     parts["threads"] = threading.active_count()
     with open("/proc/self/maps") as f:
         parts["files mapped"] = len({line.split()[-1] for line in f if line.rstrip().count(" ") >= 5 and "/" in line})
     return parts
+
+
+def mapped_rss() -> dict[str, float]:
+    """Resident MB of malloc's main heap and of the other anonymous mappings (Python's arenas,
+    malloc's mmapped blocks, thread stacks, whatever libraries map themselves)."""
+    rss = {"heap": 0, "anon maps": 0}
+    where = None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5:           # a mapping's first line
+                where = "heap" if head[-1] == "[heap]" else "anon maps" if len(head) == 5 else None
+            elif head[0] == "Rss:" and where:
+                rss[where] += int(head[1])
+    return {k: v / 1024 for k, v in rss.items()}
+
+
+def python_arenas_mb() -> float:
+    """MB in pymalloc's arenas (whole arenas, used or not): CPython prints it only to the C
+    stderr, so that is pointed at a file for the call."""
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    found = re.search(r"^(\d+) arenas \* (\d+) bytes/arena", text, re.M)
+    return int(found[1]) * int(found[2]) / 2**20 if found else float("nan")
 
 
 def release_captured_streams() -> list[str]:
@@ -366,6 +403,11 @@ class Monkey:
         finally:
             loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
             executor.shutdown(wait=True)
+            # A thread worker that ended with its app (a cancelled generation) hands its result to
+            # the loop as a callback, whose context holds the app: let those run, or the closed app
+            # lives on into the next session and both are measured as one.
+            for _ in range(LOOP_TURNS):
+                await asyncio.sleep(0)
 
     async def session(self) -> None:
         """One app: start a run, then random events until done, a finding or a quit; then stop
@@ -469,10 +511,11 @@ class Monkey:
         await settle(pilot)                   # the app has handled it, and redrawn
         took = time.perf_counter() - started
         r.kind_time[kind] = r.kind_time.get(kind, 0.0) + took
-        r.slowest = sorted([*r.slowest, (took, event.strip())], reverse=True)[:10]
         r.rss_jumps = sorted([*r.rss_jumps, (rss_mb() - rss_before, event.strip())], reverse=True)[:5]
-        if kind in ("bound", "any_bound", "char", "special"):
-            r.key_times.append(took)
+        if app.return_code is None:           # else the app exited meanwhile: no screen to measure
+            r.slowest = sorted([*r.slowest, (took, event.strip())], reverse=True)[:10]
+            if kind in ("bound", "any_bound", "char", "special"):
+                r.key_times.append(took)
         r.done += 1
         self._check_error_log()
         elapsed = time.perf_counter() - self._t0
@@ -642,7 +685,15 @@ async def settle(pilot, rounds: int = 10) -> None:
     app = pilot.app
     for _ in range(rounds):
         screen = app.screen
-        await pilot.pause(0)
+        try:
+            await pilot.pause(0)
+        except WaitForScreenTimeout:
+            # Pilot waits for a callback it posted to each widget; a widget that closes first never
+            # runs it. When the app has been told to exit (a quit after saving, say), that is the
+            # app closing as asked, not a hang.
+            if app.return_code is None:
+                raise
+            return
         # (private: Textual has no public "nothing queued"; Pilot's own waiting reads the same queues)
         queued = any(node._message_queue.qsize() for node in (app, *screen.walk_children(with_self=True)))
         if app.screen is screen and not queued:

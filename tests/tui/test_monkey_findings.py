@@ -191,3 +191,16 @@ async def test_the_root_folder_typed_as_the_corpus_is_refused_at_once(tiny_corpu
         await wait_for(pilot, lambda: any("directory / holds more than 1,000" in m for m in _errors(pilot.app)),
                        what="the refusal")
         assert pilot.app.is_running and pilot.app.session.state == TrainingSession.IDLE
+
+
+async def test_the_palette_opened_as_the_app_exits_does_not_fail_it(tiny_corpus):
+    """F15 (soak seed 101, event 3,094): ctrl+p while a quit waited for the run to save: the app
+    exited as the palette opened, and the palette's search, finding its list gone, failed the app
+    (NoMatches) on its way out."""
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        app.post_message(events.Key("ctrl+p", None))
+        app.exit()                                  # run_test re-raises what failed the app
+        await pilot.pause(0.3)
+    assert app.return_code == 0 and app._exception is None
