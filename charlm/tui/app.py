@@ -15,6 +15,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.theme import ThemeProvider
 from textual.worker import WorkerCancelled, WorkerFailed
@@ -175,6 +176,17 @@ class CharLMApp(App[int]):
         self.session.request_stop(save=not self.session.abandon.is_set())
         self.session.finished.wait(SAVE_WAIT)
         os._exit(128 + signal.SIGHUP)          # the status a hangup gives a program it ends
+
+    def _handle_exception(self, error: Exception) -> None:
+        # (private: Textual's one door for an error that ends the app.) A screen that a key began
+        # to mount just before the app exits (say, while a quit waits for the run to save) finds
+        # its widgets already taken down: NoMatches from Textual's widgets and ours, which then
+        # printed a traceback over a quit that went as asked (the monkey's F15, F16).
+        cause = error.error if isinstance(error, WorkerFailed) else error
+        if self.return_code is not None and isinstance(cause, NoMatches):
+            self.log.warning(f"while exiting: {cause!r}")
+            return
+        super()._handle_exception(error)
 
     def on_unmount(self) -> None:
         paths.say_note = paths.note_to_stderr

@@ -3,6 +3,8 @@ number is the one in its report (F1 ...), the seeds that found it are named."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from textual import events
 from textual.widgets import Input, Select
@@ -10,6 +12,7 @@ from textual.widgets import Input, Select
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.palette import Palette
 from charlm.tui.screens.train import TrainScreen
 from charlm.tui.train_session import TrainingSession
@@ -202,5 +205,23 @@ async def test_the_palette_opened_as_the_app_exits_does_not_fail_it(tiny_corpus)
         await pilot.pause(0.2)
         app.post_message(events.Key("ctrl+p", None))
         app.exit()                                  # run_test re-raises what failed the app
-        await pilot.pause(0.3)
+        await asyncio.sleep(0.3)                    # (not Pilot's pause: it waits on widgets the exit closes)
+    assert app.return_code == 0 and app._exception is None
+
+
+@pytest.mark.parametrize("key, page", [("2", GenerateScreen), ("4", InspectScreen)])
+async def test_a_page_still_mounting_as_the_app_exits_does_not_fail_it(tiny_corpus, key, page):
+    """F16 (soak seed 101, event 5,605): a quit waiting for the run to save, then a key that opened
+    a page for the first time: the app exited while the page mounted, and its widgets (Textual's
+    Select, our own) found their parts already taken down (NoMatches), a traceback over a quit."""
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        app.post_message(events.Key(key, key))
+        for _ in range(1000):                       # the page is on, its widgets not yet mounted
+            if isinstance(app.screen, page):
+                break
+            await asyncio.sleep(0)
+        app.exit()                                  # run_test re-raises what failed the app
+        await asyncio.sleep(0.3)                    # (not Pilot's pause: it waits on widgets the exit closes)
     assert app.return_code == 0 and app._exception is None
