@@ -136,13 +136,9 @@ class CorpusPicker(Vertical):
             self.query_one("#corpus-path", Input).value = self.initial
         self.choose(self.initial if self.initial is not None else DEFAULT)
 
-    @property
-    def path_field(self) -> PathInput:
-        return self.query_one("#corpus-path", PathInput)
-
     def type_path(self, start: str) -> None:
         """Focus the path field with `start` typed in it (the screen's / ~ . keys)."""
-        self.path_field.start_typing(start)
+        self.query_one("#corpus-path", PathInput).start_typing(start)
 
     @on(Select.Changed, "#corpus-select")
     def _picked(self, event: Select.Changed) -> None:
