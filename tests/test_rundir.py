@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +119,36 @@ def test_one_writer_at_a_time_and_no_rename_or_delete_meanwhile(run):
         assert {k: v for k, v in tree_digest(run).items() if k != ".lock"} == before
     assert not (run / ".lock").exists()                            # let go: no lock file left behind
     with r.claim():
+        pass
+
+
+# Holds the run, then starts a child that shares the lock for a moment, as a trainer starting the
+# compiler does between fork and exec (here for 0.5 s, to be seen).
+_HOLDER_WITH_CHILD = """import os, sys, time
+from charlm.runs.directory import RunDir
+with RunDir(sys.argv[1]).claim():
+    if os.fork() == 0:
+        time.sleep(0.5)
+        os._exit(0)
+    print("locked", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_a_killed_writers_lock_still_shared_by_its_starting_child_is_waited_for(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER_WITH_CHILD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(UsageError, match=f"another charlm is training into .* \\(pid {holder.pid}\\)"):
+            with RunDir(run).claim():
+                pass
+        assert time.monotonic() - started < 1.0, "a live writer is named at once, not waited for"
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunDir(run).claim():          # its child still holds the lock for a moment: waited for
         pass
 
 

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -40,6 +41,10 @@ SOURCE, METRICS, LOCK = "source.json", "metrics.jsonl", ".lock"
 RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
 CONFIG = "config.json"       # the file whose presence makes a directory a checkpoint
 WEIGHTS, VOCAB = "model.safetensors", "tokenizer.json"     # beside it in every checkpoint
+# A lock whose holder has died may stay held for a moment by a child it was starting (the C
+# step's compiler): between fork and exec the child shares the lock. It lets go within
+# milliseconds; this long is waited for it before the run is called busy.
+ORPHANED_LOCK_WAIT_S = 2.0
 
 
 def previous_copy(path: Path) -> Path:
@@ -123,6 +128,17 @@ class ResumeState:
         if not sound:
             raise ValueError("a field is missing or has the wrong type")
         return state
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine, in this PID namespace)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True             # someone else's process; or not a pid at all: say busy, as before
+    return True
 
 
 def _whole(x) -> bool:
@@ -275,6 +291,7 @@ class RunDir:
     @contextlib.contextmanager
     def _locked(self, fix: str = "wait for it to finish or stop it first"):
         lock = self.path / LOCK
+        orphan_deadline = time.monotonic() + ORPHANED_LOCK_WAIT_S
         while True:
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -287,6 +304,9 @@ class RunDir:
             except BlockingIOError:
                 os.close(fd)
                 holder = lock.read_text(errors="replace").strip() if lock.exists() else ""
+                if holder.isdigit() and not _alive(int(holder)) and time.monotonic() < orphan_deadline:
+                    time.sleep(0.01)
+                    continue
                 raise UsageError(f"another charlm is training into {self.path}"
                                  + (f" (pid {holder})" if holder.isdigit() else ""), fix) from None
             # The holder before us unlinks the file as it lets go: if it did, lock the new one.
