@@ -3,6 +3,9 @@ hiccup or a busy machine is not."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from charlm.train import clock as clock_module
@@ -14,7 +17,7 @@ def fake_time(monkeypatch):
     """Wall and CPU clocks the test moves by hand."""
     now = {"wall": 100.0, "cpu": 10.0}
     monkeypatch.setattr(clock_module.time, "perf_counter", lambda: now["wall"])
-    monkeypatch.setattr(clock_module.time, "process_time", lambda: now["cpu"])
+    monkeypatch.setattr(clock_module, "cpu_seconds", lambda: now["cpu"])
     return now
 
 
@@ -56,3 +59,11 @@ def test_restart_drops_the_time_since_the_last_lap(fake_time):
     clock.restart()
     advance(fake_time, 0.2, 0.2)
     assert clock.lap() == pytest.approx(0.2) and clock.not_running == 0
+
+
+def test_waiting_for_a_child_that_works_is_not_a_stop():
+    """The first sample compiles the C step while training waits: its CPU time is the child's."""
+    clock = WorkClock()
+    busy = "import time\nend = time.process_time() + 1.5\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", busy], check=True)
+    assert clock.lap() >= 1.5 and not clock.stalled and clock.not_running == 0

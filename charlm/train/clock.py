@@ -14,11 +14,13 @@ a step during which the process was stopped for 5 s showed 5.07 s. CPU time is s
 process's threads, so with k busy threads a stop is under-counted by at most (k-1) times one
 step's running time: a fraction of a second, charged, never the other way round. Time spent
 waiting without the CPU for longer than MIN_STALL in one lap (a disk that takes seconds to
-write a checkpoint) is left out too: it is not training either.
+write a checkpoint) is left out too: it is not training either. Time spent waiting for a child
+process (the compiler building the C step at the first sample) is the child's CPU time: not a stop.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 MIN_STALL = 1.0     # seconds without running in one lap before they are left out of the budget
@@ -27,6 +29,13 @@ MIN_STALL = 1.0     # seconds without running in one lap before they are left ou
 def not_counted(seconds: float) -> str:
     """"paused 20 s (not counted)" for the seconds a clock left out, "" for none."""
     return f"paused {seconds:.0f} s (not counted)" if seconds >= MIN_STALL else ""
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for. Ctrl-Z stops the
+    children too, so theirs never hides a stop."""
+    times = os.times()
+    return time.process_time() + times.children_user + times.children_system
 
 
 class WorkClock:
@@ -39,11 +48,11 @@ class WorkClock:
     def restart(self) -> None:
         """Start the next lap now, discarding the time since the last (a pause the user asked
         for is counted, or rather not counted, by the trainer itself)."""
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
 
     def lap(self) -> float:
         """Seconds of work since the last lap (or restart), and start the next lap."""
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         seconds = wall - self._wall
         stalled = seconds - (cpu - self._cpu)
         self._wall, self._cpu = wall, cpu
