@@ -7,6 +7,7 @@ every default, the val loss auto predicted for its choice (from its "why" line),
 
     python -m bench.auto_texts [--corpora war-and-peace,python-stdlib,tagore] [--minutes 2,5]
                                [--record FILE]
+    python -m bench.auto_texts --shakespeare-sizes     # the table a text's 5-gram is placed against
 """
 
 from __future__ import annotations
@@ -35,13 +36,31 @@ def one(corpus: str, minutes: float, run: Path) -> dict:
             "machine": describe()}
 
 
+def shakespeare_sizes() -> None:
+    """tinyshakespeare's 5-gram counting the last N characters of its training split, against the
+    table in charlm.corpus.yardsticks (seconds)."""
+    from charlm.corpus.encoded import encode_corpus
+    from charlm.corpus.names import resolve_corpus
+    from charlm.corpus.yardsticks import SHAKESPEARE_5GRAM_BY_SIZE, measure
+    corpus = encode_corpus(resolve_corpus("shakespeare"))
+    train, val = corpus.split(0.1)
+    for n, kept in SHAKESPEARE_5GRAM_BY_SIZE:
+        found = measure(train[-n:], val, orders=(5,)).ngrams[5]
+        print(f"{n:>9,} characters: 5-gram {found:.4f} nats/char (the table: {kept:.4f})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpora", default="war-and-peace,python-stdlib,tagore")
     ap.add_argument("--minutes", default="2,5")
     ap.add_argument("--record", type=Path, help="append each row as JSON to this file")
+    ap.add_argument("--shakespeare-sizes", action="store_true",
+                    help="only measure tinyshakespeare's 5-gram at the sizes difficulty() places texts against")
     args = ap.parse_args()
     print(f"machine: {describe()}", flush=True)
+    if args.shakespeare_sizes:
+        shakespeare_sizes()
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for corpus in args.corpora.split(","):

@@ -84,3 +84,23 @@ def test_tinyshakespeares_5gram_is_the_one_the_readings_are_moved_by():
     ys = Y.yardsticks_for(corpus, 0.1)
     assert ys.ngrams[5] == pytest.approx(Y.SHAKESPEARE_5GRAM, abs=1e-4) and ys.english_like
     assert ys.difficulty() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.skipif(not (SHARED_CORPORA / "tinyshakespeare.txt").exists(), reason="needs ../shared/corpora")
+def test_a_text_is_placed_against_shakespeare_at_its_own_size():
+    """Shakespeare cut to 75k characters is as hard as Shakespeare: its 5-gram is worse only for
+    having less text, which auto's table charges already (against the whole, it read 1.13)."""
+    corpus = encode_corpus(source_of_path(str(SHARED_CORPORA / "tinyshakespeare.txt")))
+    train, val = corpus.split(0.1)
+    small = Y.measure(train[-75_000:], val, corpus.vocab.itos)
+    assert small.ngrams[5] == pytest.approx(Y.shakespeare_5gram(75_000), abs=1e-3)
+    assert small.difficulty() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_shakespeares_5gram_by_size_runs_through_its_measured_points_and_falls_with_more_text():
+    for n, loss in Y.SHAKESPEARE_5GRAM_BY_SIZE:
+        assert Y.shakespeare_5gram(n) == pytest.approx(loss)
+    sizes = [1_000, 5_000, 20_000, 50_000, 200_000, 1_003_854, 2_000_000]
+    losses = [Y.shakespeare_5gram(n) for n in sizes]
+    assert losses == sorted(losses, reverse=True) and len(set(losses)) == len(losses)
+    assert Y.Yardsticks({5: 1.5789}).difficulty() == pytest.approx(1.0)      # cached before sizes were kept

@@ -113,10 +113,10 @@ def predicted_loss(hidden: int, chars: float, unique: float, difficulty: float =
     """Validation nats/char for a shape that reads `chars` of a text of `unique` characters,
     read off QUALITY at the same effective amount of text (log-linear between its points), and
     scaled by the text's `difficulty` (charlm.corpus.yardsticks.Yardsticks.difficulty: how hard a 5-gram
-    finds it against tinyshakespeare). Measured on War and Peace, the Python standard library and
-    Tagore's Bengali at 2 and 5 minutes (bench/auto_texts.py), the scaling cut the worst miss from
-    +0.37 to +0.14 nats/char and the mean one from 0.18 to 0.10: text difficulty is more than a
-    5-gram sees (code does better, prose a little worse, than it predicts)."""
+    finds it against as much of tinyshakespeare). Measured on seven texts, 84k to 3.4M characters
+    (13 runs of 2 and 5 minutes, bench/auto_texts.py; README "Other texts"), the worst miss is 0.16
+    nats/char and the mean 0.09 (small texts within 0.04): text difficulty is more than a 5-gram
+    sees (the Python library does better, Bengali worse, than it predicts)."""
     points = QUALITY[_nearest_measured(hidden)]
     xs = [math.log(effective_chars(d, REFERENCE_CORPUS)) for d, _ in points]
     ys = [loss for _, loss in points]
