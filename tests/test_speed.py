@@ -52,8 +52,9 @@ def test_another_machine_measures_again(monkeypatch, change):
         monkeypatch.setattr(T, "cpu_model", lambda: "Some Other CPU")
     elif change == "cpu flags":
         monkeypatch.setattr(T, "cpu_flags", lambda: frozenset({"sse2"}))
-    elif change == "isa torch uses":          # ATEN_CPU_CAPABILITY=avx2 on an AVX-512 CPU
-        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    elif change == "isa torch uses":          # ATEN_CPU_CAPABILITY=avx2 on an AVX-512 CPU (default on an AVX2 one)
+        other = "DEFAULT" if torch.backends.cpu.get_cpu_capability() == "AVX2" else "AVX2"
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
     elif change == "torch version":
         monkeypatch.setattr(torch, "__version__", "9.9.9")
     else:
