@@ -27,9 +27,9 @@ ORDERS = (1, 2, 3, 5)         # the models shown: unigram, bigram, trigram, 5-gr
 # What a 5-gram reaches on tinyshakespeare's validation split, the text auto's quality table and
 # the loss readings were measured on, counting the last N characters of its training split
 # (`python -m bench.auto_texts --shakespeare-sizes`). A text is placed against Shakespeare's 5-gram
-# at the same amount of text: a 5-gram of 75k characters is worse for being small, and auto's table
-# already charges a small text for its size (auto's misses on a 86 KB and a 330 KB text: -0.29 and
-# -0.10 nats/char against the whole of Shakespeare, -0.04 and -0.02 at the same size).
+# at the same amount of text: a 5-gram of 75k characters is worse for being small, and auto's
+# table already charges a small text for its size (auto's misses on an 84k- and a 321k-character
+# text: -0.29 and -0.10 nats/char against the whole of Shakespeare, -0.04 and -0.02 at its size).
 SHAKESPEARE_5GRAM_BY_SIZE = ((20_000, 1.9774), (40_000, 1.8586), (75_000, 1.7792), (150_000, 1.7189),
                              (300_000, 1.6515), (600_000, 1.5968), (1_003_854, 1.5789))
 SHAKESPEARE_5GRAM = SHAKESPEARE_5GRAM_BY_SIZE[-1][1]     # the whole training split
