@@ -296,16 +296,21 @@ async def test_a_finished_run_gives_its_memory_back(tiny_corpus, monkeypatch):
 
 async def test_after_a_typed_path_is_read_s_starts_training(tiny_corpus, tmp_path):
     """Type a path, Enter, then `s`: training starts (the focus stayed in the field, so `s` typed
-    an "s" there, the first thing a new user met)."""
-    other = tmp_path / "other.txt"
-    other.write_text(tiny_corpus.read_text(encoding="utf-8"), encoding="utf-8")
-    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+    an "s" there, the first thing a new user met). The list no longer names the text it replaced."""
+    mine, other = tmp_path / "corpora" / "mine.txt", tmp_path / "other.txt"
+    mine.parent.mkdir(exist_ok=True)
+    for path in (mine, other):
+        path.write_text(tiny_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    async with CharLMApp(tiny_options(mine)).run_test(size=SIZE) as pilot:
         field = pilot.app.screen.query_one("#corpus-path", Input)
         await corpus_ready(pilot)                     # the screen is up (its own focus on Start is set)
         field.focus()
+        select = pilot.app.screen.query_one("#corpus-select", Select)
+        assert select.value == str(mine)              # a text of the user's, listed
         await pilot.press(*str(other), "enter")
         await wait_for(pilot, lambda: pilot.app.screen.corpus is not None and pilot.app.screen.corpus.spec == str(other),
                        what="the typed text to be read")
+        assert select.is_blank(), "the list still names the corpus the typed path replaced"
         await pilot.pause()
         await pilot.press("s")
         await wait_for(pilot, lambda: pilot.app.session.last_step is not None, what="training to start")

@@ -150,8 +150,15 @@ class CorpusPicker(Vertical):
     @on(Input.Submitted, "#corpus-path")
     def _typed(self, event: Input.Submitted) -> None:
         """A path typed and Enter pressed."""
-        if event.value.strip():
-            self.choose(event.value.strip())
+        spec = event.value.strip()
+        if spec:
+            select = self.query_one("#corpus-select", Select)
+            with self.prevent(Select.Changed):      # the list shows the typed text, or nothing it offers
+                if spec in self._values:
+                    select.value = spec
+                else:
+                    select.clear()
+            self.choose(spec)
 
     def choose(self, spec: str) -> None:
         self.spec = spec
