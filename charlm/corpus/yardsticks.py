@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from charlm.interpolate import log_linear
 from charlm.paths import read_json_dict, write_cache_json
 
 ORDERS = (1, 2, 3, 5)         # the models shown: unigram, bigram, trigram, 5-gram
@@ -80,11 +81,7 @@ class Yardsticks:
 def shakespeare_5gram(train_chars: int) -> float:
     """Shakespeare's 5-gram loss when counting `train_chars` characters: log-linear between the
     measured sizes, along the nearest measured segment beyond them."""
-    sizes = SHAKESPEARE_5GRAM_BY_SIZE
-    x = math.log(max(train_chars, 1_000))
-    i = next((j for j in range(len(sizes) - 2) if x < math.log(sizes[j + 1][0])), len(sizes) - 2)
-    (n0, y0), (n1, y1) = sizes[i], sizes[i + 1]
-    return y0 + (y1 - y0) * (x - math.log(n0)) / (math.log(n1) - math.log(n0))
+    return log_linear(SHAKESPEARE_5GRAM_BY_SIZE, max(train_chars, 1_000))
 
 
 def _how(diff: float) -> str:

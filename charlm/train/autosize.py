@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from charlm.config import GATES, ModelConfig, TrainConfig
+from charlm.interpolate import log_linear
 
 LAYERS = 2
 SEQ_LEN = 64
@@ -117,16 +118,9 @@ def predicted_loss(hidden: int, chars: float, unique: float, difficulty: float =
     (13 runs of 2 and 5 minutes, bench/auto_texts.py; README "Other texts"), the worst miss is 0.16
     nats/char and the mean 0.09 (small texts within 0.04): text difficulty is more than a 5-gram
     sees (the Python library does better, Bengali worse, than it predicts)."""
-    points = QUALITY[_nearest_measured(hidden)]
-    xs = [math.log(effective_chars(d, REFERENCE_CORPUS)) for d, _ in points]
-    ys = [loss for _, loss in points]
-    x = math.log(max(effective_chars(chars, unique), 1.0))
-    if len(xs) == 1:
-        return ys[0]
-    i = 0 if x < xs[0] else len(xs) - 2 if x >= xs[-1] else max(j for j in range(len(xs) - 1) if xs[j] <= x)
-    slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
-    y = ys[i] + slope * (x - xs[i])
-    return min(max(y, ys[-1] - 0.15), 4.2) * difficulty    # beyond the table: a bounded guess either way
+    points = [(effective_chars(d, REFERENCE_CORPUS), loss) for d, loss in QUALITY[_nearest_measured(hidden)]]
+    y = log_linear(points, max(effective_chars(chars, unique), 1.0))
+    return min(max(y, points[-1][1] - 0.15), 4.2) * difficulty    # beyond the table: a bounded guess either way
 
 
 def _nearest_measured(hidden: int) -> int:
