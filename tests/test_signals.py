@@ -74,7 +74,7 @@ def training_rows_seen(proc: subprocess.Popen, metrics: Path, timeout: float = 1
         if not grown or size > grown[-1][1]:
             grown.append((time.time(), size))
         time.sleep(0.01)
-    return grown
+    return [*grown, (time.time(), metrics.stat().st_size)]     # what it wrote after the last look
 
 
 def saved_step(run: Path) -> int:
