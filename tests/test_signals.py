@@ -4,6 +4,7 @@ the middle of a timed run."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -173,7 +174,7 @@ def test_time_stopped_by_sigstop_is_not_charged_to_the_budget(tmp_path, corpus):
     grown = training_rows_seen(proc, metrics)
     out, err, _ = ended(proc, timeout=120)
     lines = metrics.read_bytes().splitlines(keepends=True)
-    last_row_ends = max(sum(map(len, lines[:i + 1])) for i, line in enumerate(lines) if b"chars_per_sec" in line)
+    last_row_ends = max(end for end, line in zip(itertools.accumulate(map(len, lines)), lines) if b"chars_per_sec" in line)
     trained = min(seen for seen, size in grown if size >= last_row_ends) - first_seen - stopped + counted_then
     assert proc.returncode == 0, err
     paused = re.search(r"paused (\d+) s \(not counted\)", out)

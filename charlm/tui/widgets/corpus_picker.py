@@ -129,10 +129,7 @@ class CorpusPicker(Vertical):
         initial = self.initial
         if initial is None:
             initial = corpora.DEFAULT
-        if any(v == initial for _, v in options):
-            with self.prevent(Select.Changed):
-                select.value = initial
-        elif self.initial is not None:
+        if not self._show_in_list(initial) and self.initial is not None:
             self.query_one("#corpus-path", Input).value = self.initial
         self.choose(self.initial if self.initial is not None else DEFAULT)
 
@@ -152,13 +149,18 @@ class CorpusPicker(Vertical):
         """A path typed and Enter pressed."""
         spec = event.value.strip()
         if spec:
-            select = self.query_one("#corpus-select", Select)
-            with self.prevent(Select.Changed):      # the list shows the typed text, or nothing it offers
-                if spec in self._values:
-                    select.value = spec
-                else:
-                    select.clear()
+            self._show_in_list(spec)
             self.choose(spec)
+
+    def _show_in_list(self, spec: str) -> bool:
+        """The list names `spec` where it offers it, else nothing; whether it offers it."""
+        select = self.query_one("#corpus-select", Select)
+        with self.prevent(Select.Changed):
+            if spec in self._values:
+                select.value = spec
+            else:
+                select.clear()
+        return spec in self._values
 
     def choose(self, spec: str) -> None:
         self.spec = spec
