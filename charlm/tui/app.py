@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable
 from functools import partial
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
@@ -68,6 +68,11 @@ class CharLMApp(App[int]):
         self.session = TrainingSession()
         self.last_generated = ""             # the Generate screen's last text, for Inspect to read
         self.theme = self.options.theme
+
+    async def on_event(self, event: events.Event) -> None:
+        if textual_fixes.press_on_a_removed_widget(self, event):
+            return
+        await super().on_event(event)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 
-from textual import _styles_cache     # (private: the bug is in it)
+from textual import _styles_cache, events     # (_styles_cache is private: the bug is in it)
+from textual.app import App
+from textual.screen import Screen
 
 _applied = False
 
@@ -37,3 +39,15 @@ def _cache_inner_outer_by_colour() -> bool:
     method.cache_clear()
     cls.get_inner_outer = get_inner_outer
     return True
+
+
+def press_on_a_removed_widget(app: App, event: events.Event) -> bool:
+    """Whether `event` is a mouse press on a widget that left the DOM after the last frame was
+    drawn: a toast that timed out under the pointer. Textual starts a text selection in the
+    pressed widget's parent, which is None by then, and the app dies with AttributeError
+    (8.2.8, `Screen._forward_event`; the same crash: agentscope-ai/QwenPaw#6008; the monkey's
+    seed 25 in CI). What the press was on is gone, so the app drops it."""
+    if not isinstance(event, events.MouseDown) or event.is_forwarded or app.mouse_captured:
+        return False
+    widget, _ = app.screen.get_widget_and_offset_at(event.x, event.y)
+    return widget is not None and not isinstance(widget, Screen) and widget.parent is None

@@ -5,11 +5,15 @@ from __future__ import annotations
 import gc
 import weakref
 
+from textual import events
 from textual._styles_cache import StylesCache
 from textual.color import Color
 from textual.style import Style
+from textual.widgets._toast import Toast
 
 from charlm.tui import textual_fixes
+
+from .conftest import SIZE, wait_for
 
 
 def test_a_dropped_widgets_style_cache_is_not_kept_by_get_inner_outer():
@@ -26,3 +30,22 @@ def test_a_dropped_widgets_style_cache_is_not_kept_by_get_inner_outer():
     assert outer == Style(background=Color(10, 20, 30))
     assert inner == Style(background=Color(10, 20, 30) + Color(200, 100, 0, 0.5))
     assert StylesCache().get_inner_outer(Color(10, 20, 30), Color(200, 100, 0, 0.5)) == (inner, outer)
+
+
+async def test_a_press_on_a_toast_that_just_timed_out_is_dropped_not_a_crash(tiny_app):
+    """A toast that times out under the pointer leaves the DOM before the next frame is drawn;
+    Textual 8.2.8 then started a text selection in its parent (None) and the app died with
+    AttributeError (the monkey's seed 25 in CI). The press reaches the real app's event loop."""
+    async with tiny_app.run_test(size=SIZE, notifications=True) as pilot:
+        tiny_app.notify("a warning to click", severity="warning", timeout=30)
+        toast = await wait_for(pilot, lambda: next(iter(tiny_app.screen.query(Toast)), None), what="the toast")
+        await pilot.pause()
+        where = toast.region.offset + (2, 1)
+        await toast.parent.remove()          # timed out: gone from the DOM, still in the last frame
+        assert tiny_app.screen.get_widget_and_offset_at(where.x, where.y)[0] is toast
+        tiny_app.post_message(events.MouseDown(None, where.x, where.y, 0, 0, 1, False, False, False,
+                                               screen_x=where.x, screen_y=where.y))
+        await pilot.pause()
+        assert tiny_app._exception is None, tiny_app._exception
+        await pilot.click(offset=where)      # and the next frame, without the toast, takes presses
+        assert tiny_app.is_running
