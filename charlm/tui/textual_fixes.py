@@ -47,8 +47,9 @@ def _forget_closed_watchers() -> bool:
     watchers, and taken off only when the reactive next changes. Textual's Footer recomposes at
     every change of the keys on offer (a focus move, a screen switch) and binds each new FooterKey
     to `Footer.compact`, which never changes: the removed keys stayed on the list, each with its
-    styles and message queue, 1,600 of them after 450 random events in one app (8.2.8). Closed
-    watchers are now dropped whenever a new one joins the list, by Textual's own rule for them."""
+    styles and message queue, 1,600 of them after 450 random events in one app (8.2.8;
+    Textualize/textual#6666). Closed watchers are now dropped whenever a new one joins the list,
+    by Textual's own rule for them."""
     original = getattr(dom, "_watch", None)
     if original is None or getattr(original, "forgets_closed_watchers", False):
         return False
