@@ -154,13 +154,13 @@ class CorpusPicker(Vertical):
 
     def _show_in_list(self, spec: str) -> bool:
         """The list names `spec` where it offers it, else nothing; whether it offers it."""
-        select = self.query_one("#corpus-select", Select)
+        select, offered = self.query_one("#corpus-select", Select), spec in self._values
         with self.prevent(Select.Changed):
-            if spec in self._values:
+            if offered:
                 select.value = spec
             else:
                 select.clear()
-        return spec in self._values
+        return offered
 
     def choose(self, spec: str) -> None:
         self.spec = spec
