@@ -23,6 +23,12 @@ Measured: wall time, the process's RSS (at start, after the first minute, at the
 key-to-screen time (posting a key until the app has handled it and redrawn, while training).
 
     python -m bench.monkey [--events 20000] [--seed N] [--seconds S] [--size 100x30] [--log] [--keep-going]
+                           [--one-app]
+
+--one-app never asks the app to quit (no ctrl+q, no Quit in the palette): the memory of one app
+kept open through every event, as a person keeps it, where the default also measures what app
+after app leaves in one process (a quit that still happens, by a click on the footer's key, then
+opens the next app as usual).
 
 Each event draws from its own random stream (seed, event number), so which kinds of events come in
 which order is fixed by the seed; the key, widget or command an event picks depends on what the app
@@ -95,6 +101,7 @@ SPECIAL = ["tab", "shift+tab", "enter", "escape", "up", "down", "left", "right",
            "ctrl+z", "ctrl+y", "ctrl+x", "ctrl+v", "ctrl+c", "shift+left", "shift+right", "shift+up",
            "shift+down", "ctrl+left", "ctrl+right", "shift+home", "shift+end", "f1", "insert"]
 QUIT_KEYS = ("ctrl+q",)
+QUIT_COMMAND = "Quit"     # the palette's (Textual's system command)
 ODD_CHARS = "éßøñ€£→←“”—…✓🐈中文ĳ\u0301\u200b\t"
 LOOP_TURNS = 20     # turns of the event loop between apps, for callbacks a closed app left behind
 SIZES = [(80, 24), (100, 30), (120, 40), (160, 50), (90, 28), (81, 25)]
@@ -276,6 +283,7 @@ class Finding:
 class Report:
     seed: int
     events: int                                     # asked for
+    one_app: bool = False                           # no quits asked for (--one-app)
     done: int = 0
     sessions: int = 0
     wall: float = 0.0
@@ -296,7 +304,7 @@ class Report:
 
     def replay(self) -> str:
         events = self.findings[0].event + 1 if self.findings else self.events
-        return f"python -m bench.monkey --seed {self.seed} --events {events}"
+        return f"python -m bench.monkey --seed {self.seed} --events {events}" + (" --one-app" if self.one_app else "")
 
     def describe(self) -> str:
         out = [(f"monkey seed {self.seed}: {len(self.findings)} finding(s) in {self.done} events, "
@@ -313,15 +321,17 @@ class Monkey:
     have passed, or (with `stop_on_finding`) something is found."""
 
     def __init__(self, corpus: Path, seed: int, events: int, size: tuple[int, int] = SIZE,
-                 seconds: float | None = None, stop_on_finding: bool = True, progress=None, log=None):
+                 seconds: float | None = None, stop_on_finding: bool = True, progress=None, log=None,
+                 one_app: bool = False):
         self.corpus, self.size, self.seconds, self.stop_on_finding = corpus, size, seconds, stop_on_finding
+        self.one_app = one_app
         self.progress, self.log = progress, log
         self.seed = seed
         self.rng = random.Random(seed)       # replaced at each event (see step)
-        self.report = Report(seed, events)
+        self.report = Report(seed, events, one_app)
         self.tail: deque[str] = deque(maxlen=TAIL)
         self.any_bound = every_bound_key()
-        self.kinds, self.weights = zip(*((k, w) for w, k in MIX))
+        self.kinds, self.weights = zip(*((k, w) for w, k in MIX if not (one_app and k == "quit")))
         self.notes: list[str] = []            # notifications, for following renames and deletes
         self._errors_seen = 0
         self._failed_workers = weakref.WeakSet()   # a message bubbles: the hook sees it at every node
@@ -692,7 +702,8 @@ class Monkey:
     async def do_palette(self, pilot) -> str:
         """ctrl+p, the start of a real command's name, enter: the palette runs (or lists) it."""
         app, rng = pilot.app, self.rng
-        titles = sorted(c.title for c in app.get_system_commands(app.screen))
+        titles = sorted(c.title for c in app.get_system_commands(app.screen)
+                        if not (self.one_app and c.title == QUIT_COMMAND))
         title = rng.choice(titles)
         typed = title[:rng.randint(2, len(title))]
         app.post_message(key_event("ctrl+p"))
@@ -758,6 +769,8 @@ def main() -> None:
     ap.add_argument("--keep-going", action="store_true", help="go on after a finding (a new app session)")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this long, however many events are done")
     ap.add_argument("--log", action="store_true", help="print every event as it is done")
+    ap.add_argument("--one-app", action="store_true",
+                    help="never ask the app to quit: one app's memory through every event")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     size = tuple(int(n) for n in args.size.split("x"))
@@ -765,7 +778,8 @@ def main() -> None:
     prepare_process()                         # as the app does, before any thread exists
     from bench.machine import describe
     print(f"machine: {describe()}")
-    print(f"monkey: seed {seed}, {args.events:,} events, starting at {size[0]}x{size[1]}", flush=True)
+    print(f"monkey: seed {seed}, {args.events:,} events, starting at {size[0]}x{size[1]}"
+          + (", one app (no quits asked for)" if args.one_app else ""), flush=True)
     with tempfile.TemporaryDirectory(prefix="charlm-monkey-") as tmp:
         root = Path(tmp)
         for name in ("cache", "checkpoints", "corpora"):
@@ -782,7 +796,8 @@ def main() -> None:
         t0 = time.perf_counter()
         report = asyncio.run(run_monkey(corpus, seed, args.events, size=size, seconds=args.seconds,
                                         stop_on_finding=not args.keep_going,
-                                        progress=progress, log=print if args.log else None))
+                                        progress=progress, log=print if args.log else None,
+                                        one_app=args.one_app))
     r = report
     print(f"events: {r.done:,} in {r.wall:.1f} s ({r.done / r.wall:.0f}/s), {r.sessions} app session(s), "
           f"{r.runs_loaded} checkpoints loaded; by kind: "

@@ -50,3 +50,14 @@ async def test_the_monkey_catches_an_exception_in_a_screen_handler(monkey_dir, m
     text = report.describe()
     assert "RuntimeError: planted by the test" in text and "in broken" in text
     assert f"replay: python -m bench.monkey --seed 12 --events {report.findings[0].event + 1}" in text
+
+
+def test_one_app_asks_for_no_quit_and_its_replay_says_so(tmp_path):
+    """--one-app (one app's memory through a whole soak): no quit events, and a finding's replay
+    command keeps the flag, or it would replay a different run."""
+    from bench.monkey import Monkey
+    corpus = write_corpus(tmp_path)
+    assert "quit" in Monkey(corpus, 7, 10).kinds
+    one = Monkey(corpus, 7, 10, one_app=True)
+    assert "quit" not in one.kinds
+    assert one.report.replay() == "python -m bench.monkey --seed 7 --events 10 --one-app"
