@@ -39,8 +39,9 @@ def keep_freed_memory() -> bool:
 
 def give_back_freed_memory() -> bool:
     """Hand the freed memory kept for training back to the system (glibc's malloc_trim), for
-    when a run has ended: its buffers are not needed again soon, and the app would otherwise
-    stay at the run's peak for as long as it is open. False where there is no glibc."""
+    when a run has ended, or (the app) while none trains: those buffers are not needed again
+    soon, and the app would otherwise stay at its peak for as long as it is open. False where
+    there is no glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -21,6 +21,7 @@ from textual.theme import ThemeProvider
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from charlm import paths
+from charlm.machine.allocator import give_back_freed_memory
 from charlm.tui import textual_fixes
 from charlm.tui.keys import Section, commands, sections
 from charlm.tui.options import AppOptions
@@ -38,6 +39,8 @@ from charlm.tui.widgets.inspect_text import InspectText
 # How long a run whose terminal hung up may take to finish its step and save before the process
 # ends anyway (its last checkpoint is whole either way).
 SAVE_WAIT = 300.0
+# Seconds between hand-backs of freed memory while no run trains (see _give_back_freed_memory).
+GIVE_BACK_EVERY = 10.0
 
 
 class CharLMApp(App[int]):
@@ -154,6 +157,7 @@ class CharLMApp(App[int]):
         paths.say_note = lambda note: self.notify(note, title="charlm", severity="warning", timeout=20)
 
     def on_mount(self) -> None:
+        self.set_interval(GIVE_BACK_EVERY, self._give_back_freed_memory)
         if self.is_headless:
             return      # under test: the terminal and the process's signals are the test's
         stdin = sys.__stdin__
@@ -163,6 +167,16 @@ class CharLMApp(App[int]):
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 if signal.getsignal(signum) is not signal.SIG_IGN:     # nohup: left ignored
                     asyncio.get_running_loop().add_signal_handler(signum, self._asked_to_end, signum)
+
+    def _give_back_freed_memory(self) -> None:
+        """Memory that work other than training freed (an analysis, a 3x512 loaded or sampled:
+        300-700 MB in the monkey's long sessions) stays with the process, which keeps freed memory
+        for training's sake (charlm.machine.allocator); while no run trains it goes back to the
+        system. Not while one trains: its steps reuse those pages, and its end gives them back.
+        Off the UI's thread: a GB takes ~0.25 s, nothing to give back ~0.5 ms."""
+        if self.session.state in (TrainingSession.IDLE, TrainingSession.PAUSED):
+            self.run_worker(give_back_freed_memory, name="give back freed memory", group="give-back",
+                            thread=True, exit_on_error=False)
 
     def _asked_to_end(self, signum: int) -> None:
         """SIGTERM (docker stop, kill, a logout) or SIGHUP: save the run without its closing
