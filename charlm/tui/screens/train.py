@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Select
+from textual.widgets import Button, Footer, Input, Select
 from textual.worker import Worker, WorkerState
 
 from charlm.errors import UsageError
@@ -79,7 +79,8 @@ class TrainScreen(Screen):
         self.query_one(ModelPicker).set_corpus(train_chars, len(corpus.vocab), event.yardsticks.difficulty())
         self.query_one(StartFrom).corpus_changed(corpus, train_chars, event.yardsticks.english_like)
         self._status()
-        if self.focused is not None and self.focused.id == "corpus-path":   # typed: Start next (`s` there types "s")
+        field = self.query_one("#corpus-path", Input)   # its path, read: Start next (not while typing another)
+        if self.focused is field and field.value.strip() == event.spec:
             self.query_one("#start", Button).focus()
 
     def on_start_chosen(self, event: StartChosen) -> None:
