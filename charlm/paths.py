@@ -77,13 +77,18 @@ def corpora_dir() -> Path:
 
 def user_path(spec: str | Path) -> Path:
     """A path a person typed or pasted, `~` expanded; UsageError where no file could have it
-    (a NUL byte, or a name or the whole longer than this system allows), which Path's tests
+    (a NUL byte, ~name of no user, a name or the whole longer than this system allows), which Path's tests
     would otherwise raise as OSError or ValueError from deep inside (a paragraph pasted into a
     path field was a crash)."""
     text = os.fspath(spec)
     if "\0" in text:
         raise UsageError(f"a path cannot hold a NUL character: {shown_path(text)}", "check what was pasted")
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:                      # ~name, and no user of that name here
+        home = text.split("/", 1)[0]
+        raise UsageError(f"{home} is the home of user {home[1:]!r}, and there is no such user here: {shown_path(text)}",
+                         "write the whole path, or ~/ for your own home") from None
     name_max, path_max = _path_limits(path)
     longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
     if longest > name_max:

@@ -204,6 +204,9 @@ CASES = {
                                               ("path is too long",)),
     "path-with-a-line-break": lambda t, r: Case(["train", str(t / "my\nnotes.txt"), *TRAIN],
                                                 ("no such file", "my⏎notes.txt")),
+    # ~7 typed as a path (the monkey, in Generate's Save): ~name is that user's home (was a traceback).
+    "path-in-the-home-of-no-user": lambda t, r: Case(["train", "~nosuchuser7/notes.txt", *TRAIN],
+                                                     ("no such user", "~nosuchuser7 is the home", "~/ for your own home")),
     "checkpoint-path-too-long": lambda t, r: Case(["info", "z" * 5000], ("path is too long", "5,000 characters")),
     "sample-path-too-long": lambda t, r: Case(["sample", str(r.run_dir), "--prime-file", "p" * 300],
                                               ("path is too long",)),
