@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.monkey import run_monkey, write_corpus
+from bench.monkey import render_caches, run_monkey, write_corpus
 from charlm.tui.app import CharLMApp
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tui-train")]
@@ -37,6 +37,8 @@ async def test_random_events_break_nothing(monkey_dir, seed):
     assert report.runs_loaded >= 1, report.describe()
     assert report.apps_alive == 0 and not report.held_between, \
         f"a closed app is still in memory (at events {report.held_between}): the soak's RSS would count it"
+    assert report.cache_entries_emptied > 0 and not any(c.cache_info().currsize for c in render_caches()), \
+        "Textual's and Rich's caches were left full after the last app: the soak's RSS between apps would count them"
 
 
 async def test_the_monkey_catches_an_exception_in_a_screen_handler(monkey_dir, monkeypatch):
