@@ -5,6 +5,10 @@ the events before it and the command that replays them."""
 
 from __future__ import annotations
 
+import shutil
+import threading
+from types import SimpleNamespace
+
 import pytest
 
 from bench.monkey import render_caches, run_monkey, write_corpus
@@ -63,3 +67,24 @@ def test_one_app_asks_for_no_quit_and_its_replay_says_so(tmp_path):
     one = Monkey(corpus, 7, 10, one_app=True)
     assert "quit" not in one.kinds
     assert one.report.replay() == "python -m bench.monkey --seed 7 --events 10 --one-app"
+
+
+def test_each_saved_checkpoint_is_loaded_once_and_again_once_saved_anew(tmp_path, monkeypatch, trained_run):
+    """After every app the monkey loads the runs under checkpoints/: each checkpoint once as saved
+    (loading all of them after every app grew with the soak, in the process it measures), and
+    again once it has changed, so a later save that broke it is still found."""
+    from bench.monkey import Monkey
+    root = tmp_path / "checkpoints"
+    run = shutil.copytree(trained_run.run_dir, root / "tiny")
+    monkeypatch.setenv("CHARLM_CHECKPOINTS", str(root))
+    monkey = Monkey(write_corpus(tmp_path), 7, 10)
+    session = SimpleNamespace(run_dir=run, abandon=threading.Event())
+    monkey.check_runs(session)
+    assert monkey.report.runs_loaded == 2                   # best/ and last/
+    monkey.check_runs(session)
+    assert monkey.report.runs_loaded == 2 and not monkey.report.findings
+    weights = run / "last" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])       # a later save, broken
+    monkey.check_runs(session)
+    assert monkey.report.runs_loaded == 2 and [f.kind for f in monkey.report.findings] == ["unsaved"], \
+        monkey.report.describe()
