@@ -12,6 +12,7 @@ from textual.widgets import Input, Select
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
 from charlm.tui.screens.generate import GenerateScreen
+from charlm.tui.screens.help import HelpScreen
 from charlm.tui.screens.inspect import InspectScreen
 from charlm.tui.screens.palette import Palette
 from charlm.tui.screens.train import TrainScreen
@@ -225,3 +226,23 @@ async def test_a_page_still_mounting_as_the_app_exits_does_not_fail_it(tiny_corp
         app.exit()                                  # run_test re-raises what failed the app
         await asyncio.sleep(0.3)                    # (not Pilot's pause: it waits on widgets the exit closes)
     assert app.return_code == 0 and app._exception is None
+
+
+async def test_input_queued_for_a_palette_under_another_screen_closes_nothing(tiny_corpus):
+    """F17 (soak seed 101, event 17,059): a click for the palette, handled once another screen had
+    opened over it, closed that screen (Textual's dismiss pops the top one) and spent the palette's
+    answer; the next click outside the palette then failed the app (InvalidStateError)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        page = pilot.app.screen
+        await pilot.press("ctrl+p")
+        palette = pilot.app.screen
+        pilot.app.push_screen(HelpScreen())        # as a command chosen in an earlier palette may, once it runs
+        await pilot.pause(0.1)
+        x, y = 3, SIZE[1] - 2                      # outside the palette's box: a click there closes it
+        palette.post_message(events.Click(None, x, y, 0, 0, 1, False, False, False, screen_x=x, screen_y=y))
+        await pilot.pause(0.3)
+        assert pilot.app.is_running and isinstance(pilot.app.screen, HelpScreen)
+        await pilot.press("escape")
+        _click_twice(pilot.app, 3, SIZE[1] - 2)    # and now outside the palette, on top again
+        await pilot.pause(0.3)
+        assert pilot.app.is_running and pilot.app.screen_stack == [page]

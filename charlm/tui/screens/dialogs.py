@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, ScreenStackError
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -18,12 +18,18 @@ from charlm.tui.widgets.loss_chart import LossChart
 
 
 class AnsweredOnce:
-    """A screen that closes once: a second Enter, click or Escape queued behind the first is
-    dropped (Screen.dismiss pops whatever screen is on top, the page under it included; the
-    monkey's findings F6 and F7)."""
+    """A screen that closes once, and only itself. Screen.dismiss pops whatever screen is on top:
+    a second Enter, click or Escape queued behind the first closed the page under it too (the
+    monkey's findings F6 and F7), and one handled after another screen had opened over it closed
+    that screen and spent this one's answer, so the next failed the app (F17). Such input is
+    dropped."""
 
     def dismiss(self, result=None) -> AwaitComplete:
-        if not self.is_current:
+        try:
+            on_top = self.app.screen is self
+        except ScreenStackError:              # the app is closing: no screens left
+            on_top = False
+        if not on_top:
             return AwaitComplete(_nothing())
         return super().dismiss(result)
 
