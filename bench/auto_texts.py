@@ -7,6 +7,10 @@ every default, the val loss auto predicted for its choice (from its "why" line),
 
     python -m bench.auto_texts [--corpora war-and-peace,python-stdlib,tagore] [--minutes 2,5]
                                [--record FILE]
+    python -m bench.auto_texts --corpora war-and-peace[1000000:1100000],tagore[600000:630000]
+
+A corpus followed by [START:END] is that slice of its text (characters), written to a file first:
+the small texts people bring, cut from a verified one.
     python -m bench.auto_texts --shakespeare-sizes     # the table a text's 5-gram is placed against
 """
 
@@ -36,6 +40,19 @@ def one(corpus: str, minutes: float, run: Path) -> dict:
             "machine": describe()}
 
 
+def sliced(spec: str, folder: Path) -> str:
+    """`NAME[START:END]` as a file holding those characters of NAME's text; anything else as given."""
+    m = re.fullmatch(r"(.+)\[(\d+):(\d+)\]", spec)
+    if not m:
+        return spec
+    from charlm.corpus.files import read_text
+    from charlm.corpus.names import resolve_corpus
+    name, start, end = m.group(1), int(m.group(2)), int(m.group(3))
+    path = folder / f"{Path(name).stem}-{start}-{end}.txt"
+    path.write_text(read_text(resolve_corpus(name))[start:end], encoding="utf-8")
+    return str(path)
+
+
 def shakespeare_sizes() -> None:
     """tinyshakespeare's 5-gram counting the last N characters of its training split, against the
     table in charlm.corpus.yardsticks (seconds)."""
@@ -63,12 +80,13 @@ def main() -> None:
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for corpus in args.corpora.split(","):
+        for spec in args.corpora.split(","):
+            corpus = sliced(spec, Path(tmp))
             charlm("corpus", "info", corpus)        # fetched and encoded before any clock runs
             for minutes in (float(m) for m in args.minutes.split(",")):
-                row = one(corpus, minutes, Path(tmp) / f"{corpus}-{minutes:g}")
+                row = {**one(corpus, minutes, Path(tmp) / f"{Path(corpus).stem}-{minutes:g}"), "corpus": spec}
                 rows.append(row)
-                print(f"{corpus}, {minutes:g} min: predicted {row['predicted']:.3f}, reached {row['val']:.4f} "
+                print(f"{spec}, {minutes:g} min: predicted {row['predicted']:.3f}, reached {row['val']:.4f} "
                       f"({row['val'] - row['predicted']:+.3f}) · {row['steps']:,} steps · 5-gram {row['five_gram']:.3f}"
                       f"\n    {row['auto']}", flush=True)
                 if args.record:
