@@ -261,3 +261,36 @@ async def test_says_where_the_runs_are_and_lists_the_data_directorys_from_anywhe
         assert [r[0] for r in cells(screen)] == ["kept"]
         said = str(screen.query_one("#runs-home").render())
         assert str(home) in said and "data directory" in said
+
+
+async def test_names_are_shown_as_written_not_read_as_markup(tiny_corpus):
+    """A run (or its text) may be called "lyrics [v2] :fire:": Rich and Textual read a plain string as
+    markup, which dropped "[v2]" as a style, drew an emoji for ":fire:" (and a "[/]" in a path raised)."""
+    from rich.text import Text
+    from textual.content import Content
+    from textual.widgets import Label, Select
+    from textual.widgets._data_table import default_cell_formatter
+
+    def prompts(select: Select) -> list[str]:       # as its option list shows them: a str is markup
+        return [p.plain if isinstance(p, Text) else Content.from_markup(p).plain for p, _ in select._options]
+
+    name = "lyrics [v2] :fire: [red]"
+    fake_run(name, saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        screen = await open_models(pilot)
+        table = screen.query_one(DataTable)
+        assert default_cell_formatter(table.get_row_at(0)[0]).plain == name, "as the table draws the cell"
+        assert name in str(screen.query_one("#run-detail").render())
+        await pilot.press("d")
+        assert name in str(app.screen.query_one(".dialog-question", Label).render())
+        await pilot.press("escape")
+        await pilot.press("c")
+        assert name in str(app.screen.query_one(".dialog-question", Label).render())
+        await pilot.press("escape")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: len(app.screen.query_one("#start-from", Select)._options) > 1, what="runs listed")
+        assert any(p.startswith(f"{name} · ") for p in prompts(app.screen.query_one("#start-from", Select)))
+        await pilot.press("2")
+        await pilot.pause()
+        assert any(p.startswith(f"{name} · ") for p in prompts(app.screen.query_one("#gen-model", Select)))

@@ -54,7 +54,7 @@ class ConfirmDialog(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-question")
+            yield Label(Text(self.question), classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.yes, id="yes", variant="error")
                 yield Button(self.no, id="no")
@@ -79,7 +79,7 @@ class QuitDialog(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"{self.what} is still training. Save its checkpoint before quitting?",
+            yield Label(Text(f"{self.what} is still training. Save its checkpoint before quitting?"),
                         classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save and quit", id="save", variant="success")
@@ -106,7 +106,7 @@ class TextPrompt(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-question")
+            yield Label(Text(self.question), classes="dialog-question")
             yield Input(self.value, id="answer")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK", id="ok", variant="primary")
@@ -135,7 +135,7 @@ class ChartDialog(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog chart-dialog"):
-            yield Label(f"{self.run_dir.name}: train and validation loss   (t: steps/minutes · esc: close)",
+            yield Label(Text(f"{self.run_dir.name}: train and validation loss   (t: steps/minutes · esc: close)"),
                         classes="dialog-question")
             yield LossChart(id="run-chart")
 

@@ -5,6 +5,7 @@ work, in a worker; this screen shows it)."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -240,4 +241,4 @@ class InspectScreen(Screen):
                      f"{r.bits_per_char:.4f} bits/char · {self.reading.label}")
 
     def _status(self, text: str) -> None:
-        self.query_one("#ins-status", Static).update(text)
+        self.query_one("#ins-status", Static).update(Text(text))

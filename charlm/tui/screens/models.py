@@ -52,7 +52,7 @@ class ModelsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.query_one(DataTable).add_columns(*(Text(c) for c in COLUMNS))
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
@@ -68,12 +68,13 @@ class ModelsScreen(Screen):
         table.clear()
         for run in self.runs:
             if run.problem:
-                table.add_row(run.name, f"[red]unreadable: {run.problem}[/]", "", "", "", "", "", "", key=str(run.path))
+                table.add_row(Text(run.name), Text(f"unreadable: {run.problem}", style="red"), *(Text() for _ in range(6)),
+                              key=str(run.path))
                 continue
-            table.add_row(run.name, run.corpus or "?", run.init.get("name", "?") if run.init else "–", run.shape,
-                          fmt.count(run.params),
-                          f"{run.steps:,}" if run.steps is not None else "?",
-                          fmt.bpc(run.best_val_loss), fmt.date(run.saved_at), key=str(run.path))
+            cells = (run.name, run.corpus or "?", run.init.get("name", "?") if run.init else "–", run.shape,
+                     fmt.count(run.params), f"{run.steps:,}" if run.steps is not None else "?",
+                     fmt.bpc(run.best_val_loss), fmt.date(run.saved_at))
+            table.add_row(*(Text(str(c)) for c in cells), key=str(run.path))
         if selected is not None:
             for i, run in enumerate(self.runs):
                 if run.path == selected.path:
@@ -93,13 +94,13 @@ class ModelsScreen(Screen):
         run = self.selected()
         detail = self.query_one("#run-detail", Static)
         if run is None:
-            detail.update(f"No runs yet in {checkpoints_place().path}. Train one on the Train screen (press 1).")
+            detail.update(Text(f"No runs yet in {checkpoints_place().path}. Train one on the Train screen (press 1)."))
             return
         state = "unreadable" if run.problem else ("can be resumed" if run.resumable else "cannot be resumed")
         done = "" if run.progress is None else f" · budget {min(run.progress, 1.0):.0%} used"
         trained = "" if run.elapsed is None else f" · trained {fmt.duration(run.elapsed)}"
         start = f"\nstarted from {lineage_text(run.init)}" if run.init else ""
-        detail.update(f"{run.path}\n{state}{done}{trained}{start}")
+        detail.update(Text(f"{run.path}\n{state}{done}{trained}{start}"))
 
     @on(DataTable.RowSelected)
     async def _row_chosen(self) -> None:

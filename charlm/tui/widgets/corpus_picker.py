@@ -114,7 +114,7 @@ class CorpusPicker(Vertical):
         for e in entries:
             value = str(e.path) if e.kind == "user" and e.path else e.name
             where = "" if e.downloaded else " (download)"
-            options.append((f"{e.name} · {fmt.size(e.size_bytes)}{where}", value))
+            options.append((Text(f"{e.name} · {fmt.size(e.size_bytes)}{where}"), value))
             self._values.add(value)
         select = self.query_one("#corpus-select", Select)
         current = select.value

@@ -81,7 +81,9 @@ class GenerationPanel(Horizontal):
         self.end = None
         self.out.clear()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
+    # Each worker is given its description: else Textual makes one from repr() of every argument on
+    # each start, formatting a StreamJob's tensors and copying a whole text.
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generate", description="generating")
     def _stream(self, job: StreamJob, generation: int) -> StreamEnd:
         worker = get_current_worker()
         return run_stream(job, self.live, lambda tokens, rate, guesses: self.post_message(
@@ -151,7 +153,7 @@ class GenerationPanel(Horizontal):
         self.notify("temperature sweep: writing…", timeout=2)
         self._sweep(source, prompt, seed)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="sweep")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="sweep", description="temperature sweep")
     def _sweep(self, source: Source, prompt: str, seed: int):
         worker = get_current_worker()
         return prompt, seed, sweep(make_sampler(source), prompt, seed, cancelled=lambda: worker.is_cancelled)
@@ -174,7 +176,7 @@ class GenerationPanel(Horizontal):
         out.border_subtitle = "novelty: finding the training text's index (built once per corpus)…"
         self._novelty(run, out.generated)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="novelty")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="novelty", description="novelty")
     def _novelty(self, run: Path, text: str) -> Novelty:
         return open_training_index(run).novelty_of(text, NOVELTY_N)
 

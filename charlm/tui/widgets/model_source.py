@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -71,12 +72,12 @@ class ModelSource(Horizontal):
         options = []
         session = self.app.session
         if self._live_listed():
-            options.append((f"● the run being trained ({session.run_dir.name})", LIVE))
+            options.append((Text(f"● the run being trained ({session.run_dir.name})"), LIVE))
         for run in list_runs():
             detail = run.problem or f"{run.corpus} · {run.shape} · {fmt.bpc(run.best_val_loss)} bits/char"
-            options.append((f"{run.name} · {detail}", str(run.path)))
+            options.append((Text(f"{run.name} · {detail}"), str(run.path)))
         listed = {v for _, v in options}
-        options += [(p.name, str(p)) for p in self._extra if str(p) not in listed]
+        options += [(Text(p.name), str(p)) for p in self._extra if str(p) not in listed]
         select = self.select
         current = select.value
         with self.prevent(Select.Changed):

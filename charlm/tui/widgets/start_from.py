@@ -6,6 +6,7 @@ The chosen run is loaded in a worker and goes up to the screen as `StartChosen`.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -54,7 +55,7 @@ class StartFrom(Vertical):
     def _load(self, path: str) -> Parent:
         return load_parent(path)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="start-tip")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="start-tip", description="starting-point tip")
     def _find_tip(self, corpus, train_chars: int, english: bool) -> StartingPoint | float | None:
         """A run to start from, else (for a small English text) what a base model would gain."""
         return suggest_start(corpus, train_chars) or base_would_help(train_chars, english)
@@ -100,7 +101,7 @@ class StartFrom(Vertical):
         select = self.query_one("#start-from", Select)
         current = select.value
         options = [("nothing (random weights)", NOTHING)]
-        options += [(f"{r.name} · {r.shape} · {r.corpus}", str(r.path)) for r in runs]
+        options += [(Text(f"{r.name} · {r.shape} · {r.corpus}"), str(r.path)) for r in runs]
         with self.prevent(Select.Changed):
             select.set_options(options)
             select.value = current if current in self.runs or current == NOTHING else NOTHING
@@ -127,13 +128,13 @@ class StartFrom(Vertical):
             r = self.runs[value]
             loaded = self.chosen is not None and self.chosen.run_dir is not None and str(self.chosen.run_dir) == value
             shape = shape_text(self.chosen.config) if loaded else r.shape
-            info.update(f"{shape} · trained on [b]{r.corpus}[/b] ({fmt.count(r.corpus_chars or 0)} chars) · "
-                        f"{r.steps or 0:,} steps · best {fmt.loss(r.best_val_loss)} nats/char"
-                        + ("" if loaded else " · [dim]loading…[/]"))
+            info.update(Text.assemble(f"{shape} · trained on ", (str(r.corpus), "bold"),
+                                      f" ({fmt.count(r.corpus_chars or 0)} chars) · {r.steps or 0:,} steps · "
+                                      f"best {fmt.loss(r.best_val_loss)} nats/char", ("" if loaded else " · loading…", "dim")))
         elif isinstance(self.tip, StartingPoint):
             t = self.tip
-            info.update(f"[b]tip:[/b] {t.run.name} ({t.run.corpus}) knows {t.coverage:.0%} of this text's "
-                        f"characters; starting from it is predicted ~{t.gain:.2f} nats/char better here")
+            info.update(Text.assemble(("tip:", "bold"), f" {t.run.name} ({t.run.corpus}) knows {t.coverage:.0%} of this "
+                                      f"text's characters; starting from it is predicted ~{t.gain:.2f} nats/char better here"))
         elif self.tip is not None:
             info.update(f"[b]tip:[/b] a base trained once on {BASE_SET} ({BASE_MINUTES} min) would start this small "
                         f"text ~{self.tip:.2f} nats/char better")

@@ -3,6 +3,7 @@ stands, each button enabled only where its action can act on the session's state
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
@@ -34,4 +35,4 @@ class TrainControls(Horizontal):
             text = _ACTIVE[session.state] + (f" · {session.run_dir.name}" if session.run_dir else "")
         else:
             text = "ready · s starts" if corpus_ready else "reading the corpus…"
-        self.query_one("#train-status", Static).update(text, layout=False)
+        self.query_one("#train-status", Static).update(Text(text), layout=False)
