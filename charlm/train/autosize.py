@@ -114,10 +114,11 @@ def predicted_loss(hidden: int, chars: float, unique: float, difficulty: float =
     """Validation nats/char for a shape that reads `chars` of a text of `unique` characters,
     read off QUALITY at the same effective amount of text (log-linear between its points), and
     scaled by the text's `difficulty` (charlm.corpus.yardsticks.Yardsticks.difficulty: how hard a 5-gram
-    finds it against as much of tinyshakespeare). Measured on seven texts, 84k to 3.4M characters
-    (13 runs of 2 and 5 minutes, bench/auto_texts.py; README "Other texts"), the worst miss is 0.16
-    nats/char and the mean 0.09 (small texts within 0.04): text difficulty is more than a 5-gram
-    sees (the Python library does better, Bengali worse, than it predicts)."""
+    finds it against as much of tinyshakespeare). Measured on seven texts and five slices of them,
+    30k to 3.4M characters (18 runs of 2 and 5 minutes, bench/auto_texts.py; README "Other texts"),
+    the worst miss is 0.16 nats/char and the mean 0.08 (texts under 350k within 0.04, but for code):
+    text difficulty is more than a 5-gram sees (Python does better, big Bengali and short runs on
+    big novels worse, than it predicts)."""
     points = [(effective_chars(d, REFERENCE_CORPUS), loss) for d, loss in QUALITY[_nearest_measured(hidden)]]
     y = log_linear(points, max(effective_chars(chars, unique), 1.0))
     return min(max(y, points[-1][1] - 0.15), 4.2) * difficulty    # beyond the table: a bounded guess either way
