@@ -81,3 +81,23 @@ def test_the_trainer_trains_where_training_device_says(tiny_corpus, tmp_path, mo
                                TrainConfig(steps=2, batch_size=4, seq_len=16, device="auto", precision="fp32"),
                                tmp_path / "run")
     assert asked == ["auto"] and t.device.type == "cpu"
+
+
+def test_seed_all_seeds_as_manual_seed_does_without_formatting_the_stack(monkeypatch):
+    """Where no accelerator is present torch.manual_seed formats the whole stack three times a call
+    (and keeps every frame's source file in linecache); seed_all seeds the same stream without it."""
+    import traceback
+
+    from charlm.machine.device import seed_all
+    seed_all(123)
+    ours = torch.rand(5)
+    torch.manual_seed(123)
+    assert torch.equal(ours, torch.rand(5))
+    formatted = []
+    monkeypatch.setattr(traceback, "format_stack", lambda *a, **k: formatted.append(1) or [])
+    seed_all(7)
+    if torch.cuda.is_available() or getattr(torch, "accelerator", None) and torch.accelerator.is_available():
+        return                                # with a GPU, torch.manual_seed's own path is the right one
+    assert formatted == []
+    torch.manual_seed(7)
+    assert formatted, "torch.manual_seed no longer formats the stack: seed_all can go back to it"

@@ -15,6 +15,7 @@ import torch
 from charlm.config import TrainConfig, to_dict
 from charlm.corpus.encoded import EncodedCorpus
 from charlm.errors import UsageError
+from charlm.machine.device import seed_all
 from charlm.model.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.model.network import CharRNN, Hidden
 from charlm.runs.directory import CONFIG, LAST, ResumeState, RunDir, read_meta
@@ -115,7 +116,7 @@ class RunWriter:
             restore_optimizer(optimizer, tensors, state.optimizer)
         cpu_rng, cuda_rng = self._rank_rng(tensors, "rng.torch"), self._rank_rng(tensors, "rng.cuda")
         if cpu_rng is None:           # a rank the run did not have: masks of its own, from the seed
-            torch.manual_seed(self.cfg.seed * 1_000_003 + self.team.rank + state.step)
+            seed_all(self.cfg.seed * 1_000_003 + self.team.rank + state.step)
         else:
             torch.set_rng_state(cpu_rng)
         if cuda_rng is not None and self.device.type == "cuda":

@@ -11,6 +11,7 @@ import torch
 from charlm.config import ModelConfig, TrainConfig
 from charlm.corpus.encoded import EncodedCorpus, StreamBatches, validation_sample
 from charlm.errors import UsageError
+from charlm.machine.device import seed_all
 from charlm.machine.threads import ThreadGovernor, usable_cores
 from charlm.model.network import CharRNN
 from charlm.train.distributed import Team
@@ -53,11 +54,11 @@ def new_model(model_config: ModelConfig, cfg: TrainConfig, device: torch.device,
               init_weights: dict[str, torch.Tensor] | None = None) -> CharRNN:
     """The network from the seed (or from `init_weights`), on `device`; then each rank's own
     random stream for its dropout masks."""
-    torch.manual_seed(cfg.seed)
+    seed_all(cfg.seed)
     model = CharRNN(model_config)
     if init_weights is not None:
         model.load_state_dict(init_weights)
     model.to(device)
     if not team.solo:
-        torch.manual_seed(cfg.seed * 1_000_003 + team.rank)   # each rank its own dropout masks
+        seed_all(cfg.seed * 1_000_003 + team.rank)   # each rank its own dropout masks
     return model

@@ -22,7 +22,7 @@ from charlm.cancel import Cancelled
 from charlm.config import ModelConfig, TrainConfig
 from charlm.machine import timings
 from charlm.machine.allocator import keep_freed_memory
-from charlm.machine.device import pick_device, precision_candidates, synchronize
+from charlm.machine.device import pick_device, precision_candidates, seed_all, synchronize
 from charlm.model.network import CharRNN
 from charlm import paths
 from charlm.train.footprint import check_fits
@@ -75,7 +75,7 @@ def measure(m: ModelConfig, t: TrainConfig, precision: str, cancel: threading.Ev
     keep_freed_memory()
     device = pick_device(t.device)
     check_fits(m, t, device)              # a shape that cannot fit is an error, not an allocation
-    torch.manual_seed(0)
+    seed_all(0)
     model = CharRNN(replace(m, vocab_size=max(m.vocab_size, 2))).to(device)
     step = TrainStep(model, build_optimizer(model, t), device, precision, t.grad_clip)
     seq = t.seq_len
