@@ -7,11 +7,11 @@ every default, the val loss auto predicted for its choice (from its "why" line),
 
     python -m bench.auto_texts [--corpora war-and-peace,python-stdlib,tagore] [--minutes 2,5]
                                [--record FILE]
-    python -m bench.auto_texts --corpora war-and-peace[1000000:1100000],tagore[600000:630000]
+    python -m bench.auto_texts --corpora 'war-and-peace[999999:1099999],tagore[600000:630000]'
+    python -m bench.auto_texts --shakespeare-sizes     # the table a text's 5-gram is placed against
 
 A corpus followed by [START:END] is that slice of its text (characters), written to a file first:
 the small texts people bring, cut from a verified one.
-    python -m bench.auto_texts --shakespeare-sizes     # the table a text's 5-gram is placed against
 """
 
 from __future__ import annotations

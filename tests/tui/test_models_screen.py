@@ -271,6 +271,8 @@ async def test_names_are_shown_as_written_not_read_as_markup(tiny_corpus):
     from textual.widgets import Label, Select
     from textual.widgets._data_table import default_cell_formatter
 
+    from charlm.tui.widgets.output import OutputView
+
     def prompts(select: Select) -> list[str]:       # as its option list shows them: a str is markup
         return [p.plain if isinstance(p, Text) else Content.from_markup(p).plain for p, _ in select._options]
 
@@ -294,3 +296,6 @@ async def test_names_are_shown_as_written_not_read_as_markup(tiny_corpus):
         await pilot.press("2")
         await pilot.pause()
         assert any(p.startswith(f"{name} · ") for p in prompts(app.screen.query_one("#gen-model", Select)))
+        out = app.screen.query_one(OutputView)
+        await wait_for(pilot, lambda: "·" in str(out.border_subtitle), what="the model loaded")
+        assert name in Content.from_markup(out.border_subtitle).plain, "the output's caption names the model"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -124,7 +125,7 @@ class GenerateScreen(Screen):
         self.knobs.vocab_size = len(source.vocab)
         self.play.end = None
         out = self.query_one(OutputView)
-        out.border_subtitle = f"{source.label} · {source.detail}" if source.detail else source.label
+        out.border_subtitle = Text(f"{source.label} · {source.detail}" if source.detail else source.label)
         self.notify(f"model: {source.label}", timeout=3)
 
     @on(ModelSource.Failed)

@@ -68,8 +68,8 @@ class ModelsScreen(Screen):
         table.clear()
         for run in self.runs:
             if run.problem:
-                table.add_row(Text(run.name), Text(f"unreadable: {run.problem}", style="red"), *(Text() for _ in range(6)),
-                              key=str(run.path))
+                table.add_row(Text(run.name), Text(f"unreadable: {run.problem}", style="red"),
+                              *(Text() for _ in range(6)), key=str(run.path))
                 continue
             cells = (run.name, run.corpus or "?", run.init.get("name", "?") if run.init else "–", run.shape,
                      fmt.count(run.params), f"{run.steps:,}" if run.steps is not None else "?",

@@ -128,13 +128,15 @@ class StartFrom(Vertical):
             r = self.runs[value]
             loaded = self.chosen is not None and self.chosen.run_dir is not None and str(self.chosen.run_dir) == value
             shape = shape_text(self.chosen.config) if loaded else r.shape
-            info.update(Text.assemble(f"{shape} · trained on ", (str(r.corpus), "bold"),
-                                      f" ({fmt.count(r.corpus_chars or 0)} chars) · {r.steps or 0:,} steps · "
-                                      f"best {fmt.loss(r.best_val_loss)} nats/char", ("" if loaded else " · loading…", "dim")))
+            info.update(Text.assemble(
+                f"{shape} · trained on ", (str(r.corpus), "bold"), f" ({fmt.count(r.corpus_chars or 0)} chars) · "
+                f"{r.steps or 0:,} steps · best {fmt.loss(r.best_val_loss)} nats/char",
+                ("" if loaded else " · loading…", "dim")))
         elif isinstance(self.tip, StartingPoint):
             t = self.tip
-            info.update(Text.assemble(("tip:", "bold"), f" {t.run.name} ({t.run.corpus}) knows {t.coverage:.0%} of this "
-                                      f"text's characters; starting from it is predicted ~{t.gain:.2f} nats/char better here"))
+            info.update(Text.assemble(
+                ("tip:", "bold"), f" {t.run.name} ({t.run.corpus}) knows {t.coverage:.0%} of this text's characters; "
+                f"starting from it is predicted ~{t.gain:.2f} nats/char better here"))
         elif self.tip is not None:
             info.update(f"[b]tip:[/b] a base trained once on {BASE_SET} ({BASE_MINUTES} min) would start this small "
                         f"text ~{self.tip:.2f} nats/char better")
