@@ -278,7 +278,9 @@ async def test_names_are_shown_as_written_not_read_as_markup(tiny_corpus):
 
     name = "lyrics [v2] :fire: [red]"
     fake_run(name, saved_at="2024-01-01T10:00:00+0000", step=100, best=1.5)
-    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+    corpus = tiny_corpus.with_name(f"{name}.txt")
+    corpus.write_text(tiny_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    async with CharLMApp(tiny_options(corpus)).run_test(size=SIZE) as pilot:
         app = pilot.app
         screen = await open_models(pilot)
         table = screen.query_one(DataTable)
@@ -291,6 +293,9 @@ async def test_names_are_shown_as_written_not_read_as_markup(tiny_corpus):
         assert name in str(app.screen.query_one(".dialog-question", Label).render())
         await pilot.press("escape")
         await pilot.press("1")
+        info = app.screen.query_one("#corpus-info")
+        await wait_for(pilot, lambda: "chars" in str(info.render()), what="the corpus read")
+        assert str(info.render()).startswith(f"{name} · "), "the corpus's name as written"
         await wait_for(pilot, lambda: len(app.screen.query_one("#start-from", Select)._options) > 1, what="runs listed")
         assert any(p.startswith(f"{name} · ") for p in prompts(app.screen.query_one("#start-from", Select)))
         await pilot.press("2")

@@ -193,10 +193,11 @@ class CorpusPicker(Vertical):
             return
         self.query_one("#corpus-download").display = False
         c = event.corpus
-        described = f"[b]{c.name}[/b] · {fmt.size(c.n_bytes)} · {len(c):,} chars · vocabulary {len(c.vocab) - 1}"
+        described = Text.assemble((c.name, "bold"), f" · {fmt.size(c.n_bytes)} · {len(c):,} chars · "
+                                  f"vocabulary {len(c.vocab) - 1}")      # a file's name as written: no markup
         if event.yardsticks.ngrams:
             n, nats = event.yardsticks.best()
-            described += f"\n[dim]a {n}-gram of this text reaches {nats:.3f} nats/char on its split[/]"
+            described.append(f"\na {n}-gram of this text reaches {nats:.3f} nats/char on its split", style="dim")
         self.query_one("#corpus-info", Static).update(described)
         if event.notice:
             self.notify(event.notice, severity="warning", timeout=10)
