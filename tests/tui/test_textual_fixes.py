@@ -68,3 +68,27 @@ async def test_footer_keys_removed_by_a_recompose_are_not_kept(tiny_app):
         alive = sum(type(o) is FooterKey for o in gc.get_objects())
         assert shown > 0
         assert alive <= 3 * shown, f"{alive} FooterKeys alive for {shown} on screen"
+
+
+async def test_page_up_in_an_option_list_not_laid_out_is_dropped():
+    """The monkey's F18 (soak seed 101, event 18,730): page up in the command palette while its list
+    had no size (so no lines) raised KeyError in OptionList._move_page and ended the app."""
+    from textual.app import App
+    from textual.widgets import OptionList
+
+    textual_fixes.apply()
+
+    class One(App):
+        def compose(self):
+            yield OptionList(*[f"option {i}" for i in range(40)])
+
+    async with One().run_test(size=(40, 10)) as pilot:
+        options = pilot.app.query_one(OptionList)
+        options.styles.height = 0             # as the palette's list is while it has no room
+        await pilot.pause()
+        options.highlighted = 5
+        options.action_page_up()              # no lines to page through: nothing, not KeyError
+        options.styles.height = 8
+        await pilot.pause()
+        options.action_page_down()            # once it has them, the key works
+        assert options.highlighted > 5
