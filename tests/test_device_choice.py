@@ -88,7 +88,7 @@ def test_seed_all_seeds_as_manual_seed_does_without_formatting_the_stack(monkeyp
     (and keeps every frame's source file in linecache); seed_all seeds the same stream without it."""
     import traceback
 
-    from charlm.machine.device import seed_all
+    from charlm.machine.device import accelerator_present, seed_all
     seed_all(123)
     ours = torch.rand(5)
     torch.manual_seed(123)
@@ -96,7 +96,7 @@ def test_seed_all_seeds_as_manual_seed_does_without_formatting_the_stack(monkeyp
     formatted = []
     monkeypatch.setattr(traceback, "format_stack", lambda *a, **k: formatted.append(1) or [])
     seed_all(7)
-    if torch.cuda.is_available() or getattr(torch, "accelerator", None) and torch.accelerator.is_available():
+    if accelerator_present():
         return                                # with a GPU, torch.manual_seed's own path is the right one
     assert formatted == []
     torch.manual_seed(7)

@@ -24,14 +24,19 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def accelerator_present() -> bool:
+    """Whether torch sees any accelerator (torch 2.6+ asks for CUDA, MPS, XPU and MTIA alike)."""
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:
+        return accelerator.is_available()
+    return torch.cuda.is_available() or mps_available()
+
+
 def seed_all(seed: int) -> None:
     """torch.manual_seed, without its cost where no accelerator is present: there it formats the
     whole Python stack three times per call (for CUDA, XPU and MTIA, to seed them once they
     start), which reads the source of every frame's file into linecache for good."""
-    accelerator = getattr(torch, "accelerator", None)      # torch 2.6+: CUDA, MPS, XPU, MTIA alike
-    present = accelerator.is_available() if accelerator is not None else (torch.cuda.is_available()
-                                                                           or mps_available())
-    if present:
+    if accelerator_present():
         torch.manual_seed(seed)
     else:
         torch.random.default_generator.manual_seed(seed)
