@@ -106,6 +106,26 @@ async def test_the_newest_sample_stays_in_view_when_the_panel_shrinks(tiny_app: 
         assert samples.scroll_y == 5, "one scrolled back to read stays where it was"
 
 
+async def test_samples_are_wrapped_again_when_the_panel_narrows(tiny_app: CharLMApp):
+    """A run's last lines, written while the panel was wide, are read whole once the settings
+    come back beside it: wrapped again at the new width, not cut at the border."""
+    async with tiny_app.run_test(size=(140, 40)) as pilot:
+        samples = pilot.app.screen.query_one(SampleLog)
+        samples.add_sample(EvalReport(100, 6.0, 1.5, 1.6, 1.6, "a sample"))
+        note = ("done; saved a-run-with-a-long-name-20261207-221512 at step 8,075 · best val 1.563 nats/char "
+                "(2.255 bits/char) · press 2 to play with it")
+        samples.add_note(note)
+        await pilot.pause()
+        wide = samples.scrollable_content_region.width
+        await pilot.resize_terminal(90, 40)
+        await pilot.pause()
+        narrow = samples.scrollable_content_region.width
+        assert narrow < wide and narrow < len(note)
+        assert all(line.cell_length <= narrow for line in samples.lines), "no line runs past the border"
+        assert " ".join(line.text.strip() for line in samples.lines[-4:]).endswith(note[-40:])
+        assert samples.is_vertical_scroll_end, "the newest line is still in view"
+
+
 async def test_a_nan_loss_rolls_back_and_the_screen_says_so(tiny_corpus, monkeypatch):
     monkeypatch.setenv("CHARLM_FAULT_NAN_AT", "15")
     app = CharLMApp(tiny_options(tiny_corpus, budget=30))

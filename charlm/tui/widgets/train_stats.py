@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from rich.markup import escape
 from rich.text import Text
 from textual import events
@@ -48,19 +50,52 @@ class TrainStats(Static):
 
 
 class SampleLog(RichLog):
-    """Short samples as the run learns, each under its step and the latest validation loss."""
+    """Short samples as the run learns, each under its step and the latest validation loss.
+
+    RichLog wraps a line once, at the width it has when written, and the panel's width changes
+    with the screen (the settings beside it come back when a run ends): the lines written
+    before would then be cut at the border. So the log keeps what it wrote (the newest KEPT
+    entries) and writes it again at the new width."""
+
+    KEPT = 600     # entries (a sample, its heading or a note): 300 samples, 30,000 steps at one per 100
 
     def __init__(self, **kwargs):
-        super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, **kwargs)
+        # min_width=1: RichLog's default (78) wraps at 78 columns however narrow the panel is.
+        super().__init__(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=1, **kwargs)
         self._height = 0
+        self._entries: deque[Text] = deque(maxlen=self.KEPT)
+        self._wrapped_at = 0      # the content width the lines were wrapped at
 
     def on_resize(self, event: events.Resize) -> None:
-        """Keep the newest sample in view when the panel shrinks (the stats above it grew a
-        line, the terminal got shorter); one scrolled back to read stays where it is."""
-        shrunk_by = max(self._height - event.size.height, 0)
+        """Wrap again at a new width; keep the newest sample in view when the panel shrinks (the
+        stats above it grew a line, the terminal got shorter); one scrolled back to read stays
+        where it is."""
+        at_end = self.scroll_y >= self.max_scroll_y - max(self._height - event.size.height, 0)
         self._height = event.size.height
-        if shrunk_by and self.scroll_y >= self.max_scroll_y - shrunk_by:
+        width = self.scrollable_content_region.width
+        if width != self._wrapped_at and self._entries:
+            self._rewrap()
+        if at_end:
             self.scroll_end(animate=False, immediate=True)
+
+    def _rewrap(self) -> None:
+        y = self.scroll_y
+        super().clear()
+        for entry in self._entries:
+            self._write(entry, scroll_end=False)
+        self.scroll_to(y=min(y, self.max_scroll_y), animate=False, immediate=True)
+
+    def _write(self, entry: Text, scroll_end: bool | None = None) -> None:
+        self._wrapped_at = self.scrollable_content_region.width
+        self.write(entry, scroll_end=scroll_end)
+
+    def _add(self, entry: Text) -> None:
+        self._entries.append(entry)
+        self._write(entry)
+
+    def clear(self) -> "SampleLog":
+        self._entries.clear()
+        return super().clear()
 
     def add_sample(self, report: EvalReport | SampleReport, last_eval: EvalReport | None = None) -> None:
         """A sample under its step and validation loss (for one written between validations,
@@ -70,8 +105,8 @@ class SampleLog(RichLog):
         else:
             val = (f"last val {fmt.loss(last_eval.val_loss)} (step {last_eval.step:,})" if last_eval
                    else "not validated yet")
-        self.write(Text(f"── step {report.step:,} · {val} ──", style="bold"))
-        self.write(Text(report.sample.strip("\n") or "(an empty sample)"))
+        self._add(Text(f"── step {report.step:,} · {val} ──", style="bold"))
+        self._add(Text(report.sample.strip("\n") or "(an empty sample)"))
 
     def add_note(self, text: str) -> None:
-        self.write(Text(text, style="italic dim"))
+        self._add(Text(text, style="italic dim"))
