@@ -4,6 +4,7 @@ and the offline mirror points at ../shared/corpora when it exists."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,15 @@ TINY_TEXT = (
     "Then the cat ran to the log and the dog ran to the mat.\n\n"
 ) * 40
 
+
+
+def words_in_random_order(seed: int = 3, lines: int = 110) -> str:
+    """Short lines of a few words in random order (~4 KB): nothing in a text's training part
+    predicts its validation part beyond the words, so a model read over it many times learns
+    it by heart and its validation loss rises."""
+    rng = random.Random(seed)
+    words = "the a cat dog sat ran on to mat log and said hello then bird flew over river tree under".split()
+    return "".join(" ".join(rng.choice(words) for _ in range(rng.randint(4, 10))) + ".\n" for _ in range(lines))
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):

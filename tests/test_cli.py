@@ -27,7 +27,7 @@ from charlm.model.network import CharRNN, param_count
 from charlm.runs.metrics import read_metrics
 from charlm.train.evaluate import evaluate
 
-from conftest import TINY_TEXT, run_cli
+from conftest import TINY_TEXT, run_cli, words_in_random_order
 
 FAST = ("--preset", "tiny", "--batch-size", "4", "--seq-len", "16", "--steps", "3", "--eval-every", "2",
         "--device", "cpu", "--precision", "fp32", "--quiet")
@@ -121,6 +121,23 @@ def test_train_on_a_directory_or_a_glob_in_another_encoding(tmp_path, make, extr
 
 
 @pytest.mark.slow
+def test_a_run_that_learns_its_text_by_heart_says_where_its_best_was(tmp_path):
+    """Validation rising after its best (a small text read many times over) is said at the end,
+    with the step best/ keeps."""
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(words_in_random_order(), encoding="utf-8")
+    run = tmp_path / "run"
+    out = ok(run_cli("train", str(corpus), "--out", str(run), "--preset", "tiny", "--steps", "150",
+                     "--eval-every", "25", "--device", "cpu", "--precision", "fp32", "--seed", "7", "--quiet",
+                     env={"COLUMNS": "300"})).stdout
+    vals = [(r["step"], r["val_loss"]) for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r]
+    best_step, best = min(vals, key=lambda v: v[1])
+    assert vals[-1][1] - best >= 0.02 and best_step < 150, f"the text was not learned by heart: {vals}"
+    done = next(line for line in out.splitlines() if line.startswith("done:"))
+    assert f"after step {best_step} val rose to {vals[-1][1]:.3f}" in done and f"best/ keeps step {best_step}" in done
+    assert json.loads((run / "best" / "config.json").read_text())["metrics"]["step"] == best_step
+
+
 def test_resume_continues_a_run_from_its_own_record(trained_run, tmp_path):
     run = Path(shutil.copytree(trained_run.run_dir, tmp_path / "run"))
     proc = ok(run_cli("train", "--resume", str(run), "--steps", "20", "--eval-every", "10", "--quiet"))   # 20 more

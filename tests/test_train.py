@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from charlm.runs.metrics import read_metrics
 from charlm.train import evaluate as evaluate_mod
 from charlm.train.evaluate import evaluate
 from charlm.train.optim import lr_at
-from charlm.train.reports import EvalReport, StepReport
+from charlm.train.reports import MEMORISED_RISE, EvalReport, StepReport, TrainResult
 
 from conftest import TINY_TEXT
 from helpers import Recorder, make_trainer, train_tiny
@@ -256,3 +257,18 @@ def test_lr_without_warm_up_starts_at_the_peak():
 def test_a_bad_train_config_is_a_usage_error(bad, needle):
     with pytest.raises(UsageError, match=needle):
         TrainConfig(**bad).validate()
+
+
+@pytest.mark.parametrize("best_step, last, said", [
+    (300, 1.90 + MEMORISED_RISE, True),            # risen since its best: said
+    (300, 1.90 + MEMORISED_RISE / 2, False),       # within noise
+    (1000, 1.95, False),                           # the best is the last step
+    (None, 2.40, False),                           # no best/ to point at
+])
+def test_the_end_says_the_text_was_learned_by_heart_only_when_val_rose_after_its_best(best_step, last, said):
+    result = TrainResult(run_dir=Path("run"), steps=1000, elapsed=60.0, best_val_loss=1.90, last_val_loss=last,
+                         stopped_early=False, chars_per_sec=1e4, best_step=best_step)
+    clause = result.memorised()
+    assert bool(clause) is said
+    if said:
+        assert clause == f"after step 300 val rose to {last:.3f} (the model began to learn the text by heart); best/ keeps step 300"

@@ -4,6 +4,7 @@ and the ways a run can stop on its own."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from charlm.machine.threads import ThreadChoice
 from charlm.units import bits
 
 MAX_ROLLBACKS = 3           # NaN/Inf losses a run recovers from (each halves the learning rate)
+MEMORISED_RISE = 0.02       # nats/char the validation loss rose after its best for a run's end to say so
 
 
 class TrainingStopped(Exception):
@@ -116,6 +118,16 @@ class TrainResult:
     chars_per_sec: float
     validated: bool = True   # last/ holds a validated step (a hurried stop saves without validating)
     not_running: float = 0.0  # seconds this session was stopped or starved, not counted in `elapsed`
+    best_step: int | None = None   # the step best/ holds
+
+    def memorised(self) -> str:
+        """When the validation loss rose after its best by the end (a small text read many times
+        over: the model began to learn it by heart), one clause that says so; else ""."""
+        if (self.best_step is None or self.best_step >= self.steps or not math.isfinite(self.last_val_loss)
+                or self.last_val_loss - self.best_val_loss < MEMORISED_RISE):
+            return ""
+        return (f"after step {self.best_step:,} val rose to {self.last_val_loss:.3f} (the model began to learn the "
+                f"text by heart); best/ keeps step {self.best_step:,}")
 
 
 class TrainCallbacks:

@@ -137,13 +137,22 @@ class RunWriter:
 
     def saved_best(self) -> float:
         """The validation loss best/ was saved at (inf when there is none, or it cannot be read)."""
-        if not (self.rundir.best / CONFIG).is_file():
-            return math.inf
-        try:
-            value = read_meta(self.rundir.best).get("metrics", {}).get("best_val_loss")
-        except UsageError:
-            return math.inf
+        value = self._best_metrics().get("best_val_loss")
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+    def saved_best_step(self) -> int | None:
+        """The step best/ holds (None when there is none, or it cannot be read)."""
+        step = self._best_metrics().get("step")
+        return step if isinstance(step, int) else None
+
+    def _best_metrics(self) -> dict:
+        if not (self.rundir.best / CONFIG).is_file():
+            return {}
+        try:
+            metrics = read_meta(self.rundir.best).get("metrics", {})
+        except UsageError:
+            return {}
+        return metrics if isinstance(metrics, dict) else {}
 
 
 def _or_inf(x: float | None) -> float:

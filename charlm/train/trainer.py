@@ -179,7 +179,8 @@ class Trainer:
         return TrainResult(self.run_dir, self.step, self.elapsed, self.best_val, self.last_val,
                            stopped_early=self.progress() < 1.0,
                            chars_per_sec=session_chars / max(self.elapsed - start_elapsed, 1e-9),
-                           validated=self.step in (self._validated_at, start_step), not_running=self.clock.not_running)
+                           validated=self.step in (self._validated_at, start_step), not_running=self.clock.not_running,
+                           best_step=self.writer.saved_best_step() if self.team.writes else None)
 
     def _train_step(self, lr: float) -> float:
         if self.chunk >= self.batches.chunks_per_epoch:

@@ -25,6 +25,8 @@ from charlm.tui.widgets.loss_chart import LossChart
 from charlm.tui.widgets.model_picker import ModelPicker
 from charlm.tui.widgets.train_stats import SampleLog, TrainStats
 
+from conftest import words_in_random_order
+
 from .conftest import SIZE, corpus_ready, start_training, tiny_options, wait_for
 
 pytestmark = pytest.mark.xdist_group("tui-train")
@@ -124,6 +126,20 @@ async def test_samples_are_wrapped_again_when_the_panel_narrows(tiny_app: CharLM
         assert all(line.cell_length <= narrow for line in samples.lines), "no line runs past the border"
         assert " ".join(line.text.strip() for line in samples.lines[-4:]).endswith(note[-40:])
         assert samples.is_vertical_scroll_end, "the newest line is still in view"
+
+
+async def test_a_run_that_learns_its_text_by_heart_says_where_its_best_was(tmp_path):
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(words_in_random_order(), encoding="utf-8")
+    app = CharLMApp(tiny_options(corpus, budget=150, eval_every=25, model=dict(layers=1, hidden=64, embed=16),
+                                 train=dict(batch_size=32, seq_len=64, lr=1e-2, device="cpu", precision="fp32", seed=7)))
+    async with app.run_test(size=SIZE) as pilot:
+        session = await start_training(pilot)
+        await wait_for(pilot, lambda: not session.active, what="the run to finish")
+        notes = " ".join(" ".join(line.text.split()) for line in app.screen.query_one(SampleLog).lines)
+        best_step = min(session.val_points, key=lambda p: p[2])[0]      # (step, elapsed, val loss)
+        assert best_step < 150, f"the text was not learned by heart: {session.val_points}"
+        assert f"after step {best_step} val rose to" in notes and f"best/ keeps step {best_step}" in notes
 
 
 async def test_a_nan_loss_rolls_back_and_the_screen_says_so(tiny_corpus, monkeypatch):

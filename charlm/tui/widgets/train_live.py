@@ -66,13 +66,14 @@ class TrainLive(Vertical):
     def finished(self, result: TrainResult) -> None:
         """What a person reads when the run is done: what the loss is worth, what was saved."""
         how = "stopped; saved" if result.stopped_early else "done; saved"
-        text = (f"{how} {result.run_dir.name} at step {result.steps:,} · best val {fmt.loss(result.best_val_loss)} "
-                f"nats/char ({fmt.bpc(result.best_val_loss)} bits/char)")
+        saved = (f"{how} {result.run_dir.name} at step {result.steps:,} · best val {fmt.loss(result.best_val_loss)} "
+                 f"nats/char ({fmt.bpc(result.best_val_loss)} bits/char)")
         if math.isfinite(result.best_val_loss):
             for line in verdict(result.best_val_loss, self._corpus_sha(), self.session.yardsticks):
                 self.note(line)
-        self.note(text + " · press 2 to play with it")      # last: what was saved, what next
-        self.notify(f"{text}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
+        memorised = f"; {result.memorised()}" if result.memorised() else ""
+        self.note(f"{saved}{memorised} · press 2 to play with it")      # last: what was saved, what next
+        self.notify(f"{saved}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
 
     # -- the trainer's reports -------------------------------------------------------------
     def on_training_started(self, event: TrainingStarted) -> None:
