@@ -84,6 +84,26 @@ async def test_stream_change_temperature_continue_clear_save(tiny_corpus, traine
         assert out.text == ""
 
 
+async def test_p_goes_into_the_prompt_and_a_model_loading_meanwhile_leaves_the_keys_there(tiny_corpus, trained_run):
+    runs = [install_run(trained_run, name) for name in ("demo", "other")]
+    app = CharLMApp(tiny_options(tiny_corpus))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_generate(pilot)
+        run = next(r for r in runs if r.name != screen.source.label)
+        prompt, out = screen.query_one("#prompt", TextArea), screen.query_one(OutputView)
+        await pilot.press("p", *"Once")
+        loaded = screen.source
+        screen.open_run(run)                         # a model loads while the prompt is being typed
+        await wait_for(pilot, lambda: screen.source is not loaded, what="the model to load again")
+        await pilot.press(*" upon a cat")
+        assert prompt.text == "Once upon a cat" and not out.colour, "every letter went into the prompt"
+        await pilot.press("escape", "3")
+        assert pilot.app.current_mode == "models", "esc leaves the prompt: keys are the app's again"
+        await pilot.press("2", "ctrl+g")
+        await wait_for(pilot, lambda: len(out.tokens) >= 5, what="streamed characters")
+        assert out.text.startswith("Once upon a cat")
+
+
 async def test_top_k_top_p_length_change_live(tiny_corpus, trained_run):
     install_run(trained_run)
     async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:

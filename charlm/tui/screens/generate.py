@@ -26,7 +26,8 @@ from charlm.tui.widgets.output import LEGEND, OutputView
 # The screen's keys; a binding's tooltip is its line in the help and its command in the palette (tui/keys.py).
 KEYS = [
     Binding("ctrl+g", "generate", "Generate", priority=True, tooltip="generate: text from the prompt"),
-    Binding("escape", "stop", "Stop", tooltip="stop: the text stops streaming"),
+    Binding("escape", "stop", "Stop", tooltip="stop: the text stops streaming (and the keys leave the prompt)"),
+    Binding("p", "edit_prompt", "Prompt", tooltip="prompt: type in it (esc leaves it, ctrl+g generates from it)"),
     Binding("c", "continue", "Continue", tooltip="continue: go on from where the text stopped"),
     Binding("left,minus", "temperature(-0.05)", "Temperature −", show=False,
             tooltip="temperature down: safer text (0 = greedy), from the very next character"),
@@ -114,13 +115,13 @@ class GenerateScreen(Screen):
 
     @on(ModelSource.Loading)
     def _loading(self) -> None:
-        self.action_stop()
+        self.play.stop()         # not action_stop: a prompt being typed keeps the focus
         self.query_one(OutputView).border_subtitle = "loading…"
 
     @on(ModelSource.Picked)
     def _set_source(self, event: ModelSource.Picked) -> None:
         """A model is ready: generate from it from now on."""
-        self.action_stop()
+        self.play.stop()
         source = self.source = event.source
         self.knobs.vocab_size = len(source.vocab)
         self.play.end = None
@@ -180,6 +181,10 @@ class GenerateScreen(Screen):
             self.action_generate()
             return
         self.play.go_on(self.source, self.knobs.seed(offset=len(self.query_one(OutputView).tokens)))
+
+    def action_edit_prompt(self) -> None:
+        """Into the prompt, to type (letters are this screen's keys until then)."""
+        self.query_one("#prompt", TextArea).focus()
 
     def action_stop(self) -> None:
         """Stop the text streaming (the output stays; Continue goes on from it)."""
