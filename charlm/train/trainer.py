@@ -177,10 +177,9 @@ class Trainer:
                 record_run(self.model.config, self.cfg, self.precision, rate.rate)
         session_chars = (self.step - start_step) * self.cfg.batch_size * self.cfg.seq_len
         return TrainResult(self.run_dir, self.step, self.elapsed, self.best_val, self.last_val,
-                           stopped_early=self.progress() < 1.0,
+                           stopped_early=self.progress() < 1.0, best_step=self.writer.saved_best_step(),
                            chars_per_sec=session_chars / max(self.elapsed - start_elapsed, 1e-9),
-                           validated=self.step in (self._validated_at, start_step), not_running=self.clock.not_running,
-                           best_step=self.writer.saved_best_step() if self.team.writes else None)
+                           validated=self.step in (self._validated_at, start_step), not_running=self.clock.not_running)
 
     def _train_step(self, lr: float) -> float:
         if self.chunk >= self.batches.chunks_per_epoch:

@@ -29,16 +29,16 @@ KEYS = [
     Binding("escape", "stop", "Stop", tooltip="stop: the text stops streaming (and the keys leave the prompt)"),
     Binding("p", "edit_prompt", "Prompt", tooltip="prompt: type in it (esc leaves it, ctrl+g generates from it)"),
     Binding("c", "continue", "Continue", tooltip="continue: go on from where the text stopped"),
-    Binding("left,minus", "temperature(-0.05)", "Temperature −", show=False,
+    Binding("left,minus", "nudge('temperature', -0.05)", "Temperature −", show=False,
             tooltip="temperature down: safer text (0 = greedy), from the very next character"),
-    Binding("right,plus,equals_sign", "temperature(0.05)", "Temperature", key_display="←/→",
+    Binding("right,plus,equals_sign", "nudge('temperature', 0.05)", "Temperature", key_display="←/→",
             tooltip="temperature up: more adventurous text, from the very next character"),
-    Binding("left_square_bracket", "top_k(-5)", "top-k −", show=False, tooltip="top-k down: sample among fewer characters (0 = all)"),
-    Binding("right_square_bracket", "top_k(5)", "top-k +", show=False, tooltip="top-k up: sample among more characters"),
-    Binding("left_curly_bracket", "top_p(-0.05)", "top-p −", show=False, tooltip="top-p down: keep less probability mass"),
-    Binding("right_curly_bracket", "top_p(0.05)", "top-p +", show=False, tooltip="top-p up: keep more probability mass (1 = all)"),
-    Binding("less_than_sign", "length(-100)", "length −", show=False, tooltip="length down: 100 fewer characters per Generate / Continue"),
-    Binding("greater_than_sign", "length(100)", "length +", show=False, tooltip="length up: 100 more characters per Generate / Continue"),
+    Binding("left_square_bracket", "nudge('top_k', -5)", "top-k −", show=False, tooltip="top-k down: sample among fewer characters (0 = all)"),
+    Binding("right_square_bracket", "nudge('top_k', 5)", "top-k +", show=False, tooltip="top-k up: sample among more characters"),
+    Binding("left_curly_bracket", "nudge('top_p', -0.05)", "top-p −", show=False, tooltip="top-p down: keep less probability mass"),
+    Binding("right_curly_bracket", "nudge('top_p', 0.05)", "top-p +", show=False, tooltip="top-p up: keep more probability mass (1 = all)"),
+    Binding("less_than_sign", "nudge('length', -100)", "length −", show=False, tooltip="length down: 100 fewer characters per Generate / Continue"),
+    Binding("greater_than_sign", "nudge('length', 100)", "length +", show=False, tooltip="length up: 100 more characters per Generate / Continue"),
     Binding("r", "generate", "Regenerate", show=False, tooltip="regenerate: from the same prompt again"),
     Binding("x", "clear", "Clear", show=False, tooltip="clear: empty the output"),
     Binding("ctrl+s", "save", "Save", priority=True, show=False, tooltip="save text to a file: the prompt and the output"),
@@ -226,21 +226,9 @@ class GenerateScreen(Screen):
         self.play.toggle_guesses()
 
     # -- the knobs' keys ---------------------------------------------------------------------
-    def action_temperature(self, delta: float) -> None:
-        """Temperature up or down, applied to the next character."""
-        self.knobs.nudge("temperature", delta)
-
-    def action_top_k(self, delta: int) -> None:
-        """Top-k up or down (0 = off)."""
-        self.knobs.nudge("top_k", delta)
-
-    def action_top_p(self, delta: float) -> None:
-        """Top-p up or down (1 = off)."""
-        self.knobs.nudge("top_p", delta)
-
-    def action_length(self, delta: int) -> None:
-        """Length up or down."""
-        self.knobs.nudge("length", delta)
+    def action_nudge(self, knob: str, delta: float) -> None:
+        """A knob (temperature, top_k, top_p, length) up or down, applied to the next character."""
+        self.knobs.nudge(knob, delta)
 
     # -- the text ------------------------------------------------------------------------------
     def action_clear(self) -> None:
