@@ -264,11 +264,14 @@ def test_a_bad_train_config_is_a_usage_error(bad, needle):
     (300, 1.90 + MEMORISED_RISE / 2, False),       # within noise
     (1000, 1.95, False),                           # the best is the last step
     (None, 2.40, False),                           # no best/ to point at
+    (0, 2.40, True),                               # a fine-tune that only got worse
 ])
 def test_the_end_says_the_text_was_learned_by_heart_only_when_val_rose_after_its_best(best_step, last, said):
     result = TrainResult(run_dir=Path("run"), steps=1000, elapsed=60.0, best_val_loss=1.90, last_val_loss=last,
                          stopped_early=False, chars_per_sec=1e4, best_step=best_step)
     clause = result.memorised()
     assert bool(clause) is said
-    if said:
+    if said and best_step:
         assert clause == f"after step 300 val rose to {last:.3f} (the model began to learn the text by heart); best/ keeps step 300"
+    elif said:
+        assert clause == "val rose to 2.400 from where the run started; best/ keeps the weights it started from"

@@ -126,6 +126,9 @@ class TrainResult:
         if (self.best_step is None or self.best_step >= self.steps or not math.isfinite(self.last_val_loss)
                 or self.last_val_loss - self.best_val_loss < MEMORISED_RISE):
             return ""
+        if self.best_step == 0:       # a fine-tune whose starting weights read the text best
+            return (f"val rose to {self.last_val_loss:.3f} from where the run started; best/ keeps the weights "
+                    f"it started from")
         return (f"after step {self.best_step:,} val rose to {self.last_val_loss:.3f} (the model began to learn the "
                 f"text by heart); best/ keeps step {self.best_step:,}")
 
