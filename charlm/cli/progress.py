@@ -108,8 +108,8 @@ def _summary(result: TrainResult, signals: list[str]) -> str:
     parts = [f"{how}: {result.steps} steps in {result.elapsed / 60:.1f} min{paused}, {result.chars_per_sec:,.0f} chars/s"]
     if math.isfinite(result.best_val_loss):
         parts.append(f"best val {result.best_val_loss:.4f} nats/char ({bits(result.best_val_loss):.4f} bits/char)")
-    if result.memorised():
-        parts.append(result.memorised())
+    if memorised := result.memorised():
+        parts.append(memorised)
     if not result.validated:
         parts.append(f"step {result.steps} is in last/, not validated yet (charlm eval measures it)")
     return " · ".join(parts)

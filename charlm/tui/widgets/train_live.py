@@ -71,7 +71,7 @@ class TrainLive(Vertical):
         if math.isfinite(result.best_val_loss):
             for line in verdict(result.best_val_loss, self._corpus_sha(), self.session.yardsticks):
                 self.note(line)
-        memorised = f"; {result.memorised()}" if result.memorised() else ""
+        memorised = f"; {clause}" if (clause := result.memorised()) else ""
         self.note(f"{saved}{memorised} · press 2 to play with it")      # last: what was saved, what next
         self.notify(f"{saved}. Press 2 to generate text with it.", title="Checkpoint saved", timeout=8)
 
