@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
@@ -19,6 +21,22 @@ def _thin(points: list[Point]) -> list[Point]:
     stride = len(points) / MAX_POINTS
     out = [points[int(i * stride)] for i in range(MAX_POINTS - 1)]
     return out + [points[-1]]
+
+
+def axis_ticks(lo: float, hi: float, whole: bool, most: int = 6) -> tuple[list[float], list[str]]:
+    """Round tick marks across [lo, hi]: the closest spacing of 1, 2 or 5 times a power of ten
+    that gives at most `most`. `whole` (steps) keeps them whole numbers; plotext's own would
+    label step 1513.2."""
+    if hi <= lo:
+        return [lo], [f"{lo:,.0f}" if whole else f"{lo:g}"]
+    power = 10.0 ** math.floor(math.log10((hi - lo) / most))
+    spacings = [m * power * 10 ** k for k in (0, 1, 2) for m in (1, 2, 5)]
+    spacing = next(s for s in spacings if math.floor(hi / s + 1e-9) - math.ceil(lo / s - 1e-9) + 1 <= most)
+    spacing = max(spacing, 1) if whole else spacing
+    first = math.ceil(lo / spacing - 1e-9)
+    ticks = [(first + i) * spacing for i in range(math.floor(hi / spacing + 1e-9) - first + 1)]
+    decimals = 0 if whole else max(0, -math.floor(math.log10(spacing) + 1e-9))
+    return ticks, [f"{t:,.{decimals}f}" for t in ticks]
 
 
 class LossChart(PlotextPlot):
@@ -52,11 +70,14 @@ class LossChart(PlotextPlot):
         plt.title("loss (nats/char)")
         plt.xlabel(self.x_axis)
         # "hd" (quarter blocks) draws cleanly in every terminal font and in SVG screenshots.
+        xs = []
         for points, label, colour, marker in ((self.train, "train", "cyan", "hd"), (self.val, "val", "orange", "hd")):
             shown = _thin(points)
             if shown:
-                plt.plot([self._x(p) for p in shown], [p[2] for p in shown], label=label, color=colour,
-                         marker=marker)
+                xs += [self._x(p) for p in shown]
+                plt.plot(xs[-len(shown):], [p[2] for p in shown], label=label, color=colour, marker=marker)
+        if xs:
+            plt.xticks(*axis_ticks(min(xs), max(xs), whole=self.x_axis == "steps"))
         self.refresh()
 
     def render(self) -> RenderResult:
