@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from textual.widgets import Footer
 
 from charlm.tui.app import CharLMApp
 from charlm.tui.keys import name, what
@@ -38,6 +39,18 @@ async def test_help_opens_and_closes(tiny_corpus):
         assert isinstance(pilot.app.screen, HelpScreen)
         await pilot.press("escape")
         assert isinstance(pilot.app.screen, TrainScreen)
+
+
+async def test_every_screen_keeps_the_help_key_in_view_at_80_columns(tiny_corpus):
+    """The footer cuts what does not fit from its end; Generate, Models and Inspect bind more
+    than 80 columns hold, and `? Help` (the key to every other) comes first on each screen."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=(80, 24)) as pilot:
+        for key in "1234":
+            await pilot.press(key)
+            await pilot.pause()
+            footer = pilot.app.screen.query_one(Footer)
+            shown = [k for k in footer.query("FooterKey") if k.region.width and k.region.right <= footer.region.right]
+            assert shown and shown[0].action == "help", (key, [k.action for k in shown])
 
 
 async def test_every_key_of_every_screen_is_in_the_palette_and_the_help(tiny_corpus):

@@ -11,12 +11,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Footer, TextArea
 
 from charlm.errors import UsageError
 from charlm.generate.sampler import check_prompt, unknown_note
 from charlm.tui.generate_session import LiveSettings, PickNext, Source, make_sampler
+from charlm.tui.screens.base import AppScreen
 from charlm.tui.widgets.generation_panel import GenerationPanel
 from charlm.tui.widgets.knobs import Knobs
 from charlm.tui.widgets.model_source import LIVE, ModelSource  # noqa: F401  (LIVE: the live run's entry)
@@ -58,7 +58,7 @@ KEYS = [
 ]
 
 
-class GenerateScreen(Screen):
+class GenerateScreen(AppScreen):
     BINDINGS = KEYS
 
     def __init__(self) -> None:

@@ -10,7 +10,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
@@ -20,6 +19,7 @@ from charlm.corpus.files import normalise, read_text_file
 from charlm.errors import UsageError
 from charlm.tui.errors import describe_error
 from charlm.tui.inspection import Inspection, InspectProgress
+from charlm.tui.screens.base import AppScreen
 from charlm.tui.widgets.guesses import Guesses
 from charlm.tui.widgets.inspect_text import InspectText
 from charlm.tui.widgets.model_source import ModelSource
@@ -42,7 +42,7 @@ KEYS = [
 ]
 
 
-class InspectScreen(Screen):
+class InspectScreen(AppScreen):
     BINDINGS = KEYS
 
     def __init__(self) -> None:

@@ -10,7 +10,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from charlm.errors import UsageError
@@ -19,13 +18,14 @@ from charlm.runs.directory import RunDir
 from charlm.runs.listing import RunInfo, delete_run, list_runs, rename_run
 from charlm.train.finetune import lineage_text
 from charlm.tui import format as fmt
+from charlm.tui.screens.base import AppScreen
 from charlm.tui.screens.dialogs import ChartDialog, ConfirmDialog, TextPrompt
 from charlm.tui.widgets.nav import NavBar
 
 COLUMNS = ("run", "corpus", "started from", "model", "params", "steps", "best bits/char", "saved")
 
 
-class ModelsScreen(Screen):
+class ModelsScreen(AppScreen):
     BINDINGS = [
         Binding("g", "open", "Generate", tooltip="open in Generate: play with the selected run"),
         Binding("r", "resume", "Resume", tooltip="resume training: the selected run goes on (its chart too)"),

@@ -9,7 +9,6 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Select
 from textual.worker import Worker, WorkerState
 
@@ -17,6 +16,7 @@ from charlm.errors import UsageError
 from charlm.runs.listing import loss_history
 from charlm.train.reports import TrainResult
 from charlm.tui.messages import CorpusFailed, CorpusReady, StartChosen, TrainingEnded, TrainingSaved, TrainingStarted
+from charlm.tui.screens.base import AppScreen
 from charlm.tui.train_session import PostingCallbacks, TrainingSession, TrainPlan, new_plan, resume_plan
 from charlm.tui.widgets.corpus_picker import CorpusPicker
 from charlm.tui.widgets.loss_chart import LossChart
@@ -27,7 +27,7 @@ from charlm.tui.widgets.train_controls import TrainControls
 from charlm.tui.widgets.train_live import TrainLive
 
 
-class TrainScreen(Screen):
+class TrainScreen(AppScreen):
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="start: train with the corpus and model on the left"),
         Binding("p,space", "pause", "Pause/Resume", tooltip="pause / resume the run in progress"),
