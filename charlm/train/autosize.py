@@ -115,8 +115,8 @@ def predicted_loss(hidden: int, chars: float, unique: float, difficulty: float =
     read off QUALITY at the same effective amount of text (log-linear between its points), and
     scaled by the text's `difficulty` (charlm.corpus.yardsticks.Yardsticks.difficulty: how hard a 5-gram
     finds it against as much of tinyshakespeare). Measured on seven texts and five slices of them,
-    30k to 3.4M characters (18 runs of 2 and 5 minutes, bench/auto_texts.py; README "Other texts"),
-    the worst miss is 0.16 nats/char and the mean 0.08 (texts under 350k within 0.04, but for code):
+    30k to 3.4M characters (22 runs of auto's choice, 2 and 5 minutes, bench/auto_texts.py; README
+    "Other texts"), the worst miss is 0.17 nats/char (texts under 350k within 0.04, but for code):
     text difficulty is more than a 5-gram sees (Python does better, big Bengali and short runs on
     big novels worse, than it predicts)."""
     points = [(effective_chars(d, REFERENCE_CORPUS), loss) for d, loss in QUALITY[_nearest_measured(hidden)]]
