@@ -41,10 +41,10 @@ def one(corpus: str, minutes: float, run: Path, hidden: str = "auto", seed: int 
     val = json.loads(charlm("eval", str(run), "--json").stdout)["nats_per_char"]
     info = json.loads(charlm("info", str(run), "--json").stdout)
     meta = json.loads((run / "last" / "config.json").read_text())
-    return {"corpus": corpus, "minutes": minutes, "hidden": hidden, "seed": meta["train"]["seed"], "predicted": predicted, "val": val, "auto": auto,
-            "steps": meta["metrics"]["step"], "chars": info["corpus_chars"],
-            "five_gram": (info["yardsticks"] or {}).get("5-gram"), "date": time.strftime("%Y-%m-%d"),
-            "machine": describe()}
+    return {"corpus": corpus, "minutes": minutes, "hidden": hidden, "seed": meta["train"]["seed"],
+            "predicted": predicted, "val": val, "auto": auto, "steps": meta["metrics"]["step"],
+            "chars": info["corpus_chars"], "five_gram": (info["yardsticks"] or {}).get("5-gram"),
+            "date": time.strftime("%Y-%m-%d"), "machine": describe()}
 
 
 def sliced(spec: str, folder: Path) -> str:
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--corpora", default="war-and-peace,python-stdlib,tagore")
     ap.add_argument("--minutes", default="2,5")
     ap.add_argument("--hidden", default="auto", help="comma list of widths to train at, `auto` for auto's choice")
-    ap.add_argument("--seeds", default="", help="comma list of seeds, each run once per seed (default: the default seed)")
+    ap.add_argument("--seeds", default="", help="comma list of seeds, each run once per seed (default: charlm's)")
     ap.add_argument("--record", type=Path, help="append each row as JSON to this file")
     ap.add_argument("--shakespeare-sizes", action="store_true",
                     help="only measure tinyshakespeare's 5-gram at the sizes difficulty() places texts against")
@@ -97,8 +97,10 @@ def main() -> None:
                 run = Path(tmp) / f"{Path(corpus).stem}-{minutes:g}-{hidden}-{seed}"
                 row = {**one(corpus, minutes, run, hidden, seed), "corpus": spec}
                 rows.append(row)
-                print(f"{spec}, {minutes:g} min, {row['hidden']} (seed {row['seed']}): predicted {row['predicted']:.3f}, reached {row['val']:.4f} "
-                      f"({row['val'] - row['predicted']:+.3f}) · {row['steps']:,} steps · 5-gram {row['five_gram']:.3f}"
+                print(f"{spec}, {minutes:g} min, {row['hidden']} (seed {row['seed']}): "
+                      f"predicted {row['predicted']:.3f}, "
+                      f"reached {row['val']:.4f} ({row['val'] - row['predicted']:+.3f}) · {row['steps']:,} steps · "
+                      f"5-gram {row['five_gram']:.3f}"
                       f"\n    {row['auto']}", flush=True)
                 if args.record:
                     with open(args.record, "a", encoding="utf-8") as f:

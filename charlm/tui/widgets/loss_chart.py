@@ -74,8 +74,9 @@ class LossChart(PlotextPlot):
         for points, label, colour, marker in ((self.train, "train", "cyan", "hd"), (self.val, "val", "orange", "hd")):
             shown = _thin(points)
             if shown:
-                xs += [self._x(p) for p in shown]
-                plt.plot(xs[-len(shown):], [p[2] for p in shown], label=label, color=colour, marker=marker)
+                x = [self._x(p) for p in shown]
+                plt.plot(x, [p[2] for p in shown], label=label, color=colour, marker=marker)
+                xs += x
         if xs:
             plt.xticks(*axis_ticks(min(xs), max(xs), whole=self.x_axis == "steps"))
         self.refresh()
