@@ -1,4 +1,5 @@
-"""The loss chart's axis: steps labelled as whole numbers, minutes as far as their spacing needs."""
+"""The loss chart's axis: steps labelled as whole numbers, minutes as far as their spacing needs,
+and no more labels than the chart's width holds."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ async def test_a_long_run_is_drawn_with_whole_step_labels_and_round_minutes():
         await pilot.pause()
         axis = str(chart.render()).splitlines()[-2]       # the tick labels, above the axis title
         assert axis.split() == ["1,000", "2,000", "3,000", "4,000", "5,000", "6,000"], axis
+        await pilot.resize_terminal(47, 20)         # as narrow as the Train screen leaves it at 80 columns
+        await pilot.pause()
+        axis = str(chart.render()).splitlines()[-2]
+        assert axis.split() == ["2,000", "4,000", "6,000"], axis   # fewer, none dropped for touching
+        await pilot.resize_terminal(110, 20)
         chart.toggle_axis()
         await pilot.pause()
         axis = str(chart.render()).splitlines()[-2]

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 MAX_POINTS = 400          # per series: more is invisible at terminal resolution and slows drawing
+TICK_CELLS = 9            # columns a tick label needs ("12,000" and a gap): plotext drops labels that touch
 
 Point = tuple[int, float, float]   # (step, elapsed seconds, loss)
 
@@ -57,6 +58,9 @@ class LossChart(PlotextPlot):
     def watch_x_axis(self) -> None:
         self._draw()
 
+    def on_resize(self) -> None:
+        self._draw()              # as many ticks as the new width holds
+
     def toggle_axis(self) -> None:
         self.x_axis = "minutes" if self.x_axis == "steps" else "steps"
 
@@ -78,7 +82,8 @@ class LossChart(PlotextPlot):
                 plt.plot(x, [p[2] for p in shown], label=label, color=colour, marker=marker)
                 xs += x
         if xs:
-            plt.xticks(*axis_ticks(min(xs), max(xs), whole=self.x_axis == "steps"))
+            most = max(2, min(6, (self.size.width - 6) // TICK_CELLS))     # 6: the loss labels on the left
+            plt.xticks(*axis_ticks(min(xs), max(xs), whole=self.x_axis == "steps", most=most))
         self.refresh()
 
     def render(self) -> RenderResult:
