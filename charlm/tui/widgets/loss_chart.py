@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 MAX_POINTS = 400          # per series: more is invisible at terminal resolution and slows drawing
-TICK_CELLS = 9            # columns a tick label needs ("12,000" and a gap): plotext drops labels that touch
+TICK_CELLS = 9            # columns a tick label needs ("12,000" and a gap): plotext drops or crowds more
 
 Point = tuple[int, float, float]   # (step, elapsed seconds, loss)
 
