@@ -30,12 +30,13 @@ import torch.nn.functional as F
 
 from bench.machine import describe
 from charlm.config import preset_configs
-from charlm.corpus.encoded import StreamBatches, encode_corpus
+from charlm.corpus.encoded import encode_corpus
 from charlm.corpus.files import source_of_path
 from charlm.corpus.names import default_corpus
 from charlm.machine.allocator import keep_freed_memory
 from charlm.machine.device import autocast, pick_device
 from charlm.model.network import param_count
+from charlm.train.batches import StreamBatches
 from charlm.train.reports import StepReport, TrainCallbacks
 from charlm.train.speed import pick_precision
 from charlm.train.trainer import Trainer

@@ -19,8 +19,9 @@ from charlm.config import ModelConfig, TrainConfig
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.model import checkpoint as ckpt_mod
-from charlm.model.checkpoint import load_checkpoint, load_resume_state, resolve_checkpoint, save_checkpoint
+from charlm.model.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.model.network import CharRNN
+from charlm.runs.directory import resolve_checkpoint
 
 PACKAGE = Path(charlm.__file__).parent
 

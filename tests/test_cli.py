@@ -287,3 +287,26 @@ def test_sample_from_a_run_directory_uses_best(trained_run, tmp_path):
     c = SampleControls(0.8)
     assert out == Sampler(ck.model, ck.vocab).generate("", 100, c, seed=9) + "\n"
     assert out != Sampler(untrained, ck.vocab).generate("", 100, c, seed=9) + "\n"
+
+
+# What the person typed, and what charlm says before any command has imported torch (~2 s).
+ANSWERED_WITHOUT_TORCH = {
+    "help": ["--help"],
+    "a command's help": ["train", "--help"],
+    "a flag out of range": ["sample", "run", "--temperature", "-1"],
+    "a mistyped checkpoint": ["sample", "no-such-run"],
+    "a mistyped checkpoint to eval": ["eval", "no-such-run"],
+    "a folder that holds no run": ["info", "."],
+}
+
+
+@pytest.mark.parametrize("argv", ANSWERED_WITHOUT_TORCH.values(), ids=ANSWERED_WITHOUT_TORCH.keys())
+def test_help_and_usage_errors_answer_without_importing_torch(argv, tmp_path):
+    """`charlm --help` or a typo answered in a fraction of a second: torch is not imported for them."""
+    code = ("import sys\nfrom charlm.cli.main import main\ntry:\n    status = main(sys.argv[1:])\n"
+            "except SystemExit as e:\n    status = e.code\nprint('torch' in sys.modules, status, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    imported, status = proc.stderr.strip().splitlines()[-1].split()
+    assert status in ("0", "2"), proc.stderr
+    assert imported == "False", f"charlm {' '.join(argv)} imported torch: {proc.stderr}"

@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from charlm.config import ModelConfig
 from charlm.corpus import encoded as data_mod
 from charlm.corpus import files as corpus_mod
-from charlm.corpus.encoded import (VAL_SAMPLE_CHARS, CharSet, StreamBatches, cache_dir, count_unknown, encode_corpus,
-                                   encode_text, eval_streams, validation_sample)
+from charlm.corpus.encoded import (VAL_SAMPLE_CHARS, CharSet, cache_dir, count_unknown, encode_corpus, encode_text,
+                                   validation_sample)
 from charlm.corpus.files import read_text, source_of_path
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.model.network import CharRNN
+from charlm.train.batches import StreamBatches, eval_streams
 from charlm.train.evaluate import evaluate
 
 from conftest import TINY_TEXT

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.analysis.neurons import Unit, activations, parse_unit, pattern_values, rank_units, unit_trace
+from charlm.analysis.neurons import Unit, activations, parse_unit, rank_units, unit_trace
+from charlm.analysis.patterns import pattern_values
 from charlm.cancel import Cancelled
 from charlm.config import ModelConfig
 from charlm.corpus.encoded import encode_text

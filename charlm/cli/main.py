@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 build_parser().print_help()
                 return 0
+            if getattr(args, "checkpoint", None) is not None:
+                # A mistyped CKPT is told at once, not after the command has imported torch (~2 s).
+                from charlm.runs.directory import resolve_checkpoint
+                resolve_checkpoint(args.checkpoint)
             return args.func(args) or 0
     except UsageError as e:
         _print_error(e.message)

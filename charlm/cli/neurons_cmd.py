@@ -10,7 +10,7 @@ from charlm.errors import UsageError
 
 
 def register(sub) -> None:
-    from charlm.analysis.neurons import PATTERNS
+    from charlm.analysis.patterns import PATTERNS
     names = "; ".join(f"{k}: {v}" for k, v in PATTERNS.items())
     p = sub.add_parser("neurons", help="find the units that track a pattern (quotes, nesting, column...)",
                        description="Rank every recurrent unit (layer, h or c, index) by the Pearson correlation "
@@ -28,7 +28,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from charlm.analysis.neurons import parse_unit, rank_units, varying_pattern
+    from charlm.analysis.neurons import parse_unit, rank_units
+    from charlm.analysis.patterns import varying_pattern
     from charlm.model.checkpoint import load_checkpoint
     if args.pattern is None and args.show is None:
         raise UsageError("neither --pattern nor --show was given", "rank units with --pattern quote, or show one "
@@ -56,7 +57,7 @@ def _table(top, total: int, pattern: str, chars: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from charlm.analysis.neurons import PATTERNS
+    from charlm.analysis.patterns import PATTERNS
     console = Console(highlight=False)
     meaning = PATTERNS.get(pattern, f"1 on characters matching the regex {pattern!r}")
     console.print(f"pattern {pattern}: {meaning}", markup=False)

@@ -1,16 +1,8 @@
 """The encoded corpus: a memory-mapped id array cached by content hash (found again by each file's
-path, size and mtime, without reading the text), its split, the validation sample, and batches.
+path, size and mtime, without reading the text), its split and the validation sample.
 
-Truncated BPTT lays the training ids out as B parallel streams and walks them in chunks
-of T, carrying each stream's hidden state from one chunk to the next:
-
-    ids:    a b c d e f g h i j k l m n o p q r s t u v w x   (B=3 streams of 8)
-    stream 0 │a b c d│e f g h│
-    stream 1 │i j k l│m n o p│      batch k = columns [kT, kT+T) of every stream,
-    stream 2 │q r s t│u v w x│      targets shifted one character to the right
-              batch 0  batch 1
-
-Streams are read straight from the memory map, so memory stays bounded for any corpus size.
+Numbers only, no tensors: a command that reads or checks a text never waits for torch to
+import. The trainer's batches are cut from these ids by charlm.train.batches.
 """
 
 from __future__ import annotations
@@ -26,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from charlm.corpus.files import CorpusSource, iter_text
 from charlm.corpus.vocab import DENSE, UNK_ID, CharVocab
@@ -300,57 +291,6 @@ def count_unknown(ids: np.ndarray, block: int = 1 << 24) -> int:
 
 def _describe(source: CorpusSource) -> str:
     return str(source.paths[0]) if len(source.paths) == 1 else f"corpus {source.name!r} ({len(source.paths)} files)"
-
-
-class StreamBatches:
-    """`batch_size` parallel streams over `ids`, cut into chunks of `seq_len` (see module doc).
-
-    After the last chunk the trainer starts the next pass with its hidden state carried on,
-    not reset: each stream's end runs into its start like a scene change. Reset at every pass,
-    the state never outlived one stream (7.8k chars of tinyshakespeare at 128 streams), and
-    one 5-minute run's state drifted on the 111k-char stream `charlm eval` reads (1.46
-    nats/char over 16 streams, 1.68 as one)."""
-
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, streams: slice = slice(None)):
-        """`streams`: which of the `batch_size` streams to serve (a rank's share under torchrun)."""
-        self.ids, self.batch_size, self.seq_len = ids, batch_size, seq_len
-        self.stream_len = (len(ids) - 1) // batch_size          # +1: targets run one past inputs
-        self.chunks_per_epoch = self.stream_len // seq_len
-        if self.chunks_per_epoch < 1:
-            need = batch_size * seq_len + 1
-            raise UsageError(
-                f"the training text has {len(ids):,} characters, fewer than one batch needs "
-                f"({batch_size} x {seq_len} + 1 = {need:,})",
-                "use a longer text, or a smaller --batch-size / --seq-len")
-        self._starts = np.arange(batch_size, dtype=np.int64)[streams, None] * self.stream_len
-        self._offsets = np.arange(seq_len + 1, dtype=np.int64)[None, :]
-
-    def batch(self, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets (B, T) for chunk number `chunk` of the epoch."""
-        window = np.asarray(self.ids[self._starts + chunk * self.seq_len + self._offsets], dtype=np.int64)  # (B, T+1)
-        t = torch.from_numpy(window)
-        return t[:, :-1], t[:, 1:]
-
-
-def eval_streams(ids: np.ndarray, n_streams: int, chunk: int = 512, streams: slice = slice(None)):
-    """Chunks (x, y) of shape (S, <=chunk), int64, for evaluation with carried state.
-
-    1-D `ids` is cut into S = `n_streams` contiguous pieces run side by side (fast on long texts),
-    covering all but a few of its transitions; 2-D `ids` (a `validation_sample`) has one stream
-    per row. Each chunk is converted on its own, so memory stays bounded for any length.
-    `streams` keeps some of the S (a rank's share of a validation).
-    """
-    if ids.ndim == 2:
-        x, y = ids[:, :-1], ids[:, 1:]
-    else:
-        n_streams = max(1, min(n_streams, (len(ids) - 1) // 64 or 1))
-        stream_len = (len(ids) - 1) // n_streams
-        x = ids[: n_streams * stream_len].reshape(n_streams, stream_len)      # views, also of a memmap
-        y = ids[1: n_streams * stream_len + 1].reshape(n_streams, stream_len)
-    x, y = x[streams], y[streams]
-    for i in range(0, x.shape[1], chunk):
-        yield (torch.from_numpy(np.asarray(x[:, i:i + chunk], dtype=np.int64)),
-               torch.from_numpy(np.asarray(y[:, i:i + chunk], dtype=np.int64)))
 
 
 # Validation during training reads at most this many characters, whatever the corpus size: 256k

@@ -32,11 +32,8 @@ from charlm.config import ModelConfig, TrainConfig, param_count, to_dict
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.model.network import CharRNN
-from charlm.paths import missing_path_problem, run_path
-from charlm.runs.directory import (BEST, CONFIG, FORMAT, FORMAT_VERSION, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS,
-                                   ResumeState, RunDir, read_meta, read_resume_json, swap_in, temp_copy)
-
-FILES = (WEIGHTS, CONFIG, VOCAB)
+from charlm.runs.directory import (CONFIG, FORMAT, FORMAT_VERSION, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS, ResumeState,
+                                   RunDir, read_meta, read_resume_json, resolve_checkpoint, swap_in, temp_copy)
 
 
 @dataclass
@@ -103,26 +100,6 @@ def _fsync_dir(d: Path) -> None:
     for f in d.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from CKPT: itself, or a run directory's best/ (else last/); a run
-    may be named by its name under checkpoints/ (charlm.paths.run_path)."""
-    p = run_path(path)
-    if not p.exists():
-        what = missing_path_problem(p) if os.path.lexists(p) else f"no such checkpoint: {path}"
-        raise UsageError(what, "give a run directory or its best/ or last/, or a run's name (`charlm info` lists them)")
-    if p.is_file():
-        p = p.parent if p.name in FILES else p
-        if p.is_file():
-            raise UsageError(f"{path} is a file, not a checkpoint directory", "give the directory that holds model.safetensors")
-    if (p / CONFIG).exists() or (p / WEIGHTS).exists():
-        return p
-    found = RunDir(p).checkpoint(BEST)
-    if found is not None:
-        return found
-    raise UsageError(f"{path} is not a charlm checkpoint or run directory (no config.json inside)",
-                     "give a run directory under checkpoints/, or run `charlm train` first")
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:

@@ -1,5 +1,5 @@
-"""Training: the trainer (set-up, the loop, what is saved and restored), one weight update,
-the optimizer and schedule, validation, what the trainer reports, several processes under
+"""Training: the trainer (set-up, its batches, the loop, what is saved and restored), one weight
+update, the optimizer and schedule, validation, what the trainer reports, several processes under
 torchrun, fine-tuning from another run, auto sizing, speed measurement, the memory footprint,
 and the faults tests inject. `launch` builds the trainer for a new or resumed run.
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charlm.corpus.encoded import eval_streams
 from charlm.machine.device import autocast
 from charlm.model.network import CharRNN, char_loss, eval_mode
+from charlm.train.batches import eval_streams
 from charlm.units import bits
 
 

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from charlm.config import ModelConfig, TrainConfig
-from charlm.corpus.encoded import EncodedCorpus, StreamBatches, validation_sample
+from charlm.corpus.encoded import EncodedCorpus, validation_sample
 from charlm.errors import UsageError
 from charlm.machine.device import seed_all
 from charlm.machine.threads import ThreadGovernor, usable_cores
 from charlm.model.network import CharRNN
+from charlm.train.batches import StreamBatches
 from charlm.train.distributed import Team
 from charlm.train.speed import pick_precision
 

@@ -13,7 +13,8 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from charlm.analysis.neurons import PATTERNS, parse_unit
+from charlm.analysis.neurons import parse_unit
+from charlm.analysis.patterns import PATTERNS
 from charlm.cancel import Cancelled
 from charlm.corpus.files import normalise, read_text_file
 from charlm.errors import UsageError
