@@ -294,6 +294,8 @@ ANSWERED_WITHOUT_TORCH = {
     "help": ["--help"],
     "a command's help": ["train", "--help"],
     "a flag out of range": ["sample", "run", "--temperature", "-1"],
+    "a mistyped text to train on": ["train", "no-such-text.txt", "--steps", "5"],
+    "flags that contradict each other": ["train", "text.txt", "--deterministic", "--minutes", "1"],
     "a mistyped checkpoint": ["sample", "no-such-run"],
     "a mistyped checkpoint to eval": ["eval", "no-such-run"],
     "a folder that holds no run": ["info", "."],

@@ -10,7 +10,7 @@ from rich.console import Console
 from charlm.cli import args as A
 from charlm.config import (AUTO, CELLS, DEFAULT_LR, DEFAULT_PRESET, DEVICES, OPTIMIZERS, PRESETS, ModelConfig,
                            TrainConfig, budget_fields, more_budget, preset_configs, to_dict)
-from charlm.corpus.names import default_corpus, record_spec, resolve_corpus
+from charlm.corpus.names import default_corpus, record_spec, resolve_corpus, resolve_here
 from charlm.errors import UsageError
 from charlm.paths import new_run_dir, run_path
 
@@ -68,21 +68,23 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    # torch is imported only now: flags are checked, and errors reported, without its ~1.5 s.
+    if args.resume is not None and args.init is not None:
+        raise UsageError("--init starts a new run from another, --resume continues a run", "drop one of them")
+    if args.resume is None:
+        _check_flags(args)              # a typo should cost nothing: before torch's ~2 s import ...
+        if args.corpus:
+            resolve_here(args.corpus, args.encoding)    # ... and a mistyped CORPUS too (nothing is fetched)
     from charlm.cli.progress import train_silently, train_with_progress
     from charlm.train.distributed import current_team, exit_rank, leave
     from charlm.train.launch import encode_for_run, new_trainer
     team = current_team()               # under torchrun: join the other ranks (charlm.train.distributed)
     try:
-        if args.resume is not None and args.init is not None:
-            raise UsageError("--init starts a new run from another, --resume continues a run", "drop one of them")
         if args.resume is not None:
             status = _resume(args, team)
             leave(finished=status == 0)
             exit_rank(status)
             return status
-        _check_flags(args)              # before the corpus is read: a typo should cost nothing
-        parent = _parent(args)          # ... and so should a bad --init
+        parent = _parent(args)          # before the corpus is read: a bad --init should cost nothing
         with team.rank0_first():        # a download, the encoded cache: made once, then found
             source, spec = _source(args)
             corpus = encode_for_run(source, parent)
