@@ -8,7 +8,7 @@ import functools
 from textual import _styles_cache, dom, events     # (private parts: the bugs are in them)
 from textual.app import App
 from textual.screen import Screen
-from textual.widgets import OptionList
+from textual.widgets import OptionList, TextArea
 
 _applied = False
 
@@ -20,6 +20,7 @@ def apply() -> None:
         _cache_inner_outer_by_colour()
         _forget_closed_watchers()
         _page_keys_before_layout()
+        _undo_with_the_cursor_in_the_text()
 
 
 def _cache_inner_outer_by_colour() -> bool:
@@ -96,4 +97,26 @@ def _page_keys_before_layout() -> bool:
 
     _move_page.waits_for_layout = True
     OptionList._move_page = _move_page
+    return True
+
+
+def _undo_with_the_cursor_in_the_text() -> bool:
+    """Undoing a paste of many lines (ctrl+z in the prompt) shortens the text before the cursor is
+    put back. When the shorter text no longer needs a scrollbar, hiding it scrolls to the cursor,
+    which still stands on a line that is gone: ValueError, and the app ended (8.2.8;
+    Textualize/textual#6686; found by the monkey, seed 505, event 370: F19). Until the undo puts the cursor
+    back, the place it is drawn at is taken from the nearest place inside the text; the cursor
+    itself is not moved."""
+    original = TextArea.__dict__.get("_recompute_cursor_offset")
+    if original is None or getattr(original, "stays_in_the_text", False):
+        return False
+
+    def _recompute_cursor_offset(self):
+        if self.cursor_location[0] < self.document.line_count:
+            original(self)
+        else:
+            self._cursor_offset = self.wrapped_document.location_to_offset(self.document.end)
+
+    _recompute_cursor_offset.stays_in_the_text = True
+    TextArea._recompute_cursor_offset = _recompute_cursor_offset
     return True

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from textual import events
-from textual.widgets import Input, Select
+from textual.widgets import Input, Select, TextArea
 
 from charlm.tui.app import CharLMApp
 from charlm.tui.screens.dialogs import TextPrompt
@@ -246,3 +246,19 @@ async def test_input_queued_for_a_palette_under_another_screen_closes_nothing(ti
         _click_twice(pilot.app, 3, SIZE[1] - 2)    # and now outside the palette, on top again
         await pilot.pause(0.3)
         assert pilot.app.is_running and pilot.app.screen_stack == [page]
+
+
+async def test_undoing_lines_pasted_into_the_prompt_gives_the_prompt_back(tiny_corpus):
+    """F19 (seed 505, event 370): lines pasted into Generate's prompt, more than it shows, then
+    ctrl+z: Textual ended the app with ValueError (charlm/tui/textual_fixes.py says why)."""
+    async with CharLMApp(tiny_options(tiny_corpus)).run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.press("p")
+        prompt = pilot.app.screen.query_one("#prompt", TextArea)
+        await pilot.press(*"To be")
+        pilot.app.post_message(events.Paste("\n".join(f"line {i}" for i in range(12))))
+        await wait_for(pilot, lambda: prompt.show_vertical_scrollbar, what="the pasted lines to need a scrollbar")
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert pilot.app.is_running and pilot.app._exception is None, pilot.app._exception
+        assert prompt.text == "To be" and prompt.cursor_location == (0, 5)

@@ -9,6 +9,7 @@ from textual import events
 from textual._styles_cache import StylesCache
 from textual.color import Color
 from textual.style import Style
+from textual.widgets import TextArea
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
 
@@ -92,3 +93,33 @@ async def test_page_up_in_an_option_list_not_laid_out_is_dropped():
         await pilot.pause()
         options.action_page_down()            # once it has them, the key works
         assert options.highlighted > 5
+
+
+async def test_undoing_a_long_paste_that_needed_a_scrollbar_is_not_a_crash():
+    """The monkey's F19 (seed 505, event 370; Textualize/textual#6686): lines pasted into a prompt too
+    short for them, then ctrl+z. The shorter text drops its scrollbar before the cursor is put
+    back, and Textual scrolled to a line that was gone: ValueError, the app ended."""
+    from textual.app import App
+
+    textual_fixes.apply()
+
+    class Prompt(App):
+        def compose(self):
+            yield TextArea("ab\ncd")
+
+    async with Prompt().run_test(size=(40, 12)) as pilot:
+        prompt = pilot.app.query_one(TextArea)
+        prompt.styles.height = 5
+        prompt.focus()
+        prompt.move_cursor((1, 2))
+        await pilot.pause()
+        prompt.insert("\n1\n2\n3\n4\n5\n6")
+        await pilot.pause()
+        assert prompt.show_vertical_scrollbar, "the pasted lines should need a scrollbar"
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert pilot.app._exception is None, pilot.app._exception
+        assert (prompt.text, prompt.cursor_location, prompt.show_vertical_scrollbar) == ("ab\ncd", (1, 2), False)
+        await pilot.press("ctrl+y")                  # and redo brings the lines back, cursor after them
+        await pilot.pause()
+        assert (prompt.text, prompt.cursor_location) == ("ab\ncd\n1\n2\n3\n4\n5\n6", (7, 1))
