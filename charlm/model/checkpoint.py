@@ -32,8 +32,8 @@ from charlm.config import ModelConfig, TrainConfig, param_count, to_dict
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.model.network import CharRNN
-from charlm.runs.directory import (CONFIG, FORMAT, FORMAT_VERSION, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS, ResumeState,
-                                   RunDir, read_meta, read_resume_json, resolve_checkpoint, swap_in, temp_copy)
+from charlm.runs.directory import (CONFIG, FORMAT, FORMAT_VERSION, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS,
+                                   ResumeState, read_meta, read_resume_json, resolve_checkpoint, swap_in, temp_copy)
 
 
 @dataclass

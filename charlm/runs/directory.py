@@ -403,7 +403,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if p.is_file():
         p = p.parent if p.name in CHECKPOINT_FILES else p
         if p.is_file():
-            raise UsageError(f"{path} is a file, not a checkpoint directory", "give the directory that holds model.safetensors")
+            raise UsageError(f"{path} is a file, not a checkpoint directory",
+                             "give the directory that holds model.safetensors")
     if (p / CONFIG).exists() or (p / WEIGHTS).exists():
         return p
     found = RunDir(p).checkpoint(BEST)

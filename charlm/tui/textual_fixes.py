@@ -104,9 +104,8 @@ def _undo_with_the_cursor_in_the_text() -> bool:
     """Undoing a paste of many lines (ctrl+z in the prompt) shortens the text before the cursor is
     put back. When the shorter text no longer needs a scrollbar, hiding it scrolls to the cursor,
     which still stands on a line that is gone: ValueError, and the app ended (8.2.8;
-    Textualize/textual#6686; found by the monkey, seed 505, event 370: F19). Until the undo puts the cursor
-    back, the place it is drawn at is taken from the nearest place inside the text; the cursor
-    itself is not moved."""
+    Textualize/textual#6686; found by the monkey, seed 505, event 370: F19). Until the undo puts
+    the cursor back, it is drawn at the end of the text; the cursor itself is not moved."""
     original = TextArea.__dict__.get("_recompute_cursor_offset")
     if original is None or getattr(original, "stays_in_the_text", False):
         return False
