@@ -21,7 +21,7 @@ from charlm.errors import UsageError
 from charlm.model import checkpoint as ckpt_mod
 from charlm.model.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.model.network import CharRNN
-from charlm.runs.directory import resolve_checkpoint
+from charlm.runs.checkpoint_dir import resolve_checkpoint
 
 PACKAGE = Path(charlm.__file__).parent
 

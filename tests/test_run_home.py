@@ -13,7 +13,8 @@ import pytest
 from charlm import paths
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
-from charlm.runs.directory import RunDir, resolve_checkpoint
+from charlm.runs.checkpoint_dir import resolve_checkpoint
+from charlm.runs.directory import RunDir
 from charlm.runs.training_text import training_corpus
 
 from conftest import TINY_TEXT, run_cli

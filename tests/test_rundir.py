@@ -16,7 +16,8 @@ import pytest
 
 from charlm.errors import UsageError
 from charlm.model.checkpoint import load_checkpoint
-from charlm.runs.directory import BEST, LAST, ResumeState, RunDir, previous_copy, resolve_checkpoint
+from charlm.runs.checkpoint_dir import resolve_checkpoint
+from charlm.runs.directory import BEST, LAST, ResumeState, RunDir, previous_copy
 from charlm.runs.listing import list_runs
 from charlm.runs.metrics import read_metrics
 from charlm.train.launch import resume_trainer

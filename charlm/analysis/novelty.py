@@ -208,7 +208,8 @@ def open_training_index(run: str | Path, corpus: str | None = None, progress: Pr
     through the run's source.json or at `corpus` if it moved. Building it the first time
     takes a while on a large corpus: `progress(done, total)` counts positions placed."""
     from charlm.config import TrainConfig
-    from charlm.runs.directory import VOCAB, read_meta, resolve_checkpoint
+    from charlm.runs.checkpoint_dir import read_meta, resolve_checkpoint
+    from charlm.runs.directory import VOCAB
     from charlm.runs.training_text import training_corpus
 
     ckpt = resolve_checkpoint(run)

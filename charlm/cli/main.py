@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if getattr(args, "checkpoint", None) is not None:
                 # A mistyped CKPT is told at once, not after the command has imported torch (~2 s).
-                from charlm.runs.directory import resolve_checkpoint
+                from charlm.runs.checkpoint_dir import resolve_checkpoint
                 resolve_checkpoint(args.checkpoint)
             return args.func(args) or 0
     except UsageError as e:

@@ -32,8 +32,9 @@ from charlm.config import ModelConfig, TrainConfig, param_count, to_dict
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.model.network import CharRNN
-from charlm.runs.directory import (CONFIG, FORMAT, FORMAT_VERSION, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS,
-                                   ResumeState, read_meta, read_resume_json, resolve_checkpoint, swap_in, temp_copy)
+from charlm.runs.checkpoint_dir import FORMAT, FORMAT_VERSION, read_meta, resolve_checkpoint
+from charlm.runs.directory import (CONFIG, RESUME_JSON, RESUME_TENSORS, VOCAB, WEIGHTS, ResumeState, read_resume_json,
+                                   swap_in, temp_copy)
 
 
 @dataclass

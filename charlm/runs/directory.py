@@ -33,7 +33,7 @@ try:
     import fcntl
 except ImportError:         # not on Windows: one writer is then the person's to keep to
     fcntl = None
-from charlm.paths import missing_path_problem, read_json_dict, run_path, write_json_atomic
+from charlm.paths import read_json_dict, write_json_atomic
 from charlm.runs.metrics import truncate_after
 
 BEST, LAST = "best", "last"
@@ -41,7 +41,6 @@ SOURCE, METRICS, LOCK = "source.json", "metrics.jsonl", ".lock"
 RESUME_JSON, RESUME_TENSORS = "resume.json", "resume.safetensors"
 CONFIG = "config.json"       # the file whose presence makes a directory a checkpoint
 WEIGHTS, VOCAB = "model.safetensors", "tokenizer.json"     # beside it in every checkpoint
-CHECKPOINT_FILES = (WEIGHTS, CONFIG, VOCAB)
 # A lock whose holder has died may stay held for a moment by a child it was starting (the C
 # step's compiler): between fork and exec the child shares the lock. It lets go within
 # milliseconds; this long is waited for it before the run is called busy.
@@ -361,54 +360,3 @@ def read_resume_json(checkpoint: Path) -> ResumeState:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise UsageError(f"the resume state in {checkpoint} is corrupt ({str(e)[:80]})",
                          "start a new run instead") from None
-
-
-# -- config.json: what makes a directory a charlm checkpoint ---------------------------------
-FORMAT = "charlm-checkpoint"
-FORMAT_VERSION = 1
-SECTIONS = ("model", "train", "corpus", "metrics")     # config.json's objects
-
-
-def read_meta(path: Path) -> dict:
-    """config.json of a checkpoint directory, checked to be ours."""
-    cfg = path / CONFIG
-    try:
-        meta = json.loads(cfg.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"checkpoint {path} has no config.json", "the checkpoint is incomplete; use another one") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"checkpoint {path} has a corrupt config.json ({e.__class__.__name__})",
-                         "use another checkpoint, e.g. the run's last/ instead of best/") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UsageError(f"{path} is not a charlm checkpoint (config.json is from something else)",
-                         "give a checkpoint written by `charlm train`")
-    version = meta.get("format_version", 0)
-    wrong = ["format_version"] if not isinstance(version, int) or isinstance(version, bool) else []
-    wrong += [k for k in SECTIONS if not isinstance(meta.get(k, {}), dict)]
-    if wrong:
-        raise UsageError(f"checkpoint {path} has a corrupt config.json ({', '.join(wrong)}: not what charlm writes)",
-                         "use another checkpoint, e.g. the run's last/ instead of best/")
-    if version > FORMAT_VERSION:
-        raise UsageError(f"{path} was written by a newer charlm (format {version})", "upgrade charlm")
-    return meta
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory from CKPT: itself, or a run directory's best/ (else last/); a run
-    may be named by its name under checkpoints/ (charlm.paths.run_path)."""
-    p = run_path(path)
-    if not p.exists():
-        what = missing_path_problem(p) if os.path.lexists(p) else f"no such checkpoint: {path}"
-        raise UsageError(what, "give a run directory or its best/ or last/, or a run's name (`charlm info` lists them)")
-    if p.is_file():
-        p = p.parent if p.name in CHECKPOINT_FILES else p
-        if p.is_file():
-            raise UsageError(f"{path} is a file, not a checkpoint directory",
-                             "give the directory that holds model.safetensors")
-    if (p / CONFIG).exists() or (p / WEIGHTS).exists():
-        return p
-    found = RunDir(p).checkpoint(BEST)
-    if found is not None:
-        return found
-    raise UsageError(f"{path} is not a charlm checkpoint or run directory (no config.json inside)",
-                     "give a run directory under checkpoints/, or run `charlm train` first")

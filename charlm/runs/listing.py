@@ -12,7 +12,8 @@ from charlm.config import TrainConfig
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
 from charlm.paths import checkpoints_dir
-from charlm.runs.directory import LAST, VOCAB, RunDir, read_meta
+from charlm.runs.checkpoint_dir import read_meta
+from charlm.runs.directory import LAST, VOCAB, RunDir
 from charlm.runs.metrics import read_metrics
 from charlm.units import bits
 

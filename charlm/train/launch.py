@@ -11,7 +11,8 @@ from charlm.corpus.encoded import EncodedCorpus, encode_corpus, text_summary
 from charlm.corpus.files import CorpusSource
 from charlm.corpus.vocab import CharVocab
 from charlm.errors import UsageError
-from charlm.runs.directory import LOCK, SOURCE, VOCAB, ResumeState, RunDir, read_meta
+from charlm.runs.checkpoint_dir import read_meta
+from charlm.runs.directory import LOCK, SOURCE, VOCAB, ResumeState, RunDir
 from charlm.runs.training_text import training_corpus
 from charlm.train.distributed import current_team
 from charlm.train.finetune import Parent, carried_weights, grown_vocab

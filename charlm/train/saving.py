@@ -18,7 +18,8 @@ from charlm.errors import UsageError
 from charlm.machine.device import seed_all
 from charlm.model.checkpoint import load_checkpoint, load_resume_state, save_checkpoint
 from charlm.model.network import CharRNN, Hidden
-from charlm.runs.directory import CONFIG, LAST, ResumeState, RunDir, read_meta
+from charlm.runs.checkpoint_dir import read_meta
+from charlm.runs.directory import CONFIG, LAST, ResumeState, RunDir
 from charlm.runs.metrics import MetricsLog
 from charlm.train.distributed import Team
 from charlm.train.optim import optimizer_state, restore_optimizer
